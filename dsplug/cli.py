@@ -275,20 +275,37 @@ def compare_cmd(
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory (dsplug run --out DIR).")],
-    quantize: Annotated[list[str], typer.Option("--quantize", help="none, dynamic, float16 or int8; repeatable (float32 is always exported).")] = [],  # noqa: B006
-    prune: Annotated[Optional[float], typer.Option("--prune", help="Target sparsity in (0, 1): magnitude pruning during a short fine-tune.")] = None,
-    representative: Annotated[int, typer.Option("--representative", help="int8: calibration chunks drawn from the training audio.")] = 200,
-    prune_epochs: Annotated[int, typer.Option("--prune-epochs", help="With --prune: fine-tuning epochs while the sparsity rises.")] = 6,
+    quantize: Annotated[list[str], typer.Option("--quantize", help="dynamic, float16, int8 or qat; repeatable (float32 is always exported). Default: the recipe's export.quantize.")] = [],  # noqa: B006
+    prune: Annotated[Optional[float], typer.Option("--prune", help="Target sparsity in (0, 1): magnitude pruning during a short fine-tune. Default: the recipe's export.prune.")] = None,
+    representative: Annotated[Optional[int], typer.Option("--representative", help="int8/qat: calibration chunks drawn from the training audio. Default: export.representative_size.")] = None,
+    prune_epochs: Annotated[Optional[int], typer.Option("--prune-epochs", help="With --prune: fine-tuning epochs while the sparsity rises. Default: export.prune_epochs.")] = None,
+    qat_epochs: Annotated[Optional[int], typer.Option("--qat-epochs", help="With --quantize qat: epochs of quantization-aware fine-tuning. Default: export.qat_epochs.")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Export a finished run to TFLite (audio in, probabilities out): quantisation, pruning, parity report."""
+    """Export a finished run to TFLite (audio in, probabilities out): quantisation, pruning, parity report.
+
+    Options not given are taken from the run's recipe (its `export:` section).
+    """
     _setup(debug)
     with _errors():
         from dsplug import export
+        from dsplug.recipe.loader import load_recipe
+        from dsplug.recipe.schema import ExportConfig
 
-        export.export_run(run_dir, quantize=quantize or ["none"], prune=prune, representative_size=representative,
-                          prune_epochs=prune_epochs, progress=_CliReporter().progress)
+        recipe_file = run_dir / "recipe.yaml"  # export_run names what is missing if it is absent
+        wanted = load_recipe(recipe_file)[0].recipe.export if recipe_file.is_file() else ExportConfig()
+        export.export_run(
+            run_dir,
+            quantize=quantize or wanted.quantize or ["none"],
+            prune=prune if prune is not None else wanted.prune,
+            representative_size=representative if representative is not None else wanted.representative_size,
+            prune_epochs=prune_epochs if prune_epochs is not None else wanted.prune_epochs,
+            prune_lr=wanted.prune_lr,
+            qat_epochs=qat_epochs if qat_epochs is not None else wanted.qat_epochs,
+            qat_lr=wanted.qat_lr,
+            progress=_CliReporter().progress,
+        )
         markdown = run_dir / "export.md"
         if markdown.is_file():
             typer.echo(markdown.read_text(encoding="utf-8"))

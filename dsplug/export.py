@@ -8,12 +8,13 @@ pruning applied.
 
 Compression (the export stage of the architecture: prune -> quantize -> TFLite):
 
-* :func:`prune` -- magnitude pruning (``tensorflow_model_optimization``) of the classifier's
-  Conv2D / DepthwiseConv2D / Dense kernels during a short fine-tune, stripped before export.
+* :func:`dsplug.compress.prune` -- magnitude pruning of the classifier's kernels during a short
+  fine-tune, stripped before export; :func:`dsplug.compress.quantization_aware_finetune` --
+  quantization-aware fine-tuning (QAT) of the classifier.
 * :func:`convert` -- ``none`` (float32), ``dynamic`` (int8 weights, float activations),
-  ``float16`` (float16 weights) or ``int8`` (full-integer post-training quantisation of the
-  classifier, calibrated on real training chunks). The spectrogram front-end always stays
-  float32 (see :func:`convert` for why and how).
+  ``float16`` (float16 weights), ``int8`` (full-integer post-training quantisation of the
+  classifier, calibrated on real training chunks) or ``qat`` (int8 classifier from a QAT
+  model). The spectrogram front-end always stays float32 (see :func:`convert` for why and how).
 * :func:`parity_report` / :func:`format_parity` -- every exported model against the Keras model
   on real chunks: probability differences, top-1 agreement, file-level UAR, size, gzip size.
 * :func:`export_run` -- all of it on a finished run directory (``dsplug export RUN_DIR``).
@@ -41,26 +42,20 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug import __version__
+from dsplug import compress
+from dsplug.compress import PruneResult, QatResult
 from dsplug.errors import DsplugError, ExportError
 
 logger = logging.getLogger(__name__)
 
-Quantize = Literal["none", "dynamic", "float16", "int8"]
+Quantize = Literal["none", "dynamic", "float16", "int8", "qat"]
 
 #: The quantisation modes, in the order files are written and reported.
-QUANTIZE_MODES: tuple[str, ...] = ("none", "dynamic", "float16", "int8")
+QUANTIZE_MODES: tuple[str, ...] = ("none", "dynamic", "float16", "int8", "qat")
 
 #: Name of the sub-model (normalised image -> outputs) whose ops ``dynamic`` and ``int8``
 #: quantise; everything outside it (the spectrogram front-end) stays float32.
 QUANTIZED_SCOPE = "classifier"
-
-#: Layer types whose kernels :func:`prune` prunes (Conv2DTranspose and the depthwise
-#: convolution are subclasses of Conv2D's base and are included through these).
-PRUNABLE_LAYERS: tuple[type, ...] = (
-    tf_keras.layers.Conv2D,
-    tf_keras.layers.DepthwiseConv2D,
-    tf_keras.layers.Dense,
-)
 
 #: What a finished run directory must hold for :func:`export_run`.
 RUN_FILES = ("recipe.yaml", "model.keras")
@@ -180,21 +175,29 @@ def convert(
         quantisation): every node outside the ``classifier`` sub-model stays float32, one
         QUANTIZE op enters the classifier and one DEQUANTIZE leaves it (measured on the demo's
         devel chunks: top-1 agreement 0.95-0.98, max |diff| 0.06-0.10, devel UAR unchanged).
+    ``qat``
+        ``model`` comes from :func:`dsplug.compress.quantization_aware_finetune`: its
+        classifier carries learned fake-quantisation ranges, so the converter makes it int8
+        (weights and activations) without calibration data. Weights the converter quantises
+        outside the classifier (the front-end's Mel projection) are put back to float32 as
+        for ``dynamic``.
 
     Parameters
     ----------
     model : tf_keras.Model
-        Maps (batch, samples) float32 audio to outputs. ``dynamic`` and ``int8`` need the
-        pipeline's end-to-end model (a sub-model named ``classifier``).
+        Maps (batch, samples) float32 audio to outputs. ``dynamic``, ``int8`` and ``qat`` need
+        the pipeline's end-to-end model (a sub-model named ``classifier``); ``qat`` one whose
+        classifier is fake-quantised (:attr:`dsplug.compress.QatResult.model`).
     samples : int
         Chunk length in samples (the model's fixed input length).
-    quantize : {"none", "dynamic", "float16", "int8"}
+    quantize : {"none", "dynamic", "float16", "int8", "qat"}
         The quantisation mode.
     representative : np.ndarray [shape=(n, samples), dtype=float32], optional
         Real audio chunks in [-1, 1] for the ``int8`` calibration (100-500 is typical).
     float_reference : bytes, optional
-        The ``none`` conversion of the same model, if already at hand: ``dynamic`` takes the
-        front-end's float32 weights from it instead of converting a second time.
+        The ``none`` conversion of the same model (or, for ``qat``, of the model it was
+        fine-tuned from), if already at hand: ``dynamic`` and ``qat`` take the front-end's
+        float32 weights from it instead of converting a second time.
 
     Returns
     -------
@@ -205,13 +208,20 @@ def convert(
     ------
     ExportError
         Unknown mode; missing or malformed representative chunks; a model without a
-        ``classifier`` for ``dynamic``/``int8``; the graph needs an op outside TFLite's
+        ``classifier`` for ``dynamic``/``int8``/``qat``, or without fake-quantisation for
+        ``qat``; the graph needs an op outside TFLite's
         builtins (the op is named).
     """
     if quantize not in QUANTIZE_MODES:
         raise ExportError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
-    if quantize in ("dynamic", "int8"):
+    if quantize in ("dynamic", "int8", "qat"):
         _check_scope(model, quantize)
+    if quantize == "qat" and not _fake_quantised(model):
+        raise ExportError(
+            f"quantize='qat' needs a quantization-aware fine-tuned model, but the classifier of "
+            f"{model.name!r} has no fake-quantisation; pass QatResult.model from "
+            "dsplug.compress.quantization_aware_finetune (or use quantize='int8')"
+        )
     data = _representative(representative, samples=samples) if quantize == "int8" else None
     converter = _converter(model, samples=samples)
     if quantize == "none":
@@ -220,12 +230,21 @@ def convert(
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
         return _run(converter, quantize=quantize)
-    if quantize == "dynamic":
-        hybrid = _run(converter, quantize=quantize)
+    if quantize in ("dynamic", "qat"):
+        quantized = _run(converter, quantize=quantize)
         reference = float_reference if float_reference is not None else _run(_converter(model, samples=samples))
-        return _float_outside_scope(hybrid, reference=reference)
+        keep_float = DYNAMIC_FLOAT_OPS if quantize == "dynamic" else ()
+        return _float_outside_scope(quantized, reference=reference, keep_float=keep_float)
     assert data is not None
     return _int8_classifier(converter, data)
+
+
+def _fake_quantised(model: tf_keras.Model) -> bool:
+    """Whether the ``classifier`` sub-model of ``model`` holds tfmot quantisation wrappers."""
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
+
+    classifier = next(layer for layer in model.layers if layer.name == QUANTIZED_SCOPE)
+    return any(isinstance(layer, QuantizeWrapper) for layer in classifier.submodules)
 
 
 def _int8_classifier(converter: tf.lite.TFLiteConverter, data: np.ndarray) -> bytes:
@@ -260,16 +279,18 @@ def _int8_classifier(converter: tf.lite.TFLiteConverter, data: np.ndarray) -> by
 DYNAMIC_FLOAT_OPS = ("DEPTHWISE_CONV_2D",)
 
 
-def _float_outside_scope(flatbuffer: bytes, *, reference: bytes) -> bytes:
-    """Put back the float32 weights of quantised ops outside the classifier (and of
-    :data:`DYNAMIC_FLOAT_OPS` everywhere).
+def _float_outside_scope(flatbuffer: bytes, *, reference: bytes, keep_float: Sequence[str] = DYNAMIC_FLOAT_OPS) -> bytes:
+    """Put back the float32 weights of quantised ops outside the classifier (and of the
+    ``keep_float`` ops everywhere).
 
     Parameters
     ----------
     flatbuffer : bytes
-        A dynamic-range quantised model.
+        A dynamic-range (or QAT) quantised model.
     reference : bytes
         The float32 conversion of the same model (tensor names match).
+    keep_float : sequence of str
+        TFLite builtin op names whose weights stay float32 inside the classifier too.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -283,7 +304,7 @@ def _float_outside_scope(flatbuffer: bytes, *, reference: bytes) -> bytes:
         if t.type == schema.TensorType.FLOAT32 and ref.buffers[t.buffer].data is not None
     }
     dequantize = schema.BuiltinOperator.DEQUANTIZE
-    keep_float = {getattr(schema.BuiltinOperator, name) for name in DYNAMIC_FLOAT_OPS}
+    keep_builtins = {getattr(schema.BuiltinOperator, name) for name in keep_float}
     restored = []
     for graph in model.subgraphs:
         for op in graph.operators:
@@ -292,7 +313,7 @@ def _float_outside_scope(flatbuffer: bytes, *, reference: bytes) -> bytes:
             if builtin == dequantize:
                 continue  # a weight-only DEQUANTIZE must keep its int8 input
             classifier = any(in_quantized_scope(graph.tensors[i].name.decode()) for i in op.outputs if i >= 0)
-            if classifier and builtin not in keep_float:
+            if classifier and builtin not in keep_builtins:
                 continue
             for index in op.inputs:
                 tensor = graph.tensors[index] if index >= 0 else None
@@ -309,7 +330,7 @@ def _float_outside_scope(flatbuffer: bytes, *, reference: bytes) -> bytes:
                 tensor.quantization = None
                 buffer.data = float_tensors[tensor.name]
                 restored.append(tensor.name.decode())
-    logger.info("dynamic range: kept %d weight tensor(s) float32: %s", len(restored), restored)
+    logger.info("kept %d weight tensor(s) outside the classifier float32: %s", len(restored), restored)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -372,11 +393,13 @@ def metadata(
     samples: int,
     quantize: Quantize = "none",
     pruning: Mapping[str, Any] | None = None,
+    qat: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sidecar metadata of an exported model.
 
     ``quantize`` names the mode; ``pruning`` is ``None`` or ``{"target_sparsity",
-    "sparsity", ...}`` (see :class:`PruneResult`).
+    "sparsity", ...}`` (see :class:`dsplug.compress.PruneResult`); ``qat`` is ``None`` or the
+    :meth:`dsplug.compress.QatResult.summary` of a ``qat`` model.
     """
     data = recipe.data
     return {
@@ -394,6 +417,7 @@ def metadata(
         "backbone": recipe.model.backbone.name,
         "quantize": quantize,
         "pruning": dict(pruning) if pruning is not None else None,
+        "qat": dict(qat) if qat is not None else None,
     }
 
 
@@ -466,253 +490,6 @@ def tflite_outputs(path: str | Path, audio: np.ndarray, *, threads: int | None =
         results.append(interpreter.get_tensor(out["index"])[0].copy())
     return np.stack(results) if results else np.zeros((0, out["shape"][-1]), np.float32)
 
-
-# --------------------------------------------------------------------------------------------
-# pruning
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class PruneResult:
-    """A pruned, stripped model and what pruning achieved.
-
-    Attributes
-    ----------
-    model : tf_keras.Model
-        Audio (batch, samples) -> outputs: the pipeline's front-end and the pruned classifier,
-        named like the pipeline's end-to-end model (ready for :func:`convert`).
-    classifier : tf_keras.Model
-        The pruned classifier (normalised images -> outputs), pruning wrappers stripped.
-    target_sparsity : float
-        The requested fraction of zero weights.
-    sparsity : float
-        The achieved fraction of exactly-zero weights among the pruned kernels.
-    pruned_layers : int
-        Number of Conv2D / DepthwiseConv2D / Dense layers pruned.
-    pruned_weights : int
-        Number of weights in their kernels.
-    losses : list[float]
-        Training loss of each fine-tuning epoch.
-    epoch : int
-        The fine-tuning epoch kept (1-based; the last one without devel chunks).
-    devel_scores : list[float | None]
-        Devel score after each epoch (None before the final sparsity or without devel).
-    """
-
-    model: tf_keras.Model
-    classifier: tf_keras.Model
-    target_sparsity: float
-    sparsity: float
-    pruned_layers: int
-    pruned_weights: int
-    losses: list[float]
-    epoch: int
-    devel_scores: list[float | None]
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready facts (for the sidecar metadata and export.json)."""
-        return {
-            "target_sparsity": self.target_sparsity,
-            "sparsity": round(self.sparsity, 6),
-            "pruned_layers": self.pruned_layers,
-            "pruned_weights": self.pruned_weights,
-            "losses": [round(v, 6) for v in self.losses],
-            "epoch": self.epoch,
-            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
-        }
-
-
-def _kernels(model: tf_keras.Model) -> list[tf.Variable]:
-    """The kernels of every prunable layer in ``model`` and its nested models."""
-    found = []
-    for layer in model.submodules:
-        if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
-            found.append(layer.depthwise_kernel)
-        elif isinstance(layer, PRUNABLE_LAYERS):
-            found.append(layer.kernel)
-    return found
-
-
-def kernel_sparsity(model: tf_keras.Model) -> tuple[float, int, int]:
-    """Fraction of exactly-zero weights among the Conv2D / DepthwiseConv2D / Dense kernels.
-
-    Returns
-    -------
-    (sparsity, layers, weights) : (float, int, int)
-    """
-    kernels = [k.numpy() for k in _kernels(model)]
-    total = sum(k.size for k in kernels)
-    zeros = sum(int(np.count_nonzero(k == 0)) for k in kernels)
-    return (zeros / total if total else 0.0), len(kernels), total
-
-
-def _pruning_policy() -> Any:
-    import tensorflow_model_optimization as tfmot
-
-    class KernelPolicy(tfmot.sparsity.keras.PruningPolicy):
-        """Wrap only Conv2D / DepthwiseConv2D / Dense layers; leave the rest (custom layers too)."""
-
-        def allow_pruning(self, layer: tf_keras.layers.Layer) -> bool:
-            return isinstance(layer, PRUNABLE_LAYERS)
-
-        def ensure_model_supports_pruning(self, model: tf_keras.Model) -> None:
-            return None
-
-    return KernelPolicy()
-
-
-def _loss(task: str) -> tf_keras.losses.Loss:
-    if task == "classification":
-        return tf_keras.losses.CategoricalCrossentropy()
-    if task == "multilabel":
-        return tf_keras.losses.BinaryCrossentropy()
-    return tf_keras.losses.MeanSquaredError()
-
-
-def prune(
-    pipeline: Any,
-    *,
-    audio: np.ndarray,
-    targets: np.ndarray,
-    sparsity: float,
-    task: Literal["classification", "multilabel", "regression"] = "classification",
-    epochs: int = 6,
-    batch_size: int = 32,
-    lr: float = 1e-4,
-    seed: int = 0,
-    devel: Any = None,
-) -> PruneResult:
-    """Magnitude-prune the classifier to ``sparsity`` during a short fine-tune.
-
-    A copy of ``pipeline.classifier`` is wrapped with
-    ``tfmot.sparsity.keras.prune_low_magnitude`` -- only its Conv2D, DepthwiseConv2D and Dense
-    layers, in the backbone and head sub-models alike (custom layers such as AReLU stay as they
-    are) -- and fine-tuned end to end on the training chunks with Adam. The sparsity rises
-    along a cubic ``PolynomialDecay`` from 0 to ``sparsity`` over the first half of the steps
-    and is held for the rest, so the model recovers at the final sparsity. BatchNormalization
-    layers are frozen (their statistics kept). With ``devel``, the epoch with the best devel
-    score among those at the final sparsity is kept (the training's model selection: UAR,
-    mAP or -MSE at file level); without it, the last epoch. The wrappers are stripped at the
-    end. The pipeline itself is not changed.
-
-    Parameters
-    ----------
-    pipeline : dsplug.model.Pipeline
-        The trained model parts (``frontend``, ``classifier``, ``end_to_end``).
-    audio : np.ndarray [shape=(n, samples), dtype=float32]
-        Training chunks.
-    targets : np.ndarray [shape=(n, k), dtype=float32]
-        One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
-    sparsity : float
-        Target fraction of zero weights in (0, 1).
-    task : {"classification", "multilabel", "regression"}
-        Selects the loss.
-    epochs, batch_size : int
-        Fine-tuning length; at least two steps in all.
-    lr : float
-        Adam learning rate.
-    seed : int
-        Seed of the shuffling and dropout.
-    devel : dsplug.train.Split, optional
-        Chunks for choosing the epoch (e.g. the devel partition).
-
-    Returns
-    -------
-    PruneResult
-
-    Raises
-    ------
-    ExportError
-        ``sparsity`` outside (0, 1); too few chunks or steps; mismatched shapes.
-    """
-    import tensorflow_model_optimization as tfmot
-
-    if not 0.0 < sparsity < 1.0:
-        raise ExportError(f"prune sparsity must be in (0, 1), got {sparsity!r}; e.g. --prune 0.5")
-    audio = np.asarray(audio, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.float32).reshape(len(targets), -1)
-    if audio.ndim != 2 or len(audio) != len(targets) or len(audio) == 0:
-        raise ExportError(
-            f"pruning needs training chunks (n, samples) and targets (n, k) of the same n, got "
-            f"{audio.shape} and {targets.shape}"
-        )
-    steps_per_epoch = math.ceil(len(audio) / batch_size)
-    total = steps_per_epoch * epochs
-    if total < 2:
-        raise ExportError(
-            f"pruning needs at least 2 fine-tuning steps, got {epochs} epoch(s) of {steps_per_epoch} "
-            "batch(es); raise the epochs or lower the batch size"
-        )
-    tf_keras.utils.set_random_seed(seed)
-    # a copy, so the pipeline's weights stay as they are
-    classifier = tf_keras.models.clone_model(pipeline.classifier)
-    classifier.set_weights(pipeline.classifier.get_weights())
-    frequency = max(1, total // 20)
-    end_step = max(frequency, frequency * int(0.5 * (total - 1) / frequency))
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0, end_step=end_step, frequency=frequency
-    )
-    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
-        classifier, pruning_schedule=schedule, pruning_policy=_pruning_policy()
-    )
-    for layer in wrapped.submodules:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            layer.trainable = False
-    inputs = tf_keras.Input(pipeline.end_to_end.input_shape[1:], dtype="float32", name="audio")
-    trainer = tf_keras.Model(inputs, wrapped(pipeline.frontend(inputs)), name="pruning")
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=_loss(task))
-    selection = _BestEpoch(
-        wrapped, devel=devel, task=task, batch_size=batch_size,
-        first=math.ceil((end_step + 1) / steps_per_epoch) - 1,  # first epoch at the final sparsity
-    )
-    history = trainer.fit(
-        audio, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), selection],  # masks applied first
-    )
-    selection.restore()
-    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    achieved, layers, weights = kernel_sparsity(stripped)
-    model = tf_keras.Model(inputs, stripped(pipeline.frontend(inputs)), name=pipeline.end_to_end.name)
-    losses = [float(v) for v in history.history.get("loss", [])]
-    logger.info("pruned %d layers (%d weights) to sparsity %.3f (target %.3f)", layers, weights, achieved, sparsity)
-    return PruneResult(
-        model=model, classifier=stripped, target_sparsity=float(sparsity), sparsity=achieved,
-        pruned_layers=layers, pruned_weights=weights, losses=losses,
-        epoch=selection.best_epoch + 1, devel_scores=selection.scores,
-    )
-
-
-class _BestEpoch(tf_keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best devel score from epoch ``first`` on."""
-
-    def __init__(self, wrapped: tf_keras.Model, *, devel: Any, task: str, batch_size: int, first: int) -> None:
-        super().__init__()
-        self.wrapped, self.devel, self.task, self.batch_size, self.first = wrapped, devel, task, batch_size, first
-        self.best_epoch, self.best_score = -1, -math.inf
-        self.best_weights: list[np.ndarray] | None = None
-        self.scores: list[float | None] = []
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from dsplug.train import file_score, predict
-
-        if self.devel is None or epoch < self.first:
-            self.scores.append(None)
-            self.best_epoch = epoch
-            return
-        score = file_score(self.task, self.devel, predict(self.model, self.devel.audio, batch_size=self.batch_size))
-        self.scores.append(score)
-        if score > self.best_score:
-            self.best_epoch, self.best_score = epoch, score
-            self.best_weights = self.wrapped.get_weights()
-
-    def restore(self) -> None:
-        """Put the chosen epoch's weights back (nothing to do without devel)."""
-        if self.best_weights is not None:
-            self.wrapped.set_weights(self.best_weights)
-
-
-#: :func:`prune` under a name that :func:`export_run`'s ``prune`` argument does not hide.
-_prune = prune
 
 
 # --------------------------------------------------------------------------------------------
@@ -915,6 +692,8 @@ def export_run(
     representative_size: int = 200,
     prune_epochs: int = 6,
     prune_lr: float = 1e-4,
+    qat_epochs: int = 3,
+    qat_lr: float = 1e-5,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Export a finished run: quantised (and optionally pruned) TFLite models with a parity report.
@@ -922,27 +701,29 @@ def export_run(
     Writes into ``run_dir``: ``model.tflite`` (float32) and ``model-<mode>.tflite`` for each
     other requested mode, each with its sidecar ``.json`` (``"quantize"`` names the mode);
     with ``prune``: ``model-pruned.keras``, ``model-pruned.tflite`` and
-    ``model-pruned-<mode>.tflite`` too; ``export.json`` (files, sizes, parity, pruning) and
-    ``export.md`` (the parity tables). Everything is written to a temporary folder inside
+    ``model-pruned-<mode>.tflite`` too; ``export.json`` (files, sizes, parity, pruning, QAT)
+    and ``export.md`` (the parity tables). Everything is written to a temporary folder inside
     ``run_dir`` and moved into place only when all of it succeeded.
 
     ``int8`` is calibrated on ``representative_size`` chunks drawn (seeded) from the train
-    partition; parity is measured on the devel partition (test where there is no devel).
+    partition; ``prune`` and ``qat`` fine-tune on the whole train partition (``qat`` of the
+    pruned model keeps its zeros); parity is measured on the devel partition (test where there
+    is no devel), every model against the float32 Keras model it came from.
 
     Parameters
     ----------
     run_dir : path
         A directory written by ``dsplug run`` (``recipe.yaml``, ``model.keras``).
-    quantize : sequence of {"none", "dynamic", "float16", "int8"}
+    quantize : sequence of {"none", "dynamic", "float16", "int8", "qat"}
         Modes to export; ``none`` (float32) is always exported.
     prune : float, optional
         Target sparsity in (0, 1) of the classifier's kernels.
     representative_size : int
         Calibration chunks for ``int8``.
-    prune_epochs : int
-        Fine-tuning epochs while pruning (on the whole train partition).
-    prune_lr : float
-        Adam learning rate of that fine-tune.
+    prune_epochs, qat_epochs : int
+        Fine-tuning epochs while pruning / of quantization-aware training.
+    prune_lr, qat_lr : float
+        Adam learning rates of those fine-tunes.
     progress : callable, optional
         ``progress(total=, description=)`` -> context manager yielding ``update(done)``.
 
@@ -954,7 +735,7 @@ def export_run(
     Raises
     ------
     ExportError
-        Not a finished run directory; unknown mode; bad sparsity; conversion failures.
+        Not a finished run directory; unknown mode; bad sparsity or epochs; conversion failures.
     """
     modes = ["none"] + [m for m in QUANTIZE_MODES[1:] if m in quantize]
     unknown = [m for m in quantize if m not in QUANTIZE_MODES]
@@ -964,28 +745,32 @@ def export_run(
         raise ExportError(f"--prune must be a sparsity in (0, 1), got {prune!r}; e.g. --prune 0.5")
     if representative_size < 1:
         raise ExportError(f"representative_size must be >= 1, got {representative_size}")
+    if "qat" in modes and qat_epochs < 1:
+        raise ExportError(f"quantize 'qat' needs qat_epochs >= 1, got {qat_epochs}; e.g. --qat-epochs 3")
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     recipe, manifest, pipeline = run.point.recipe, run.manifest, run.pipeline
-    if "int8" in modes and pipeline.input_kind == "audio":
+    integer = [m for m in modes if m in ("int8", "qat")]
+    if integer and pipeline.input_kind == "audio":
         raise ExportError(
-            f"--quantize int8: full-integer conversion of the raw-audio backbone "
+            f"--quantize {integer[0]}: full-integer conversion of the raw-audio backbone "
             f"{recipe.model.backbone.name!r} crashes TensorFlow 2.21's converter; use --quantize dynamic "
             "(int8 weights) or float16"
         )
+    fine_tune = prune is not None or "qat" in modes
     train_items = manifest.partition("train")
     parity_name = "devel" if manifest.partition("devel") else "test"
     parity_chunks = _decode(manifest.partition(parity_name), recipe, progress, f"decoding {parity_name}")
-    if prune is None:
+    if not fine_tune:
         rng = np.random.default_rng(recipe.seed)
         picked = rng.permutation(len(train_items))[:representative_size]
         train_items = [train_items[i] for i in sorted(picked)]
     train_chunks = _decode(train_items, recipe, progress, "decoding train")
     representative = representative_chunks(train_chunks.audio, size=representative_size, seed=recipe.seed)
+    file_targets = manifest.targets(parity_chunks.files)
 
-    sources: list[tuple[bool, tf_keras.Model, dict[str, Any] | None]] = [(False, pipeline.end_to_end, None)]
-    pruned: PruneResult | None = None
-    if prune is not None:
+    fit: dict[str, Any] = {}
+    if fine_tune:
         from dsplug.train import Split
 
         targets = manifest.targets(train_chunks.files)
@@ -995,31 +780,54 @@ def export_run(
         if parity_name == "devel":
             devel = Split(
                 audio=parity_chunks.audio, targets=np.zeros((len(parity_chunks.audio), 1), np.float32),
-                file_index=parity_chunks.file_index, file_targets=manifest.targets(parity_chunks.files),
+                file_index=parity_chunks.file_index, file_targets=file_targets,
             )
-        pruned = _prune(
-            pipeline, audio=train_chunks.audio, targets=targets[train_chunks.file_index], sparsity=prune,
-            task=recipe.data.task, epochs=prune_epochs, batch_size=recipe.train.batch_size, lr=prune_lr,
-            seed=recipe.seed, devel=devel,
+        fit = dict(
+            audio=train_chunks.audio, targets=targets[train_chunks.file_index], task=recipe.data.task,
+            batch_size=recipe.train.batch_size, seed=recipe.seed, devel=devel,
         )
-        sources.append((True, pruned.model, pruned.summary()))
 
-    file_targets = manifest.targets(parity_chunks.files)
+    # (pruned?, float32 Keras model, pruning facts, QAT result)
+    sources: list[tuple[bool, tf_keras.Model, dict[str, Any] | None, QatResult | None]] = []
+    pruned: PruneResult | None = None
+    with _progress(progress, total=(prune is not None) + (1 + (prune is not None)) * ("qat" in modes), description="fine-tuning") as update:
+        done = 0
+        qat = None
+        if "qat" in modes:
+            qat = compress.quantization_aware_finetune(pipeline, epochs=qat_epochs, lr=qat_lr, **fit)
+            done += 1
+            update(done)
+        sources.append((False, pipeline.end_to_end, None, qat))
+        if prune is not None:
+            pruned = compress.prune(pipeline, sparsity=prune, epochs=prune_epochs, lr=prune_lr, **fit)
+            done += 1
+            update(done)
+            pruned_qat = None
+            if "qat" in modes:
+                pruned_qat = compress.quantization_aware_finetune(
+                    pipeline, classifier=pruned.classifier, prune_preserving=True, epochs=qat_epochs, lr=qat_lr, **fit
+                )
+                done += 1
+                update(done)
+            sources.append((True, pruned.model, pruned.summary(), pruned_qat))
+
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=run_dir))
     try:
         written: dict[str, dict[str, Any]] = {}
         reports: dict[str, Any] = {}
         with _progress(progress, total=len(sources) * len(modes), description="converting") as update:
-            for is_pruned, model, pruning in sources:
+            for is_pruned, model, pruning, qat_result in sources:
                 paths: dict[str, Path] = {}
                 for mode in modes:
                     name = model_file_name(mode, pruned=is_pruned)
+                    qat_facts = qat_result.summary() if mode == "qat" and qat_result is not None else None
                     meta = metadata(
                         recipe=recipe, classes=run.classes, recipe_hash=run.point.hash, samples=run.samples,
-                        quantize=mode, pruning=pruning,  # type: ignore[arg-type]
+                        quantize=mode, pruning=pruning, qat=qat_facts,  # type: ignore[arg-type]
                     )
                     written[name] = export_model(
-                        model, path=tmp / name, meta=meta, representative=representative,
+                        qat_result.model if mode == "qat" and qat_result is not None else model,
+                        path=tmp / name, meta=meta, representative=representative,
                         float_reference=paths["none"].read_bytes() if "none" in paths else None,
                     )
                     paths[mode] = tmp / name
@@ -1031,7 +839,14 @@ def export_run(
                 )
         if pruned is not None:
             pruned.model.save(tmp / "model-pruned.keras")
-        result = _export_summary(run_dir, written=written, reports=reports, parity_name=parity_name, pruned=pruned, representative=len(representative))
+        qat_summaries = {
+            ("pruned" if is_pruned else "original"): qat_result.summary()
+            for is_pruned, _, _, qat_result in sources if qat_result is not None
+        }
+        result = _export_summary(
+            run_dir, written=written, reports=reports, parity_name=parity_name, pruned=pruned,
+            representative=len(representative), qat=qat_summaries or None,
+        )
         (tmp / "export.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         (tmp / "export.md").write_text(_export_markdown(result), encoding="utf-8")
         for item in sorted(tmp.iterdir()):
@@ -1047,7 +862,7 @@ def export_run(
     return result
 
 
-def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], reports: dict[str, Any], parity_name: str, pruned: PruneResult | None, representative: int) -> dict[str, Any]:
+def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], reports: dict[str, Any], parity_name: str, pruned: PruneResult | None, representative: int, qat: dict[str, Any] | None) -> dict[str, Any]:
     """export.json: the float32 model first (keys of ``dsplug run``'s export.json), then all models."""
     fp32 = written["model.tflite"]
     fp32_row = reports["original"]["models"]["none"]
@@ -1073,6 +888,7 @@ def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], report
         "parity": {"partition": parity_name, **reports},
         "representative_chunks": representative,
         "pruning": pruned.summary() if pruned is not None else None,
+        "qat": qat,
     }
 
 
@@ -1080,6 +896,13 @@ def _export_markdown(result: Mapping[str, Any]) -> str:
     parity = result["parity"]
     lines = ["# Export", "", f"Parity against Keras on the {parity['partition']} partition.", ""]
     lines += ["## Trained model", "", format_parity(parity["original"]), ""]
+    for source, facts in (result.get("qat") or {}).items():
+        floats = ", ".join(f"`{name}`" for name in facts["float_layers"]) or "none"
+        lines += [
+            f"QAT ({source}): quantization-aware fine-tuning kept epoch {facts['epoch']} of "
+            f"{len(facts['losses'])}; layers computed in float32: {floats}.",
+            "",
+        ]
     if "pruned" in parity:
         p = result["pruning"]
         lines += [

@@ -136,6 +136,9 @@ def write_report(
         f"{parity.get('max_abs_diff', float('nan')):.1e}, top-1 agreement {parity.get('top1_agreement', float('nan')):.3f} on {parity.get('chunks', 0)} chunks |",
         "",
     ]
+    if "parity" in exported and (run_dir / "export.md").is_file():  # quantised / pruned models too
+        more = (run_dir / "export.md").read_text(encoding="utf-8").splitlines()[1:]
+        lines += [f"#{line}" if line.startswith("## ") else line for line in more]
     markdown_path = run_dir / "report.md"
     text = "\n".join(lines)
     markdown_path.write_text(text, encoding="utf-8")

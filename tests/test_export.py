@@ -11,13 +11,13 @@ import pytest
 import tf_keras
 
 from conftest import write_recipe
-from dsplug import export
+from dsplug import compress, export
 from dsplug.errors import ExportError
 from dsplug.recipe.loader import load_recipe
 from dsplug.recipe.run import run_point
 from test_run import small_manifest
 
-MODES = ("none", "dynamic", "float16", "int8")
+MODES = ("none", "dynamic", "float16", "int8", "qat")
 
 RECIPE = """
 name: tiny-export
@@ -54,15 +54,15 @@ def exported(finished_run, tmp_path_factory):
     """export_run with every quantisation mode, on a copy of the run."""
     run_dir = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(finished_run, run_dir)
-    return run_dir, export.export_run(run_dir, quantize=["dynamic", "float16", "int8"], representative_size=40)
+    return run_dir, export.export_run(run_dir, quantize=["dynamic", "float16", "int8", "qat"], representative_size=40, qat_epochs=1)
 
 
 @pytest.fixture(scope="module")
 def pruned_export(finished_run, tmp_path_factory):
-    """export_run with 50 % pruning (float32 only, to keep the conversions few), on a copy."""
+    """export_run with 50 % pruning, float32 and QAT (prune-preserving for the pruned model), on a copy."""
     run_dir = tmp_path_factory.mktemp("pruned") / "run"
     shutil.copytree(finished_run, run_dir)
-    return run_dir, export.export_run(run_dir, quantize=["none"], prune=0.5, prune_epochs=2)
+    return run_dir, export.export_run(run_dir, quantize=["none", "qat"], prune=0.5, prune_epochs=2, qat_epochs=1)
 
 
 @pytest.mark.heavy
@@ -74,18 +74,20 @@ def test_every_mode_is_builtin_only_and_quantises_what_it_says(exported):
         assert details["ops"]["RFFT2D"] == 1, mode  # the front-end is inside every model
     assert info["none"]["weight_dtypes"]["CONV_2D"] == {"float32": 25}  # SqueezeNet 1.1: 25 convolutions
     assert "float16" in info["float16"]["tensor_dtypes"] and "float16" not in info["none"]["tensor_dtypes"]
-    for mode in ("dynamic", "int8"):
+    for mode in ("dynamic", "int8", "qat"):
         assert info[mode]["weight_dtypes"]["CONV_2D"] == {"int8": 25}, mode
         # the front-end's Mel projection keeps float32 weights; the head's big dense layer is int8
         assert info[mode]["weight_dtypes"]["FULLY_CONNECTED"]["float32"] >= 1, mode
         assert info[mode]["weight_dtypes"]["FULLY_CONNECTED"].get("int8", 0) >= 1, mode
-    # int8: the classifier computes in int8, the front-end (RFFT2D, LOG, ...) in float32
-    assert info["int8"]["int8_ops"]["CONV_2D"] == 25
-    assert info["int8"]["float_ops"]["LOG"] == 1 and info["int8"]["float_ops"]["RESIZE_BILINEAR"] == 1
-    assert info["int8"]["ops"]["QUANTIZE"] >= 1 and info["int8"]["ops"]["DEQUANTIZE"] >= 1
+    # int8 and qat: the classifier computes in int8, the front-end (RFFT2D, LOG, ...) in float32
+    for mode in ("int8", "qat"):
+        assert info[mode]["int8_ops"]["CONV_2D"] == 25, mode
+        assert info[mode]["float_ops"]["LOG"] == 1 and info[mode]["float_ops"]["RESIZE_BILINEAR"] == 1, mode
+        assert info[mode]["ops"]["QUANTIZE"] >= 1 and info[mode]["ops"]["DEQUANTIZE"] >= 1, mode
     sizes = {mode: (run_dir / export.model_file_name(mode, pruned=False)).stat().st_size for mode in MODES}
     assert sizes["float16"] < 0.6 * sizes["none"]
     assert sizes["int8"] < 0.4 * sizes["none"] and sizes["dynamic"] < 0.4 * sizes["none"]
+    assert sizes["qat"] < 0.4 * sizes["none"]
 
 
 @pytest.mark.heavy
@@ -102,6 +104,8 @@ def test_parity_of_every_mode_against_keras(exported):
     assert rows["float16"]["max_abs_diff"] < 0.02 and rows["float16"]["top1_agreement"] >= 0.95
     assert rows["dynamic"]["max_abs_diff"] < 0.1 and rows["dynamic"]["top1_agreement"] >= 0.9
     assert rows["int8"]["max_abs_diff"] < 0.25 and rows["int8"]["top1_agreement"] >= 0.8
+    # QAT: ranges calibrated on training audio, then fine-tuned; compared with the model it started from
+    assert rows["qat"]["max_abs_diff"] < 0.25 and rows["qat"]["top1_agreement"] >= 0.8
     for row in rows.values():
         assert 0.0 <= row["uar"] <= 1.0 and row["gzip_bytes"] < row["bytes"]
     table = export.format_parity(original)
@@ -117,6 +121,7 @@ def test_export_run_writes_every_file_with_its_mode(exported, finished_run):
         assert (run_dir / name).is_file(), name
         meta = json.loads((run_dir / name).with_suffix(".json").read_text())
         assert meta["quantize"] == mode and meta["pruning"] is None
+        assert (meta["qat"] is not None) == (mode == "qat")
         assert meta["classes"] == ["T1", "T2", "T3", "T4", "T5_neutral"]
         assert meta["input"]["shape"] == [1, 8000]
         assert result["models"][name]["quantize"] == mode
@@ -124,8 +129,12 @@ def test_export_run_writes_every_file_with_its_mode(exported, finished_run):
     assert json.loads((run_dir / "export.json").read_text()) == result
     assert result["parity_fp32"]["top1_agreement"] == 1.0  # the keys `dsplug run` writes are kept
     assert result["pruning"] is None and "pruned" not in result["parity"]
+    qat = result["qat"]["original"]
+    assert qat["float_layers"] == ["head_arelu"]  # the only layer tfmot cannot quantise: float32 inside
+    assert len(qat["devel_scores"]) == 2 and qat["epoch"] in (0, 1)  # after calibration, after epoch 1
+    assert qat["epoch"] == int(np.argmax(qat["devel_scores"]))
     markdown = (run_dir / "export.md").read_text()
-    assert "model-int8.tflite" in markdown and "model-dynamic.tflite" in markdown
+    assert "model-int8.tflite" in markdown and "model-dynamic.tflite" in markdown and "QAT (original)" in markdown
     assert result["metadata"]["recipe_hash"] == json.loads((finished_run / "model.json").read_text())["recipe_hash"]
     # the rebuilt pipeline holds the trained weights: same float32 model as `dsplug run` wrote
     assert (run_dir / "model.tflite").read_bytes() == (finished_run / "model.tflite").read_bytes()
@@ -138,7 +147,7 @@ def test_pruning_reaches_the_sparsity_and_shrinks_the_gzip_size(pruned_export, f
     assert 0.45 <= pruning["sparsity"] <= 0.55
     assert pruning["pruned_layers"] == 25 + 2  # SqueezeNet convolutions + the head's two dense layers
     pruned_keras = tf_keras.models.load_model(run_dir / "model-pruned.keras")
-    sparsity, layers, _ = export.kernel_sparsity(pruned_keras)
+    sparsity, layers, _ = compress.kernel_sparsity(pruned_keras)
     assert sparsity == pytest.approx(pruning["sparsity"]) and layers == pruning["pruned_layers"]
     meta = json.loads((run_dir / "model-pruned.json").read_text())
     assert meta["quantize"] == "none" and meta["pruning"]["sparsity"] == pruning["sparsity"]
@@ -154,6 +163,12 @@ def test_pruning_reaches_the_sparsity_and_shrinks_the_gzip_size(pruned_export, f
     parity = result["parity"]["pruned"]["models"]["none"]
     assert parity["file"] == "model-pruned.tflite" and parity["max_abs_diff"] < 1e-4
     assert "model-pruned.tflite" in (run_dir / "export.md").read_text()
+    # QAT of the pruned model keeps its zeros: the int8 model compresses like the pruned float one
+    assert result["qat"]["pruned"]["prune_preserving"] and not result["qat"]["original"]["prune_preserving"]
+    qat = len(gzip.compress((run_dir / "model-qat.tflite").read_bytes()))
+    pruned_qat = len(gzip.compress((run_dir / "model-pruned-qat.tflite").read_bytes()))
+    assert pruned_qat < 0.85 * qat
+    assert result["parity"]["pruned"]["models"]["qat"]["top1_agreement"] >= 0.8
 
 
 @pytest.mark.heavy
@@ -170,6 +185,19 @@ def test_convert_refuses_what_it_cannot_do(finished_run):
     flat = tf_keras.Model(audio, tf_keras.layers.Dense(3, activation="softmax")(audio), name="plain")
     with pytest.raises(ExportError, match="classifier"):
         export.convert(flat, samples=run.samples, quantize="dynamic")
+    with pytest.raises(ExportError, match="no fake-quantisation.*quantization_aware_finetune"):
+        export.convert(model, samples=run.samples, quantize="qat")
+
+
+@pytest.mark.heavy
+def test_flatten_inlines_nested_models_and_computes_the_same(finished_run):
+    classifier = export.load_run(finished_run).pipeline.classifier
+    assert any(isinstance(layer, tf_keras.Model) for layer in classifier.layers)  # backbone, head
+    flat = compress.flatten(classifier)
+    assert not any(isinstance(layer, tf_keras.Model) for layer in flat.layers)
+    assert flat.count_params() == classifier.count_params() and flat.name == "classifier"
+    images = np.random.default_rng(0).uniform(-1, 1, (3, *classifier.input_shape[1:])).astype(np.float32)
+    np.testing.assert_allclose(flat(images).numpy(), classifier(images).numpy(), atol=1e-6)
 
 
 @pytest.mark.heavy
@@ -198,13 +226,19 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
         export.export_run(tmp_path, quantize=["int4"])
     with pytest.raises(ExportError, match="--prune must be a sparsity"):
         export.export_run(tmp_path, prune=1.5)
+    with pytest.raises(ExportError, match="qat_epochs >= 1"):
+        export.export_run(tmp_path, quantize=["qat"], qat_epochs=0)
     audio, targets = np.zeros((4, 100), np.float32), np.eye(4, dtype=np.float32)
     with pytest.raises(ExportError, match="sparsity must be in"):
-        export.prune(None, audio=audio, targets=targets, sparsity=1.0)
+        compress.prune(None, audio=audio, targets=targets, sparsity=1.0)
     with pytest.raises(ExportError, match="at least 2 fine-tuning steps"):
-        export.prune(None, audio=audio, targets=targets, sparsity=0.5, epochs=1, batch_size=8)
+        compress.prune(None, audio=audio, targets=targets, sparsity=0.5, epochs=1, batch_size=8)
     with pytest.raises(ExportError, match="same n"):
-        export.prune(None, audio=audio, targets=targets[:3], sparsity=0.5)
+        compress.prune(None, audio=audio, targets=targets[:3], sparsity=0.5)
+    with pytest.raises(ExportError, match="at least 1 epoch"):
+        compress.quantization_aware_finetune(None, audio=audio, targets=targets, epochs=0)
+    with pytest.raises(ExportError, match="same n"):
+        compress.quantization_aware_finetune(None, audio=audio, targets=targets[:3])
 
 
 def test_model_file_names():
@@ -219,3 +253,25 @@ def test_quantised_scope_is_the_classifier_only():
     assert export.in_quantized_scope("dsplug/frontend/x;dsplug/classifier/head/head_dense/MatMul")
     assert not export.in_quantized_scope("dsplug/frontend/spectrogram_image/MatMul")
     assert not export.in_quantized_scope("dsplug/frontend/backbone_preprocess/sub")
+
+
+@pytest.mark.heavy
+def test_cli_export_takes_its_defaults_from_the_recipe(finished_run, tmp_path):
+    """`dsplug export RUN` as a user runs it: options not given come from the run's `export:` section."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from dsplug.cli import app
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    resolved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    resolved["export"] = {**resolved.get("export", {}), "quantize": ["float16"]}
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved))
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "model-float16.tflite" in result.output and (run_dir / "model-float16.tflite").is_file()
+    assert set(json.loads((run_dir / "export.json").read_text())["models"]) == {"model.tflite", "model-float16.tflite"}
+    bad = runner.invoke(app, ["export", str(tmp_path), "--quantize", "int4"])
+    assert bad.exit_code == 2 and "unknown quantize mode" in bad.output and "Traceback" not in bad.output

@@ -45,6 +45,7 @@ model:
   head: {{name: mlp, units: 16, dropout: 0.0}}
 train: {{batch_size: 8, optimizer: adam, lr: 0.01, phase1: {{epochs: 2}}, phase2: {{epochs: 1, finetune_layers: 10}}}}
 evaluate: {{bootstrap: 50}}
+export: {{quantize: [qat], qat_epochs: 1}}
 """
 
 
@@ -93,8 +94,12 @@ def test_run_writes_the_whole_run_directory(finished):
     assert meta["input"]["shape"] == [1, 8000] and meta["recipe_hash"] == point.hash
     parity = result["export"]["parity_fp32"]
     assert parity["max_abs_diff"] < 1e-4 and parity["top1_agreement"] == 1.0
+    # the recipe's export section: a quantization-aware trained int8 model too, with its parity
+    qat = result["export"]["parity"]["original"]["models"]["qat"]
+    assert (out / "model-qat.tflite").is_file() and json.loads((out / "model-qat.json").read_text())["quantize"] == "qat"
+    assert qat["top1_agreement"] >= 0.8 and qat["bytes"] < 0.5 * result["export"]["bytes"]
     report = (out / "report.md").read_text()
-    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "Per-class recall", "Confusion matrix"):
+    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "### Trained model", "model-qat.tflite", "Per-class recall", "Confusion matrix"):
         assert section in report, section
     assert "![examples](examples.png)" in report and (out / "examples.png").is_file()
     assert f"UAR | {metrics['test']['uar']:.3f}" in report

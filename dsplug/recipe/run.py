@@ -262,6 +262,14 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     exported["parity_fp32"] = parity
     (run_dir / "export.json").write_text(json.dumps(exported, indent=2), encoding="utf-8")
     reporter.info(f"exported {exported['path']} ({exported['bytes'] / 1e6:.1f} MB); TFLite vs Keras max |diff| {parity['max_abs_diff']:.2e}, top-1 agreement {parity['top1_agreement']:.3f}")
+    wanted = recipe.export
+    if wanted.quantize or wanted.prune is not None:  # the recipe's export section: quantised/pruned models too
+        exported = export.export_run(
+            run_dir, quantize=wanted.quantize, prune=wanted.prune, representative_size=wanted.representative_size,
+            prune_epochs=wanted.prune_epochs, prune_lr=wanted.prune_lr, qat_epochs=wanted.qat_epochs,
+            qat_lr=wanted.qat_lr, progress=reporter.progress,
+        )
+        reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)
     report.write_report(
         run_dir, recipe=recipe, recipe_hash=point.hash, data_summary=data_stage.format_summary(summary),

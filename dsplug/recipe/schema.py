@@ -220,6 +220,27 @@ class EvaluateConfig(Section):
     )
 
 
+class ExportConfig(Section):
+    """What `dsplug run` exports besides the float32 model (also the defaults of `dsplug export`)."""
+
+    quantize: list[Literal["dynamic", "float16", "int8", "qat"]] = Field(
+        default_factory=list,
+        description="Extra TFLite models: dynamic (int8 weights), float16, int8 (full-integer "
+        "post-training quantisation of the classifier) and/or qat (quantization-aware "
+        "fine-tuning, then int8). The float32 model.tflite is always written.",
+    )
+    prune: float | None = Field(
+        None, gt=0, lt=1, description="Target sparsity of magnitude pruning (also exports the pruned models)."
+    )
+    prune_epochs: int = Field(6, ge=1, description="Fine-tuning epochs while pruning.")
+    prune_lr: float = Field(1e-4, gt=0, description="Adam learning rate while pruning.")
+    qat_epochs: int = Field(3, ge=1, description="Epochs of quantization-aware fine-tuning.")
+    qat_lr: float = Field(1e-5, gt=0, description="Adam learning rate of quantization-aware fine-tuning.")
+    representative_size: int = Field(
+        200, ge=1, description="Training chunks that calibrate int8 (and QAT) quantisation ranges."
+    )
+
+
 class Recipe(Section):
     """A dsplug recipe (format version 1)."""
 
@@ -232,3 +253,4 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     augment: AugmentConfig = Field(default_factory=AugmentConfig)  # type: ignore[arg-type]
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)  # type: ignore[arg-type]
+    export: ExportConfig = Field(default_factory=ExportConfig)  # type: ignore[arg-type]

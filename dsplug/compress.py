@@ -1,0 +1,588 @@
+"""Compression for the device: magnitude pruning and quantization-aware training (QAT).
+
+Both fine-tune a copy of a trained pipeline's classifier (normalised image -> outputs) on the
+training chunks, through the unchanged float32 front-end, with tensorflow-model-optimization
+(tfmot), which needs tf_keras models:
+
+* :func:`prune` -- magnitude pruning of the Conv2D / DepthwiseConv2D / Dense kernels to a
+  target sparsity (polynomial decay), wrappers stripped at the end. Pays off in compressed size.
+* :func:`quantization_aware_finetune` -- fake-quantisation (int8 weights per channel, int8
+  activations) of the whole classifier during a short fine-tune, so that the weights adapt to
+  8-bit rounding; :func:`dsplug.export.convert` with ``quantize="qat"`` turns the result into
+  an int8 classifier without calibration data.
+
+Both choose the fine-tuning epoch by the devel score when devel chunks are given, as training
+does. The pipeline passed in is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from dsplug.errors import ExportError
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["classification", "multilabel", "regression"]
+
+#: Layer types whose kernels :func:`prune` prunes (Conv2DTranspose and the depthwise
+#: convolution are subclasses of Conv2D's base and are included through these).
+PRUNABLE_LAYERS: tuple[type, ...] = (
+    tf_keras.layers.Conv2D,
+    tf_keras.layers.DepthwiseConv2D,
+    tf_keras.layers.Dense,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# shared by pruning and QAT
+# --------------------------------------------------------------------------------------------
+
+
+def _check_training_data(audio: np.ndarray, targets: np.ndarray, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+    audio = np.asarray(audio, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32).reshape(len(targets), -1)
+    if audio.ndim != 2 or len(audio) != len(targets) or len(audio) == 0:
+        raise ExportError(
+            f"{what} needs training chunks (n, samples) and targets (n, k) of the same n, got "
+            f"{audio.shape} and {targets.shape}"
+        )
+    return audio, targets
+
+
+def _copy(model: tf_keras.Model) -> tf_keras.Model:
+    """A copy of ``model`` with the same weights (the original stays untouched)."""
+    copy = tf_keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _end_to_end(pipeline: Any, classifier: tf_keras.Model) -> tf_keras.Model:
+    """Audio -> ``classifier(frontend(audio))``, named like the pipeline's end-to-end model."""
+    inputs = tf_keras.Input(pipeline.end_to_end.input_shape[1:], dtype="float32", name="audio")
+    return tf_keras.Model(inputs, classifier(pipeline.frontend(inputs)), name=pipeline.end_to_end.name)
+
+
+# --------------------------------------------------------------------------------------------
+# pruning
+# --------------------------------------------------------------------------------------------
+
+
+
+
+@dataclasses.dataclass
+class PruneResult:
+    """A pruned, stripped model and what pruning achieved.
+
+    Attributes
+    ----------
+    model : tf_keras.Model
+        Audio (batch, samples) -> outputs: the pipeline's front-end and the pruned classifier,
+        named like the pipeline's end-to-end model (ready for :func:`convert`).
+    classifier : tf_keras.Model
+        The pruned classifier (normalised images -> outputs), pruning wrappers stripped.
+    target_sparsity : float
+        The requested fraction of zero weights.
+    sparsity : float
+        The achieved fraction of exactly-zero weights among the pruned kernels.
+    pruned_layers : int
+        Number of Conv2D / DepthwiseConv2D / Dense layers pruned.
+    pruned_weights : int
+        Number of weights in their kernels.
+    losses : list[float]
+        Training loss of each fine-tuning epoch.
+    epoch : int
+        The fine-tuning epoch kept (1-based; the last one without devel chunks).
+    devel_scores : list[float | None]
+        Devel score after each epoch (None before the final sparsity or without devel).
+    """
+
+    model: tf_keras.Model
+    classifier: tf_keras.Model
+    target_sparsity: float
+    sparsity: float
+    pruned_layers: int
+    pruned_weights: int
+    losses: list[float]
+    epoch: int
+    devel_scores: list[float | None]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts (for the sidecar metadata and export.json)."""
+        return {
+            "target_sparsity": self.target_sparsity,
+            "sparsity": round(self.sparsity, 6),
+            "pruned_layers": self.pruned_layers,
+            "pruned_weights": self.pruned_weights,
+            "losses": [round(v, 6) for v in self.losses],
+            "epoch": self.epoch,
+            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
+        }
+
+
+def _kernels(model: tf_keras.Model) -> list[tf.Variable]:
+    """The kernels of every prunable layer in ``model`` and its nested models."""
+    found = []
+    for layer in model.submodules:
+        if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
+            found.append(layer.depthwise_kernel)
+        elif isinstance(layer, PRUNABLE_LAYERS):
+            found.append(layer.kernel)
+    return found
+
+
+def kernel_sparsity(model: tf_keras.Model) -> tuple[float, int, int]:
+    """Fraction of exactly-zero weights among the Conv2D / DepthwiseConv2D / Dense kernels.
+
+    Returns
+    -------
+    (sparsity, layers, weights) : (float, int, int)
+    """
+    kernels = [k.numpy() for k in _kernels(model)]
+    total = sum(k.size for k in kernels)
+    zeros = sum(int(np.count_nonzero(k == 0)) for k in kernels)
+    return (zeros / total if total else 0.0), len(kernels), total
+
+
+def _pruning_policy() -> Any:
+    import tensorflow_model_optimization as tfmot
+
+    class KernelPolicy(tfmot.sparsity.keras.PruningPolicy):
+        """Wrap only Conv2D / DepthwiseConv2D / Dense layers; leave the rest (custom layers too)."""
+
+        def allow_pruning(self, layer: tf_keras.layers.Layer) -> bool:
+            return isinstance(layer, PRUNABLE_LAYERS)
+
+        def ensure_model_supports_pruning(self, model: tf_keras.Model) -> None:
+            return None
+
+    return KernelPolicy()
+
+
+def _loss(task: str) -> tf_keras.losses.Loss:
+    if task == "classification":
+        return tf_keras.losses.CategoricalCrossentropy()
+    if task == "multilabel":
+        return tf_keras.losses.BinaryCrossentropy()
+    return tf_keras.losses.MeanSquaredError()
+
+
+def prune(
+    pipeline: Any,
+    *,
+    audio: np.ndarray,
+    targets: np.ndarray,
+    sparsity: float,
+    task: Task = "classification",
+    epochs: int = 6,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    seed: int = 0,
+    devel: Any = None,
+) -> PruneResult:
+    """Magnitude-prune the classifier to ``sparsity`` during a short fine-tune.
+
+    A copy of ``pipeline.classifier`` is wrapped with
+    ``tfmot.sparsity.keras.prune_low_magnitude`` -- only its Conv2D, DepthwiseConv2D and Dense
+    layers, in the backbone and head sub-models alike (custom layers such as AReLU stay as they
+    are) -- and fine-tuned end to end on the training chunks with Adam. The sparsity rises
+    along a cubic ``PolynomialDecay`` from 0 to ``sparsity`` over the first half of the steps
+    and is held for the rest, so the model recovers at the final sparsity. BatchNormalization
+    layers are frozen (their statistics kept). With ``devel``, the epoch with the best devel
+    score among those at the final sparsity is kept (the training's model selection: UAR,
+    mAP or -MSE at file level); without it, the last epoch. The wrappers are stripped at the
+    end. The pipeline itself is not changed.
+
+    Parameters
+    ----------
+    pipeline : dsplug.model.Pipeline
+        The trained model parts (``frontend``, ``classifier``, ``end_to_end``).
+    audio : np.ndarray [shape=(n, samples), dtype=float32]
+        Training chunks.
+    targets : np.ndarray [shape=(n, k), dtype=float32]
+        One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
+    sparsity : float
+        Target fraction of zero weights in (0, 1).
+    task : {"classification", "multilabel", "regression"}
+        Selects the loss.
+    epochs, batch_size : int
+        Fine-tuning length; at least two steps in all.
+    lr : float
+        Adam learning rate.
+    seed : int
+        Seed of the shuffling and dropout.
+    devel : dsplug.train.Split, optional
+        Chunks for choosing the epoch (e.g. the devel partition).
+
+    Returns
+    -------
+    PruneResult
+
+    Raises
+    ------
+    ExportError
+        ``sparsity`` outside (0, 1); too few chunks or steps; mismatched shapes.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    if not 0.0 < sparsity < 1.0:
+        raise ExportError(f"prune sparsity must be in (0, 1), got {sparsity!r}; e.g. --prune 0.5")
+    audio, targets = _check_training_data(audio, targets, what="pruning")
+    steps_per_epoch = math.ceil(len(audio) / batch_size)
+    total = steps_per_epoch * epochs
+    if total < 2:
+        raise ExportError(
+            f"pruning needs at least 2 fine-tuning steps, got {epochs} epoch(s) of {steps_per_epoch} "
+            "batch(es); raise the epochs or lower the batch size"
+        )
+    tf_keras.utils.set_random_seed(seed)
+    # a copy, so the pipeline's weights stay as they are
+    classifier = _copy(pipeline.classifier)
+    frequency = max(1, total // 20)
+    end_step = max(frequency, frequency * int(0.5 * (total - 1) / frequency))
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0, end_step=end_step, frequency=frequency
+    )
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
+        classifier, pruning_schedule=schedule, pruning_policy=_pruning_policy()
+    )
+    for layer in wrapped.submodules:
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            layer.trainable = False
+    trainer = _end_to_end(pipeline, wrapped)
+    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=_loss(task))
+    selection = _BestEpoch(
+        wrapped, devel=devel, task=task, batch_size=batch_size,
+        first=math.ceil((end_step + 1) / steps_per_epoch) - 1,  # first epoch at the final sparsity
+    )
+    history = trainer.fit(
+        audio, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), selection],  # masks applied first
+    )
+    selection.restore()
+    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+    achieved, layers, weights = kernel_sparsity(stripped)
+    model = _end_to_end(pipeline, stripped)
+    losses = [float(v) for v in history.history.get("loss", [])]
+    logger.info("pruned %d layers (%d weights) to sparsity %.3f (target %.3f)", layers, weights, achieved, sparsity)
+    return PruneResult(
+        model=model, classifier=stripped, target_sparsity=float(sparsity), sparsity=achieved,
+        pruned_layers=layers, pruned_weights=weights, losses=losses,
+        epoch=selection.best_epoch + 1, devel_scores=selection.scores,
+    )
+
+
+class _BestEpoch(tf_keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best devel score from epoch ``first`` on."""
+
+    def __init__(self, wrapped: tf_keras.Model, *, devel: Any, task: str, batch_size: int, first: int) -> None:
+        super().__init__()
+        self.wrapped, self.devel, self.task, self.batch_size, self.first = wrapped, devel, task, batch_size, first
+        self.best_epoch, self.best_score = -1, -math.inf
+        self.best_weights: list[np.ndarray] | None = None
+        self.scores: list[float | None] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from dsplug.train import file_score, predict
+
+        if self.devel is None or epoch < self.first:
+            self.scores.append(None)
+            self.best_epoch = epoch
+            return
+        score = file_score(self.task, self.devel, predict(self.model, self.devel.audio, batch_size=self.batch_size))
+        self.scores.append(score)
+        if score > self.best_score:
+            self.best_epoch, self.best_score = epoch, score
+            self.best_weights = self.wrapped.get_weights()
+
+    def restore(self) -> None:
+        """Put the chosen epoch's weights back (nothing to do without devel)."""
+        if self.best_weights is not None:
+            self.wrapped.set_weights(self.best_weights)
+
+
+# --------------------------------------------------------------------------------------------
+# quantization-aware training
+# --------------------------------------------------------------------------------------------
+
+
+class _PopFree(dict):  # type: ignore[type-arg]
+    """Tensor map for :meth:`Node.map_arguments`, which pops from per-tensor lists."""
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return [dict.__getitem__(self, key)]
+
+
+def _replay(model: tf_keras.Model, inputs: list[Any]) -> list[Any]:
+    """Call ``model``'s layers on ``inputs`` in graph order, inlining nested functional models."""
+    tensors = _PopFree({str(id(x)): y for x, y in zip(model.inputs, inputs)})
+    for depth in sorted(model._nodes_by_depth, reverse=True):  # noqa: SLF001 (Keras 2 graph API)
+        for node in model._nodes_by_depth[depth]:  # noqa: SLF001
+            if node.is_input:
+                continue
+            args, kwargs = node.map_arguments(tensors)
+            layer = node.layer
+            if isinstance(layer, tf_keras.Model) and layer._is_graph_network:  # noqa: SLF001
+                outputs = _replay(layer, tf.nest.flatten((args, kwargs)))
+            else:
+                outputs = layer(*args, **kwargs)
+            for key, value in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+                dict.__setitem__(tensors, key, value)
+    return [tensors[str(id(x))][0] for x in model.outputs]
+
+
+def flatten(model: tf_keras.Model) -> tf_keras.Model:
+    """The same functional model with its nested functional models inlined.
+
+    tfmot's quantisation works on one level of layers only, while a pipeline's classifier
+    nests the backbone and head models. The result reuses the original layer objects (their
+    weights are shared, not copied) and computes the same function.
+    """
+    inputs = [tf_keras.Input(x.shape[1:], dtype=x.dtype, name=layer.name) for x, layer in zip(model.inputs, model._input_layers)]  # noqa: SLF001
+    outputs = _replay(model, inputs)
+    return tf_keras.Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+
+
+def _float_compute_config() -> Any:
+    """QuantizeConfig for layers tfmot cannot quantise (custom layers such as AReLU)."""
+    import tensorflow_model_optimization as tfmot
+
+    class FloatCompute(tfmot.quantization.keras.QuantizeConfig):
+        """Compute in float32 with float weights; fake-quantise the output to 8 bits, so that the
+        next layer gets int8 input (TFLite: DEQUANTIZE, float op, QUANTIZE)."""
+
+        def get_weights_and_quantizers(self, layer: Any) -> list[Any]:
+            return []
+
+        def get_activations_and_quantizers(self, layer: Any) -> list[Any]:
+            return []
+
+        def set_quantize_weights(self, layer: Any, quantize_weights: list[Any]) -> None:
+            return None
+
+        def set_quantize_activations(self, layer: Any, quantize_activations: list[Any]) -> None:
+            return None
+
+        def get_output_quantizers(self, layer: Any) -> list[Any]:
+            return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    return FloatCompute
+
+
+#: Narrowest activation range [min, min + MIN_RANGE] left after calibration.
+MIN_RANGE = 1e-2
+
+
+@contextlib.contextmanager
+def _batch_ranges() -> Iterator[None]:
+    """Make tfmot's activation quantizers take the range of the batch they see.
+
+    tfmot (0.8) starts every activation range at [-6, 6] and moves it by 0.1 % per training
+    step (moving average, decay 0.999), or only widens it (the input's all-values quantizer);
+    a fine-tune of a few hundred steps on a small dataset never gets near the real ranges
+    (measured on the demo: top-1 agreement 0.66 with the float model). Inside this context a
+    training-mode forward pass sets each range to that batch's [min, max] (decay 0), which is
+    post-training calibration on real audio; fine-tuning then refines from there.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    moving, all_values = quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize
+
+    def batch_range(inputs: Any, min_var: Any, max_var: Any, **kwargs: Any) -> Any:
+        kwargs.pop("ema_decay", None)
+        kwargs.pop("name_prefix", None)
+        return moving(inputs, min_var, max_var, ema_decay=0.0, **kwargs)
+
+    quant_ops.MovingAvgQuantize = quant_ops.AllValuesQuantize = batch_range
+    try:
+        yield
+    finally:
+        quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize = moving, all_values
+
+
+def _calibrate(trainer: tf_keras.Model, audio: np.ndarray, *, size: int, seed: int) -> None:
+    """Set the quantisation ranges from one training-mode pass over ``size`` random chunks."""
+    rng = np.random.default_rng(seed)
+    batch = audio[np.sort(rng.permutation(len(audio))[:size])]
+    with _batch_ranges():
+        trainer(tf.constant(batch), training=True)
+    # a constant activation (e.g. a dead channel, or a 1x1 map at small input sizes) gets an
+    # empty range [v, v], whose fake-quantisation gradient is NaN: give it a minimal width
+    variables = {w.name: w for w in trainer.non_trainable_weights}
+    for name, upper in variables.items():
+        lower = variables.get(name.replace("_max:", "_min:")) if name.endswith("_max:0") else None
+        if lower is not None:
+            upper.assign(tf.maximum(upper, lower + MIN_RANGE))
+
+
+@dataclasses.dataclass
+class QatResult:
+    """A quantization-aware fine-tuned model and what was done.
+
+    Attributes
+    ----------
+    model : tf_keras.Model
+        Audio (batch, samples) -> outputs: the pipeline's float32 front-end and the
+        fake-quantised classifier, named like the pipeline's end-to-end model (ready for
+        :func:`dsplug.export.convert` with ``quantize="qat"``).
+    classifier : tf_keras.Model
+        The fake-quantised classifier (one level of layers, named ``classifier``).
+    float_layers : list[str]
+        Layers tfmot cannot quantise, computed in float32 with an 8-bit output (e.g. AReLU).
+    prune_preserving : bool
+        Whether the sparsity of a pruned classifier was kept (tfmot's prune-preserving scheme).
+    losses : list[float]
+        Training loss of each fine-tuning epoch.
+    epoch : int
+        The fine-tuning epoch kept (1-based; 0: calibration only; the last one without devel
+        chunks).
+    devel_scores : list[float | None]
+        Devel score of the fake-quantised model after calibration, then after each epoch
+        (None without devel).
+    """
+
+    model: tf_keras.Model
+    classifier: tf_keras.Model
+    float_layers: list[str]
+    prune_preserving: bool
+    losses: list[float]
+    epoch: int
+    devel_scores: list[float | None]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts (for the sidecar metadata and export.json)."""
+        return {
+            "float_layers": self.float_layers,
+            "prune_preserving": self.prune_preserving,
+            "losses": [round(v, 6) for v in self.losses],
+            "epoch": self.epoch,
+            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
+        }
+
+
+def quantization_aware_finetune(
+    pipeline: Any,
+    *,
+    audio: np.ndarray,
+    targets: np.ndarray,
+    task: Task = "classification",
+    epochs: int = 3,
+    batch_size: int = 32,
+    lr: float = 1e-5,
+    seed: int = 0,
+    devel: Any = None,
+    classifier: tf_keras.Model | None = None,
+    prune_preserving: bool = False,
+    calibration_size: int = 128,
+) -> QatResult:
+    """Quantization-aware fine-tuning of the classifier (tfmot's default 8-bit scheme).
+
+    A flattened copy of the classifier (:func:`flatten`) is annotated layer by layer: every
+    layer tfmot's default 8-bit registry knows is quantised as TFLite's int8 kernels will run
+    it (weights per channel, activations per tensor, BatchNormalization folded into the
+    preceding convolution); any other layer (AReLU, plugin layers) computes in float32 and
+    only its output is fake-quantised. The quantisation ranges are first calibrated on
+    ``calibration_size`` training chunks (one forward pass, see :func:`_batch_ranges`), then
+    the model is fine-tuned end to end through the float32 front-end with Adam at a small
+    learning rate, BatchNormalization statistics frozen, so that the weights adapt to 8-bit
+    rounding. With ``devel``, the state with the best devel score of the fake-quantised
+    model is kept (after calibration or after an epoch); without it, the last epoch's.
+
+    Parameters
+    ----------
+    pipeline : dsplug.model.Pipeline
+        The trained model parts (``frontend``, ``classifier``, ``end_to_end``); not changed.
+    audio : np.ndarray [shape=(n, samples), dtype=float32]
+        Training chunks.
+    targets : np.ndarray [shape=(n, k), dtype=float32]
+        One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
+    task : {"classification", "multilabel", "regression"}
+        Selects the loss.
+    epochs, batch_size : int
+        Fine-tuning length (>= 1 epoch).
+    lr : float
+        Adam learning rate (small: the model is already trained).
+    seed : int
+        Seed of the shuffling and dropout.
+    devel : dsplug.train.Split, optional
+        Chunks for choosing the epoch (e.g. the devel partition).
+    classifier : tf_keras.Model, optional
+        The classifier to start from instead of ``pipeline.classifier`` (e.g. a pruned one).
+    prune_preserving : bool
+        Keep the zeros of a pruned classifier (tfmot's ``Default8BitPrunePreserveQuantizeScheme``).
+    calibration_size : int
+        Training chunks of the calibration pass.
+
+    Returns
+    -------
+    QatResult
+
+    Raises
+    ------
+    ExportError
+        Fewer than one epoch; no or mismatched training chunks; a layer tfmot refuses.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    if epochs < 1:
+        raise ExportError(f"quantization-aware fine-tuning needs at least 1 epoch, got {epochs}; e.g. qat_epochs: 3")
+    audio, targets = _check_training_data(audio, targets, what="quantization-aware fine-tuning")
+    tf_keras.utils.set_random_seed(seed)
+    qkeras = tfmot.quantization.keras
+    if prune_preserving:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = qkeras.default_8bit.Default8BitQuantizeScheme()
+    registry = scheme.get_quantize_registry()
+    float_config = _float_compute_config()
+    float_layers: list[str] = []
+
+    def annotate(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
+        if registry.supports(layer):
+            return qkeras.quantize_annotate_layer(layer)
+        float_layers.append(layer.name)
+        return qkeras.quantize_annotate_layer(layer, quantize_config=float_config())
+
+    flat = flatten(classifier if classifier is not None else pipeline.classifier)
+    annotated = tf_keras.models.clone_model(flat, clone_function=annotate)
+    annotated.set_weights(flat.get_weights())
+    custom = {type(layer).__name__: type(layer) for layer in flat.submodules if type(layer).__module__.split(".")[0] != "tf_keras"}
+    try:
+        with qkeras.quantize_scope({**custom, "FloatCompute": float_config}):
+            quantized = qkeras.quantize_apply(annotated, scheme)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ExportError(f"tfmot could not quantise the classifier for QAT: {err}") from err
+    quantized._name = "classifier"  # noqa: SLF001 (the export's quantised scope)
+    for layer in quantized.submodules:
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            layer.trainable = False
+    trainer = _end_to_end(pipeline, quantized)
+    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=_loss(task))
+    _calibrate(trainer, audio, size=calibration_size, seed=seed)
+    selection = _BestEpoch(quantized, devel=devel, task=task, batch_size=batch_size, first=-1)
+    selection.set_model(trainer)
+    selection.on_epoch_end(-1)  # the calibrated model before fine-tuning is a candidate too
+    history = trainer.fit(audio, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[selection])
+    selection.restore()
+    logger.info(
+        "quantization-aware fine-tuning: %d epoch(s), kept epoch %d; float32 layers: %s",
+        epochs, selection.best_epoch + 1, float_layers or "none",
+    )
+    return QatResult(
+        model=_end_to_end(pipeline, quantized), classifier=quantized, float_layers=float_layers,
+        prune_preserving=prune_preserving, losses=[float(v) for v in history.history.get("loss", [])],
+        epoch=selection.best_epoch + 1, devel_scores=selection.scores,
+    )
