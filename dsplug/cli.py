@@ -253,7 +253,7 @@ def sweep_cmd(
 @app.command("compare")
 def compare_cmd(
     recipe: Annotated[Path, typer.Argument(help="The recipe to run once per backbone.")],
-    backbones: Annotated[str, typer.Option("--backbones", help="Comma-separated backbone names, e.g. densenet121,mobilenet_v2,squeezenet_v1.")],
+    backbones: Annotated[str, typer.Option("--backbones", help="Comma-separated backbone names, each optionally NAME:WEIGHTS to override the recipe's weights, e.g. densenet121:none,efficientnet_lite0:imagenet.")],
     override: Annotated[list[str], typer.Option("-o", "--override", help="KEY=VALUE for every run; repeatable.")] = [],  # noqa: B006
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder of the runs and the table (default runs/NAME-compare).")] = None,
     version: VersionOption = None,

@@ -428,6 +428,22 @@ def _calibrate(trainer: tf_keras.Model, audio: np.ndarray, *, size: int, seed: i
             upper.assign(tf.maximum(upper, lower + MIN_RANGE))
 
 
+def _batchnorm_after_linear(model: tf_keras.Model) -> set[str]:
+    """Names of the BatchNormalization layers that directly follow a Conv2D, DepthwiseConv2D or
+    Dense layer: tfmot's default scheme quantises those pairs as one (no fake-quantisation
+    between them, as TFLite folds the normalisation into the weights), but only when the
+    normalisation carries no QuantizeConfig of its own."""
+    linear = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    found = set()
+    for spec in model.get_config()["layers"]:
+        if spec["class_name"] != "BatchNormalization" or not spec["inbound_nodes"]:
+            continue
+        source = spec["inbound_nodes"][0][0][0]
+        if isinstance(model.get_layer(source), linear):
+            found.add(spec["name"])
+    return found
+
+
 @dataclasses.dataclass
 class QatResult:
     """A quantization-aware fine-tuned model and what was done.
@@ -492,8 +508,8 @@ def quantization_aware_finetune(
 
     A flattened copy of the classifier (:func:`flatten`) is annotated layer by layer: every
     layer tfmot's default 8-bit registry knows is quantised as TFLite's int8 kernels will run
-    it (weights per channel, activations per tensor, BatchNormalization folded into the
-    preceding convolution); any other layer (AReLU, plugin layers) computes in float32 and
+    it (weights per channel, activations per tensor, a BatchNormalization after a convolution
+    or dense layer quantised together with it); any other layer (AReLU, plugin layers) computes in float32 and
     only its output is fake-quantised. The quantisation ranges are first calibrated on
     ``calibration_size`` training chunks (one forward pass, see :func:`_batch_ranges`), then
     the model is fine-tuned end to end through the float32 front-end with Adam at a small
@@ -550,13 +566,15 @@ def quantization_aware_finetune(
     float_config = _float_compute_config()
     float_layers: list[str] = []
 
+    flat = flatten(classifier if classifier is not None else pipeline.classifier)
+    folded = _batchnorm_after_linear(flat)
+
     def annotate(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
-        if registry.supports(layer):
+        if registry.supports(layer) or layer.name in folded:
             return qkeras.quantize_annotate_layer(layer)
         float_layers.append(layer.name)
         return qkeras.quantize_annotate_layer(layer, quantize_config=float_config())
 
-    flat = flatten(classifier if classifier is not None else pipeline.classifier)
     annotated = tf_keras.models.clone_model(flat, clone_function=annotate)
     annotated.set_weights(flat.get_weights())
     custom = {type(layer).__name__: type(layer) for layer in flat.submodules if type(layer).__module__.split(".")[0] != "tf_keras"}

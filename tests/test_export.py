@@ -275,3 +275,16 @@ def test_cli_export_takes_its_defaults_from_the_recipe(finished_run, tmp_path):
     assert set(json.loads((run_dir / "export.json").read_text())["models"]) == {"model.tflite", "model-float16.tflite"}
     bad = runner.invoke(app, ["export", str(tmp_path), "--quantize", "int4"])
     assert bad.exit_code == 2 and "unknown quantize mode" in bad.output and "Traceback" not in bad.output
+
+
+def test_qat_quantises_batchnorm_together_with_the_layer_before_it():
+    """tfmot folds a BatchNormalization into the Conv/Dense before it only when it has no custom
+    config: those are found; one after another layer computes in float32 instead."""
+    layers = tf_keras.layers
+    images = tf_keras.Input((8, 8, 3))
+    x = layers.BatchNormalization(name="bn_conv")(layers.Conv2D(4, 3, use_bias=False, name="conv")(images))
+    x = layers.BatchNormalization(name="bn_dw")(layers.DepthwiseConv2D(3, use_bias=False, name="dw")(layers.ReLU(6.0)(x)))
+    y = layers.BatchNormalization(name="bn_pool")(layers.GlobalAveragePooling2D(name="pool")(x))
+    y = layers.BatchNormalization(name="bn_dense")(layers.Dense(2, name="dense")(y))
+    model = tf_keras.Model(images, y)
+    assert compress._batchnorm_after_linear(model) == {"bn_conv", "bn_dw", "bn_dense"}

@@ -70,6 +70,8 @@ def test_resolved_recipe_reloads_to_the_same_recipe(tmp_path):
         ("train: {phase2: {finetune_layers: 2.5}}\n", "finetune_layers: expected a count"),
         ("frontend: {fmax: 12000}\n", "frontend.fmin/fmax"),
         ("frontend: {colormap: virids}\n", "frontend.colormap: unknown colour map 'virids'; did you mean 'viridis'?"),
+        ("export: {quantize: [int4]}\n", "export.quantize.0: expected one of 'dynamic', 'float16', 'int8' or 'qat'"),
+        ("export: {prune: 1.5}\n", "export.prune: expected a value less than 1"),
     ],
 )
 def test_invalid_values_name_the_key(recipe, extra, expected):
@@ -152,6 +154,13 @@ def test_list_typed_keys_are_not_sweeps(recipe):
     # ...unless they hold a list of lists
     points = load_recipe(recipe("frontend: {image_size: [[64, 64], [96, 96]]}\n"))
     assert [p.recipe.frontend.image_size for p in points] == [[64, 64], [96, 96]]
+
+
+def test_export_section_lists_modes_without_sweeping(recipe):
+    [point] = load_recipe(recipe("export: {quantize: [int8, qat], qat_epochs: 2}\n"))
+    assert point.recipe.export.quantize == ["int8", "qat"] and point.recipe.export.qat_epochs == 2
+    [point] = load_recipe(recipe(""), overrides=["export.quantize=[qat]"])
+    assert point.recipe.export.quantize == ["qat"] and point.recipe.export.prune is None
 
 
 def test_sweep_over_plugin_names(recipe):

@@ -45,7 +45,7 @@ model:
   head: {{name: mlp, units: 16, dropout: 0.0}}
 train: {{batch_size: 8, optimizer: adam, lr: 0.01, phase1: {{epochs: 2}}, phase2: {{epochs: 1, finetune_layers: 10}}}}
 evaluate: {{bootstrap: 50}}
-export: {{quantize: [qat], qat_epochs: 1}}
+export: {{quantize: [dynamic]}}
 """
 
 
@@ -94,12 +94,12 @@ def test_run_writes_the_whole_run_directory(finished):
     assert meta["input"]["shape"] == [1, 8000] and meta["recipe_hash"] == point.hash
     parity = result["export"]["parity_fp32"]
     assert parity["max_abs_diff"] < 1e-4 and parity["top1_agreement"] == 1.0
-    # the recipe's export section: a quantization-aware trained int8 model too, with its parity
-    qat = result["export"]["parity"]["original"]["models"]["qat"]
-    assert (out / "model-qat.tflite").is_file() and json.loads((out / "model-qat.json").read_text())["quantize"] == "qat"
-    assert qat["top1_agreement"] >= 0.8 and qat["bytes"] < 0.5 * result["export"]["bytes"]
+    # the recipe's export section (here dynamic; qat and int8 go the same way): more models, with parity
+    dynamic = result["export"]["parity"]["original"]["models"]["dynamic"]
+    assert (out / "model-dynamic.tflite").is_file() and json.loads((out / "model-dynamic.json").read_text())["quantize"] == "dynamic"
+    assert dynamic["top1_agreement"] >= 0.8 and dynamic["bytes"] < 0.5 * result["export"]["bytes"]
     report = (out / "report.md").read_text()
-    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "### Trained model", "model-qat.tflite", "Per-class recall", "Confusion matrix"):
+    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "### Trained model", "model-dynamic.tflite", "Per-class recall", "Confusion matrix"):
         assert section in report, section
     assert "![examples](examples.png)" in report and (out / "examples.png").is_file()
     assert f"UAR | {metrics['test']['uar']:.3f}" in report
@@ -318,12 +318,15 @@ def test_compare_writes_one_row_per_backbone(tiny, tmp_path):
 
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, [
-        "compare", str(tiny), "--backbones", "squeezenet_v1,mobilenet_v2", "--out", str(out),
+        "compare", str(tiny), "--backbones", "squeezenet_v1,mobilenet_v2:none", "--out", str(out),
         "-o", "train.phase1.epochs=1", "-o", "train.phase2.epochs=0", "-o", "evaluate.bootstrap=20",
+        "-o", "export.quantize=[]",
     ])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out / "compare.csv")))
     assert [r["backbone"] for r in rows] == ["squeezenet_v1", "mobilenet_v2"]
+    assert [r["weights"] for r in rows] == ["none", "none"]
+    assert (out / "squeezenet_v1" / "model-int8.tflite").is_file() and (out / "mobilenet_v2-none" / "model-int8.tflite").is_file()
     for row in rows:
         assert float(row["tflite_small_mb"]) < float(row["tflite_fp32_mb"])  # int8 is smaller
         assert float(row["latency_ms"]) > 0 and int(row["parameters"]) > 0

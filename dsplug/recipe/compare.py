@@ -32,6 +32,9 @@ def compare(
 ) -> list[dict[str, Any]]:
     """Run and measure ``recipe_path`` once per backbone; write ``compare.md`` and ``compare.csv``.
 
+    Each entry of ``backbones`` is a backbone name, optionally with the weights to use instead
+    of the recipe's (``name:weights``, e.g. ``densenet121:none,efficientnet_lite0:imagenet``).
+
     Returns
     -------
     list of dict
@@ -45,14 +48,19 @@ def compare(
         raise DsplugError("--backbones: name at least one backbone, e.g. densenet121,mobilenet_v2")
     out = Path(out)
     rows = []
-    for name in backbones:
-        [point] = load_recipe(recipe_path, overrides=[*overrides, f"model.backbone.name={name}"])
-        run_dir = out / name
-        if reporter:
-            reporter.info(f"== {name}")
-        result = run_point(point, run_dir=run_dir, reporter=reporter)
+    for entry in backbones:
+        name, _, weights = entry.partition(":")
+        chosen = [f"model.backbone.name={name}"] + ([f"model.backbone.weights={weights}"] if weights else [])
+        [point] = load_recipe(recipe_path, overrides=[*overrides, *chosen])
         mode = "int8" if _input_kind(name) == "image" else "dynamic"
-        exported = export.export_run(run_dir, quantize=[mode])
+        wanted = point.recipe.export.quantize
+        if mode not in wanted:  # the run exports the small model too (with the recipe's own modes)
+            [point] = load_recipe(recipe_path, overrides=[*overrides, *chosen, f"export.quantize=[{', '.join([*wanted, mode])}]"])
+        run_dir = out / (f"{name}-{weights}" if weights else name)
+        if reporter:
+            reporter.info(f"== {entry}")
+        result = run_point(point, run_dir=run_dir, reporter=reporter)
+        exported = result["export"]
         small = run_dir / export.model_file_name(mode, pruned=False)
         history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").is_file() else []
         timing = bench(run_dir / "model.tflite", threads=1, runs=runs, warmup=3)
@@ -67,7 +75,7 @@ def compare(
             "small_mode": mode,
             "latency_ms": timing["latency_mean_ms"],
             "train_seconds": sum(float(h.get("seconds") or 0) for h in history),
-            "export": exported.get("files", {}),
+            "export": exported.get("models", {}),
         })
     (out / "compare.md").write_text(format_table(rows) + "\n", encoding="utf-8")
     with (out / "compare.csv").open("w", newline="", encoding="utf-8") as handle:

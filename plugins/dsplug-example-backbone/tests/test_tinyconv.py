@@ -34,7 +34,8 @@ def test_trains_in_a_recipe(tmp_path):
     from dsplug.recipe.run import run_point
 
     [point] = load_recipe(ROOT / "recipes" / "demo.yaml", overrides=[
-        "model.backbone.name=tinyconv", "model.backbone.width=8", "frontend.image_size=[32, 32]",
+        "model.backbone.name=tinyconv", "model.backbone.weights=none", "model.backbone.width=8",
+        "frontend.image_size=[32, 32]", "export.quantize=[]",
         "train.phase1.epochs=1", "train.phase2.epochs=1", "evaluate.bootstrap=0",
     ])
     result = run_point(point, run_dir=tmp_path / "run")
