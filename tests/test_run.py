@@ -45,7 +45,6 @@ model:
   head: {{name: mlp, units: 16, dropout: 0.0}}
 train: {{batch_size: 8, optimizer: adam, lr: 0.01, phase1: {{epochs: 2}}, phase2: {{epochs: 1, finetune_layers: 10}}}}
 evaluate: {{bootstrap: 50}}
-export: {{quantize: [dynamic]}}
 """
 
 
@@ -58,8 +57,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(tiny, tmp_path_factory):
-    """One finished run shared by the tests (copy it before changing it)."""
-    [point] = load_recipe(tiny)
+    """One finished run shared by the tests (copy it before changing it); its recipe's export
+    section asks for a dynamic-range model too."""
+    [point] = load_recipe(tiny, overrides=["export.quantize=[dynamic]"])
     out = tmp_path_factory.mktemp("run") / "run"
     return point, out, run_point(point, run_dir=out)
 
