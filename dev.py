@@ -64,7 +64,9 @@ def test() -> None:
     """Run the whole test suite (heavy tests included)."""
     install()
     tests = ["tests", *(str(p / "tests") for p in PLUGINS if (p / "tests").is_dir())]
-    _run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
+    # two workers, one test module each at a time (module fixtures are built once): most tests
+    # are bound by one core (small models, conversion, Python), so two workers use both cores
+    _run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *tests)
 
 
 TASKS = {"install": install, "demo": demo, "test": test}
