@@ -26,7 +26,7 @@ import numpy as np
 
 from dsplug.errors import DsplugError, PluginError, RecipeError, WeightsError
 from dsplug.pth import load_torch_state_dict
-from dsplug.torch_weights import TorchWeightsFile, assign_torch_state, find_torch_weights, load_weights
+from dsplug.torch_weights import TorchWeightsFile, assign_torch_state, find_torch_weights, load_weights, resolve_weights
 
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
@@ -40,6 +40,7 @@ __all__ = [
     "find_torch_weights",
     "load_torch_state_dict",
     "load_weights",
+    "resolve_weights",
     "GROUPS",
     "Augmentation",
     "Backbone",

@@ -46,6 +46,7 @@ __all__ = [
     "default_cache_dir",
     "find_torch_weights",
     "load_weights",
+    "resolve_weights",
     "sha256_of",
 ]
 
@@ -302,6 +303,54 @@ def _save_atomic(model: tf_keras.Model, path: Path) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def resolve_weights(
+    weights: str | os.PathLike[str] | None,
+    *,
+    source: TorchWeightsFile,
+    backbone: str,
+    weights_dir: str | os.PathLike[str] | None,
+    extra_dirs: Iterable[tuple[Path, str]] = (),
+) -> tuple[Path | None, str | None]:
+    """The file a recipe's ``model.backbone.weights`` names, for :func:`load_weights`.
+
+    Parameters
+    ----------
+    weights : str, path-like or None
+        ``None`` (random initialisation), ``"imagenet"`` (``source``, found offline by
+        :func:`find_torch_weights`) or the path of a ``.pth`` or Keras weights file.
+    source : TorchWeightsFile
+        The published ImageNet file.
+    backbone : str
+        The backbone's name (messages).
+    weights_dir : str or path-like or None
+        Searched first for ``source``.
+    extra_dirs : iterable of (Path, str)
+        Further folders searched for ``source``, with a description each.
+
+    Returns
+    -------
+    (path, sha256) : (Path or None, str or None)
+        ``(None, None)`` for random initialisation; the SHA-256 digest is known for ``imagenet``.
+
+    Raises
+    ------
+    WeightsError
+        ``imagenet`` cannot be found, or ``weights`` is neither a named source nor a file.
+    """
+    if weights is None:
+        return None, None
+    if weights == "imagenet":
+        return find_torch_weights(source, weights_dir=weights_dir, backbone=backbone, extra_dirs=extra_dirs), source.sha256
+    path = Path(os.fspath(weights)).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"backbone {backbone!r} has no {weights!r} weights (named sources: 'imagenet') "
+            f"and {str(path)!r} is not a file; pass 'imagenet', none, or the path of a "
+            ".pth state dict or Keras weights file of this architecture"
+        )
+    return path, None
 
 
 def load_weights(

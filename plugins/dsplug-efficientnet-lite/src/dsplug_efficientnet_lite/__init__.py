@@ -17,14 +17,12 @@ Examples
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import ClassVar
 
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, DsplugError, TorchWeightsFile, WeightsError, find_torch_weights, load_weights
+from dsplug.api import Backbone, DsplugError, TorchWeightsFile, load_weights, resolve_weights
 from dsplug_efficientnet_lite.architecture import VARIANTS, Variant, efficientnet_lite, torch_name
 
 __all__ = [
@@ -142,20 +140,7 @@ class EfficientNetLiteBackbone(Backbone):
                 f"{self.min_input_size} pixels, shape (height, width, 3); got input_shape="
                 f"{tuple(input_shape)!r}: choose a larger frontend.image_size"
             )
-        path = None
-        sha256 = None
-        if weights == "imagenet":
-            source = IMAGENET_WEIGHTS[self.key]
-            path = find_torch_weights(source, weights_dir=weights_dir, backbone=name)
-            sha256 = source.sha256
-        elif weights is not None:
-            path = Path(os.fspath(weights)).expanduser()
-            if not path.is_file():
-                raise WeightsError(
-                    f"backbone {name!r} has no {weights!r} weights (named sources: 'imagenet') "
-                    f"and {str(path)!r} is not a file; pass 'imagenet', none, or the path of a "
-                    ".pth state dict or Keras weights file of this architecture"
-                )
+        path, sha256 = resolve_weights(weights, source=IMAGENET_WEIGHTS[self.key], backbone=name, weights_dir=weights_dir)
         model = efficientnet_lite(variant=self.variant, input_shape=shape)  # type: ignore[arg-type]
         if path is not None:
             load_weights(

@@ -28,7 +28,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, DsplugError, TorchWeightsFile, WeightsError, find_torch_weights, load_weights
+from dsplug.api import Backbone, DsplugError, TorchWeightsFile, load_weights, resolve_weights
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2, torch_name
 
 __all__ = ["IMAGENET_WEIGHTS", "MEAN_RGB", "STD_RGB", "MobileNetV2Torchvision", "torch_hub_dir"]
@@ -122,24 +122,10 @@ class MobileNetV2Torchvision(Backbone):
                 f"{self.min_input_size} pixels, shape (height, width, 3); got input_shape="
                 f"{tuple(input_shape)!r}: choose a larger frontend.image_size"
             )
-        path = None
-        sha256 = None
-        if weights == "imagenet":
-            path = find_torch_weights(
-                IMAGENET_WEIGHTS,
-                weights_dir=weights_dir,
-                backbone=name,
-                extra_dirs=[(torch_hub_dir(), "PyTorch Hub cache")],
-            )
-            sha256 = IMAGENET_WEIGHTS.sha256
-        elif weights is not None:
-            path = Path(os.fspath(weights)).expanduser()
-            if not path.is_file():
-                raise WeightsError(
-                    f"backbone {name!r} has no {weights!r} weights (named sources: 'imagenet') "
-                    f"and {str(path)!r} is not a file; pass 'imagenet', none, or the path of a "
-                    ".pth state dict or Keras weights file of this architecture"
-                )
+        path, sha256 = resolve_weights(
+            weights, source=IMAGENET_WEIGHTS, backbone=name, weights_dir=weights_dir,
+            extra_dirs=[(torch_hub_dir(), "PyTorch Hub cache")],
+        )
         model = mobilenet_v2(input_shape=shape)  # type: ignore[arg-type]
         if path is not None:
             load_weights(
