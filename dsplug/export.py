@@ -27,7 +27,6 @@ import dataclasses
 import gzip
 import json
 import logging
-import math
 import re
 import shutil
 import tempfile
