@@ -261,3 +261,20 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
     not_torch.write_bytes(buffer.getvalue())
     with pytest.raises(WeightsError, match="wrong magic number"):
         load_torch_state_dict(not_torch)
+
+
+def test_resolve_weights_names_the_file_to_load(tmp_path):
+    from dsplug.api import TorchWeightsFile, resolve_weights
+
+    source = TorchWeightsFile(
+        file_name="absent-0000.pth", sha256="0" * 64, distribution="no-such-weights-package",
+        version="0.0.0", path_in_distribution="absent/absent-0000.pth",
+    )
+    assert resolve_weights(None, source=source, backbone="b", weights_dir=None) == (None, None)
+    own = tmp_path / "mine.h5"
+    own.write_bytes(b"x")
+    assert resolve_weights(str(own), source=source, backbone="b", weights_dir=None) == (own, None)
+    with pytest.raises(WeightsError, match=r"backbone 'b' has no 'nope\.pth' weights .* is not a file; pass 'imagenet', none"):
+        resolve_weights("nope.pth", source=source, backbone="b", weights_dir=None)
+    with pytest.raises(WeightsError, match="absent-0000.pth"):
+        resolve_weights("imagenet", source=source, backbone="b", weights_dir=tmp_path)
