@@ -323,3 +323,28 @@ def test_regression_head_learns_spectral_centroid(drum_features: dict) -> None:
     residual = np.sum((predicted - target) ** 2)
     r2 = 1.0 - residual / np.sum((target - target.mean()) ** 2)
     assert r2 > 0.8
+
+
+def test_arelu_int8_keeps_the_positive_range_of_its_input() -> None:
+    """In int8, the dense pre-activation keeps its positive values in every copy the converter
+    makes (a ``tf.minimum`` branch used to get the range [min, 0]: positives clipped to 0)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    tf_keras.utils.set_random_seed(4)
+    inputs = tf_keras.Input((4, 4, 32))
+    head = MLPHead(options=MLPHead.Options(units=16))
+    model = tf_keras.Model(inputs, head.build(inputs, num_outputs=3, task="classification"))
+    data = np.random.default_rng(4).normal(size=(64, 4, 4, 32)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.representative_dataset = lambda: ([x[None]] for x in data)
+    interpreter = Interpreter(model_content=converter.convert())
+    dense = [
+        t for t in interpreter.get_tensor_details()
+        if "head_dense" in t["name"] and t["dtype"] == np.int8 and list(t["shape"]) == [1, 16]
+    ]
+    assert dense  # the dense layer's int8 output(s)
+    for tensor in dense:
+        scale, zero_point = tensor["quantization"]
+        assert (127 - zero_point) * scale > 0.5, tensor["name"]  # room for positive pre-activations
