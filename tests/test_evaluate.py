@@ -520,3 +520,28 @@ def test_module_imports_neither_tensorflow_nor_matplotlib() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_paired_uar_difference_counts_only_disagreements() -> None:
+    y_true, probs = noisy_classifier(n=300, k=4, accuracy=0.6, seed=3)
+    pred_a = probs.argmax(axis=1)
+    same = evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=pred_a.copy(), n_classes=4)
+    assert same == {"difference": 0.0, "ci95": [0.0, 0.0]}
+
+    # b corrects a's errors on 20 samples: UAR rises by exactly sklearn's difference, and the
+    # paired interval is far narrower than either model's own interval
+    pred_b = pred_a.copy()
+    wrong = np.flatnonzero(pred_a != y_true)[:20]
+    pred_b[wrong] = y_true[wrong]
+    result = evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=pred_b, n_classes=4, seed=1)
+    expected = skm.balanced_accuracy_score(y_true, pred_b) - skm.balanced_accuracy_score(y_true, pred_a)
+    assert result["difference"] == pytest.approx(expected) and expected > 0.05
+    low, high = result["ci95"]
+    assert 0.0 < low < expected < high
+    own_low, own_high = evaluate.bootstrap_ci(y_true=y_true, y_pred=pred_a, metric=skm.balanced_accuracy_score, n_resamples=200)
+    assert high - low < 0.6 * (own_high - own_low)
+
+    with pytest.raises(DataError, match="one row per sample"):
+        evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=pred_b[:-1], n_classes=4)
+    with pytest.raises(DataError, match="class index 4 outside"):
+        evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=np.full_like(pred_b, 4), n_classes=4)
