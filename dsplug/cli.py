@@ -280,6 +280,8 @@ def export_cmd(
     representative: Annotated[Optional[int], typer.Option("--representative", help="int8/qat: calibration chunks drawn from the training audio. Default: export.representative_size.")] = None,
     prune_epochs: Annotated[Optional[int], typer.Option("--prune-epochs", help="With --prune: fine-tuning epochs while the sparsity rises. Default: export.prune_epochs.")] = None,
     qat_epochs: Annotated[Optional[int], typer.Option("--qat-epochs", help="With --quantize qat: epochs of quantization-aware fine-tuning. Default: export.qat_epochs.")] = None,
+    int8_float_threshold: Annotated[Optional[float], typer.Option("--int8-float-threshold", help="With --quantize int8: classifier layers whose quantisation error exceeds this many quantisation steps (RMS) stay float32. Default: export.int8_float_threshold.")] = None,
+    full_integer: Annotated[bool, typer.Option("--full-integer", help="With --quantize int8: quantise every classifier layer (no float32 layers; for integer-only accelerators).")] = False,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -304,6 +306,9 @@ def export_cmd(
             prune_lr=wanted.prune_lr,
             qat_epochs=qat_epochs if qat_epochs is not None else wanted.qat_epochs,
             qat_lr=wanted.qat_lr,
+            int8_float_threshold=None if full_integer else (
+                int8_float_threshold if int8_float_threshold is not None else wanted.int8_float_threshold
+            ),
             progress=_CliReporter().progress,
         )
         markdown = run_dir / "export.md"

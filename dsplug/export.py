@@ -12,8 +12,9 @@ Compression (the export stage of the architecture: prune -> quantize -> TFLite):
   fine-tune, stripped before export; :func:`dsplug.compress.quantization_aware_finetune` --
   quantization-aware fine-tuning (QAT) of the classifier.
 * :func:`convert` -- ``none`` (float32), ``dynamic`` (int8 weights, float activations),
-  ``float16`` (float16 weights), ``int8`` (full-integer post-training quantisation of the
-  classifier, calibrated on real training chunks) or ``qat`` (int8 classifier from a QAT
+  ``float16`` (float16 weights), ``int8`` (post-training integer quantisation of the
+  classifier, calibrated on real training chunks; layers with a large quantisation error stay
+  float32) or ``qat`` (int8 classifier from a QAT
   model). The spectrogram front-end always stays float32 (see :func:`convert` for why and how).
 * :func:`parity_report` / :func:`format_parity` -- every exported model against the Keras model
   on real chunks: probability differences, top-1 agreement, file-level UAR, size, gzip size.
@@ -23,10 +24,13 @@ Compression (the export stage of the architecture: prune -> quantize -> TFLite):
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import gzip
+import io
 import json
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -55,6 +59,15 @@ QUANTIZE_MODES: tuple[str, ...] = ("none", "dynamic", "float16", "int8", "qat")
 #: Name of the sub-model (normalised image -> outputs) whose ops ``dynamic`` and ``int8``
 #: quantise; everything outside it (the spectrogram front-end) stays float32.
 QUANTIZED_SCOPE = "classifier"
+
+#: Default of ``float_threshold`` for ``int8``: a classifier op whose quantisation error,
+#: root-mean-square over the debug chunks in units of its output's quantisation step, exceeds
+#: this stays float32. Rounding alone gives 1/sqrt(12) ~ 0.29; 0.7 is the value TensorFlow's
+#: QuantizationDebugger guide uses to flag suspect layers.
+INT8_FLOAT_THRESHOLD = 0.7
+
+#: Chunks (the first of the representative ones) on which the per-layer errors are measured.
+INT8_DEBUG_CHUNKS = 32
 
 #: What a finished run directory must hold for :func:`export_run`.
 RUN_FILES = ("recipe.yaml", "model.keras")
@@ -137,6 +150,7 @@ def convert(
     quantize: Quantize = "none",
     representative: np.ndarray | None = None,
     float_reference: bytes | None = None,
+    float_threshold: float | None = INT8_FLOAT_THRESHOLD,
 ) -> bytes:
     """Convert an audio-in Keras model to a TFLite flatbuffer (batch 1, builtin ops only).
 
@@ -161,7 +175,7 @@ def convert(
         0.39 on the demo). TFLite's converter has no op or node deny-list for dynamic range,
         hence the edit of the flatbuffer (``tensorflow.lite.tools.flatbuffer_utils``).
     ``int8``
-        Full-integer post-training quantisation of the classifier (int8 weights and
+        Post-training integer quantisation of the classifier (int8 weights and
         activations), calibrated on ``representative`` chunks (real training audio). The
         front-end stays float32: RFFT2D, FLOOR, CAST have no int8 kernel, and quantising the
         others is wrong for audio (an int8 waveform keeps ~48 dB of the 80 dB the image shows;
@@ -172,8 +186,16 @@ def convert(
         chunks). So the front-end's nodes are deny-listed with
         ``tf.lite.experimental.QuantizationDebugger`` (TensorFlow's documented selective
         quantisation): every node outside the ``classifier`` sub-model stays float32, one
-        QUANTIZE op enters the classifier and one DEQUANTIZE leaves it (measured on the demo's
-        devel chunks: top-1 agreement 0.95-0.98, max |diff| 0.06-0.10, devel UAR unchanged).
+        QUANTIZE op enters the classifier and one DEQUANTIZE leaves it (measured on the
+        from-scratch demo's devel chunks: top-1 agreement 0.95-0.98, max |diff| 0.06-0.10).
+        Then the debugger measures every classifier op's quantisation error on the first
+        :data:`INT8_DEBUG_CHUNKS` representative chunks, and the ops whose error exceeds
+        ``float_threshold`` quantisation steps stay float32 as well (the documented selective
+        quantisation; :func:`classifier_float_layers` lists them afterwards). On the ImageNet
+        EfficientNet-Lite0 demo these are the stem convolution and the first depthwise
+        convolution (errors of 2.6 and 3.7 steps; 0.2-0.7 elsewhere); keeping them float cut
+        the mean probability difference to Keras from 0.030 to 0.018 on the test chunks (test
+        UAR 0.425 -> 0.454; Keras 0.450) at the same size.
     ``qat``
         ``model`` comes from :func:`dsplug.compress.quantization_aware_finetune`: its
         classifier carries learned fake-quantisation ranges, so the converter makes it int8
@@ -197,6 +219,10 @@ def convert(
         The ``none`` conversion of the same model (or, for ``qat``, of the model it was
         fine-tuned from), if already at hand: ``dynamic`` and ``qat`` take the front-end's
         float32 weights from it instead of converting a second time.
+    float_threshold : float or None
+        ``int8``: classifier ops whose quantisation error exceeds this many quantisation steps
+        (root-mean-square) stay float32; ``None`` quantises every classifier op (a
+        full-integer classifier, e.g. for integer-only accelerators).
 
     Returns
     -------
@@ -235,7 +261,7 @@ def convert(
         keep_float = DYNAMIC_FLOAT_OPS if quantize == "dynamic" else ()
         return _float_outside_scope(quantized, reference=reference, keep_float=keep_float)
     assert data is not None
-    return _int8_classifier(converter, data)
+    return _int8_classifier(converter, data, float_threshold=float_threshold)
 
 
 def _fake_quantised(model: tf_keras.Model) -> bool:
@@ -246,29 +272,62 @@ def _fake_quantised(model: tf_keras.Model) -> bool:
     return any(isinstance(layer, QuantizeWrapper) for layer in classifier.submodules)
 
 
-def _int8_classifier(converter: tf.lite.TFLiteConverter, data: np.ndarray) -> bytes:
-    """Full-integer quantisation of the classifier only (the front-end's nodes deny-listed)."""
+def _int8_classifier(converter: tf.lite.TFLiteConverter, data: np.ndarray, *, float_threshold: float | None) -> bytes:
+    """Integer quantisation of the classifier only (the front-end's nodes deny-listed), keeping
+    the classifier ops whose per-layer error exceeds ``float_threshold`` float32 too (none when
+    ``float_threshold`` is None)."""
     from ai_edge_litert.interpreter import Interpreter
 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.inference_input_type = tf.float32
     converter.inference_output_type = tf.float32
     converter.representative_dataset = lambda: ([chunk[None, :]] for chunk in data)
+    debug = data[:INT8_DEBUG_CHUNKS]
     try:
         with warnings.catch_warnings():
             # the debugger runs its own numeric-verify model on TF's deprecated interpreter
             warnings.simplefilter("ignore")
             debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=lambda: iter([[data[:1]]])
+                converter=converter, debug_dataset=lambda: ([chunk[None, :]] for chunk in debug)
             )
             calibrated = Interpreter(model_content=debugger.calibrated_model)
             denied = [t["name"] for t in calibrated.get_tensor_details() if not in_quantized_scope(t["name"])]
             debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
+            if float_threshold is not None:
+                sensitive = _sensitive_ops(debugger, threshold=float_threshold)
+                if sensitive:
+                    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied + sensitive)
             return debugger.get_nondebug_quantized_model()
     except ExportError:
         raise
     except Exception as err:
         raise _conversion_error(err, quantize="int8") from err
+
+
+def _sensitive_ops(debugger: Any, *, threshold: float) -> list[str]:
+    """Output tensor names of the classifier ops whose quantisation error exceeds ``threshold``.
+
+    The error is TensorFlow's per-layer statistic (each quantised op against the float op fed
+    the same dequantised inputs, on the debugger's debug chunks): the root-mean-square
+    difference divided by the op's output scale (its quantisation step). Weights of large
+    magnitude and inputs with a large mean (early convolutions of an ImageNet net on dark
+    spectrogram images: errors of 2.6 and 3.7 steps in EfficientNet-Lite0) are what drive it up.
+    """
+    debugger.run()
+    table = io.StringIO()
+    debugger.layer_statistics_dump(table)
+    table.seek(0)
+    errors = {
+        row["tensor_name"]: math.sqrt(float(row["mean_squared_error"])) / float(row["scale"])
+        for row in csv.DictReader(table)
+        if row["scale"] and float(row["scale"]) > 0
+    }
+    sensitive = [name for name, error in errors.items() if error > threshold and in_quantized_scope(name)]
+    logger.info(
+        "int8: %d of %d classifier op(s) exceed %.2f quantisation steps of error and stay float32: %s",
+        len(sensitive), len(errors), threshold, {name.split(";")[-1]: round(errors[name], 2) for name in sensitive},
+    )
+    return sensitive
 
 
 #: Ops whose weights ``dynamic`` keeps float32 inside the classifier too: XNNPACK (the CPU
@@ -384,6 +443,43 @@ def inspect_tflite(model: str | Path | bytes) -> dict[str, Any]:
     }
 
 
+def classifier_float_layers(model: str | Path | bytes) -> list[str]:
+    """The classifier layers that compute in float32 in a quantised model, in graph order.
+
+    Read from the flatbuffer: ops inside the classifier (:func:`in_quantized_scope`) whose
+    outputs are float32, QUANTIZE and DEQUANTIZE excepted. Meant for ``int8`` and ``qat``
+    models, where it lists the ops kept float (in a float32 model every layer is).
+
+    Returns
+    -------
+    list of str
+        Layer paths inside the classifier: ``sub-model/layer`` (e.g.
+        ``["efficientnet_lite0/stem_conv"]``), or ``layer`` in a flattened (QAT) classifier.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs: dict[str, Any] = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(**kwargs, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    layers: list[str] = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - the documented way to list ops
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        for index in op["outputs"]:
+            tensor = tensors.get(index)
+            if tensor is None or np.dtype(tensor["dtype"]) != np.float32:
+                continue
+            parts = [part.split("/") for part in tensor["name"].split(";") if in_quantized_scope(part)]
+            if not parts:
+                continue
+            path = parts[-1]  # a fused op's last name is its first TensorFlow op (the Conv2D)
+            # without the op's own name, and without the ``quant_`` of tfmot's QuantizeWrapper
+            layer = "/".join(part.removeprefix("quant_") for part in path[path.index(QUANTIZED_SCOPE) + 1:-1])
+            if layer not in layers:
+                layers.append(layer)
+    return layers
+
+
 def metadata(
     *,
     recipe: Any,
@@ -427,12 +523,16 @@ def export_model(
     meta: dict[str, Any],
     representative: np.ndarray | None = None,
     float_reference: bytes | None = None,
+    float_threshold: float | None = INT8_FLOAT_THRESHOLD,
 ) -> dict[str, Any]:
     """Write ``path`` (.tflite) and its sidecar ``path.with_suffix('.json')``.
 
     The mode is ``meta["quantize"]`` (default ``none``); ``int8`` needs ``representative``
-    chunks, ``dynamic`` can reuse the float32 flatbuffer (see :func:`convert`). The flatbuffer is written to a temporary file first and
-    renamed, so a failed export leaves no half-written model.
+    chunks and takes ``float_threshold``, ``dynamic`` can reuse the float32 flatbuffer (see
+    :func:`convert`). For ``int8`` and ``qat`` the sidecar also lists the classifier layers
+    that compute in float32 (``"float_layers"``, :func:`classifier_float_layers`). The
+    flatbuffer is written to a temporary file first and renamed, so a failed export leaves no
+    half-written model.
 
     Returns
     -------
@@ -446,7 +546,10 @@ def export_model(
         quantize=meta.get("quantize", "none"),
         representative=representative,
         float_reference=float_reference,
+        float_threshold=float_threshold,
     )
+    if meta.get("quantize") in ("int8", "qat"):
+        meta = {**meta, "float_layers": classifier_float_layers(flatbuffer)}
     tmp = path.with_suffix(".tflite.part")
     tmp.write_bytes(flatbuffer)
     tmp.replace(path)
@@ -496,15 +599,25 @@ def tflite_outputs(path: str | Path, audio: np.ndarray, *, threads: int | None =
 # --------------------------------------------------------------------------------------------
 
 
-def _file_metrics(outputs: np.ndarray, *, file_index: np.ndarray, file_targets: np.ndarray, classes: Sequence[str]) -> dict[str, float] | None:
-    """File-level UAR and accuracy (mean of chunk probabilities per file); None unless single-label."""
-    from dsplug.evaluate import aggregate_chunks, classification_metrics
+def _file_predictions(outputs: np.ndarray, *, file_index: np.ndarray, file_targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(class of each file, mean chunk probabilities of each file); None unless single-label."""
+    from dsplug.evaluate import aggregate_chunks
 
     if not classes or np.asarray(file_targets).ndim != 1 or len(outputs) == 0:
         return None
     order, probs = aggregate_chunks(file_ids=[str(i) for i in file_index], probs=outputs, method="mean")
     files = np.array([int(i) for i in order])
-    metrics = classification_metrics(y_true=np.asarray(file_targets)[files], probs=probs, labels=list(classes))
+    return np.asarray(file_targets)[files], probs
+
+
+def _file_metrics(predictions: tuple[np.ndarray, np.ndarray] | None, *, classes: Sequence[str]) -> dict[str, float] | None:
+    """File-level UAR and accuracy of :func:`_file_predictions`; None without predictions."""
+    from dsplug.evaluate import classification_metrics
+
+    if predictions is None:
+        return None
+    truth, probs = predictions
+    metrics = classification_metrics(y_true=truth, probs=probs, labels=list(classes))
     return {"uar": metrics["uar"], "accuracy": metrics["accuracy"]}
 
 
@@ -542,17 +655,21 @@ def parity_report(
     dict
         ``chunks``, ``files``, ``keras`` (``{"uar", "accuracy"}`` or None) and ``models``:
         label -> ``{"file", "bytes", "gzip_bytes", "max_abs_diff", "mean_abs_diff",
-        "top1_agreement", "uar", "accuracy"}`` (differences against ``keras_model``; UAR and
-        accuracy at file level, None when not single-label).
+        "top1_agreement", "uar", "accuracy", "uar_change", "uar_change_ci95"}`` (differences
+        against ``keras_model``; UAR and accuracy at file level, None when not single-label;
+        ``uar_change`` is the model's UAR minus Keras', ``uar_change_ci95`` its paired
+        bootstrap interval, :func:`dsplug.evaluate.paired_uar_difference`).
     """
+    from dsplug.evaluate import paired_uar_difference
     from dsplug.train import predict
 
     audio = np.asarray(audio, dtype=np.float32)
     reference = predict(keras_model, audio, batch_size=batch_size)
+    reference_files = _file_predictions(reference, file_index=file_index, file_targets=file_targets, classes=classes)
     report: dict[str, Any] = {
         "chunks": int(len(audio)),
         "files": int(len(np.unique(file_index))),
-        "keras": _file_metrics(reference, file_index=file_index, file_targets=file_targets, classes=classes),
+        "keras": _file_metrics(reference_files, classes=classes),
         "models": {},
     }
     for label, path in tflite_paths.items():
@@ -567,7 +684,14 @@ def parity_report(
             "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
             "top1_agreement": float(np.mean(outputs.argmax(1) == reference.argmax(1))) if len(audio) else 1.0,
         }
-        row.update(_file_metrics(outputs, file_index=file_index, file_targets=file_targets, classes=classes) or {"uar": None, "accuracy": None})
+        files = _file_predictions(outputs, file_index=file_index, file_targets=file_targets, classes=classes)
+        row.update(_file_metrics(files, classes=classes) or {"uar": None, "accuracy": None})
+        row.update(uar_change=None, uar_change_ci95=None)
+        if files is not None and reference_files is not None:
+            change = paired_uar_difference(
+                y_true=files[0], pred_a=reference_files[1].argmax(1), pred_b=files[1].argmax(1), n_classes=len(classes)
+            )
+            row.update(uar_change=change["difference"], uar_change_ci95=change["ci95"])
         report["models"][label] = row
     return report
 
@@ -580,19 +704,32 @@ def format_parity(report: Mapping[str, Any], *, title: str = "Keras (float32)") 
 
     keras = report.get("keras") or {}
     lines = [
-        f"Parity on {report['chunks']} chunks of {report['files']} files (UAR and accuracy at file level).",
+        f"Parity on {report['chunks']} chunks of {report['files']} files (UAR and accuracy at file "
+        "level; UAR change in points against Keras, with the 95 % interval of a paired bootstrap "
+        "over the files).",
         "",
-        "| model | file | size (MB) | gzip (MB) | max abs diff | mean abs diff | top-1 agreement | UAR | accuracy |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {title} | – | – | – | – | – | – | {number(keras.get('uar'))} | {number(keras.get('accuracy'))} |",
+        "| model | file | size (MB) | gzip (MB) | max abs diff | mean abs diff | top-1 agreement | UAR | UAR change (points) | accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {title} | – | – | – | – | – | – | {number(keras.get('uar'))} | – | {number(keras.get('accuracy'))} |",
     ]
     for label, row in report["models"].items():
         lines.append(
             f"| {label} | `{row['file']}` | {row['bytes'] / 1e6:.2f} | {row['gzip_bytes'] / 1e6:.2f} | "
             f"{row['max_abs_diff']:.2e} | {row['mean_abs_diff']:.2e} | {row['top1_agreement']:.3f} | "
-            f"{number(row['uar'])} | {number(row['accuracy'])} |"
+            f"{number(row['uar'])} | {_points(row.get('uar_change'), row.get('uar_change_ci95'))} | {number(row['accuracy'])} |"
         )
     return "\n".join(lines)
+
+
+def _points(change: float | None, interval: Sequence[float | None] | None) -> str:
+    """``+4.0 (-1.6 to +10.5)``: a UAR change and its interval in points; ``–`` when absent."""
+    if change is None:
+        return "–"
+    text = f"{100 * change:+.1f}"
+    if interval and None not in interval:
+        low, high = interval
+        text += f" ({100 * low:+.1f} to {100 * high:+.1f})"  # type: ignore[operator]
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,6 +830,7 @@ def export_run(
     prune_lr: float = 1e-4,
     qat_epochs: int = 3,
     qat_lr: float = 1e-5,
+    int8_float_threshold: float | None = INT8_FLOAT_THRESHOLD,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Export a finished run: quantised (and optionally pruned) TFLite models with a parity report.
@@ -705,7 +843,8 @@ def export_run(
     ``run_dir`` and moved into place only when all of it succeeded.
 
     ``int8`` is calibrated on ``representative_size`` chunks drawn (seeded) from the train
-    partition; ``prune`` and ``qat`` fine-tune on the whole train partition (``qat`` of the
+    partition, and keeps the classifier ops whose quantisation error exceeds
+    ``int8_float_threshold`` float32 (see :func:`convert`); ``prune`` and ``qat`` fine-tune on the whole train partition (``qat`` of the
     pruned model keeps its zeros); parity is measured on the devel partition (test where there
     is no devel), every model against the float32 Keras model it came from.
 
@@ -723,6 +862,9 @@ def export_run(
         Fine-tuning epochs while pruning / of quantization-aware training.
     prune_lr, qat_lr : float
         Adam learning rates of those fine-tunes.
+    int8_float_threshold : float or None
+        ``int8``: error limit in quantisation steps above which a classifier op stays float32;
+        ``None`` for a full-integer classifier.
     progress : callable, optional
         ``progress(total=, description=)`` -> context manager yielding ``update(done)``.
 
@@ -828,6 +970,7 @@ def export_run(
                         qat_result.model if mode == "qat" and qat_result is not None else model,
                         path=tmp / name, meta=meta, representative=representative,
                         float_reference=paths["none"].read_bytes() if "none" in paths else None,
+                        float_threshold=int8_float_threshold,
                     )
                     paths[mode] = tmp / name
                     update(len(written))
@@ -845,6 +988,7 @@ def export_run(
         result = _export_summary(
             run_dir, written=written, reports=reports, parity_name=parity_name, pruned=pruned,
             representative=len(representative), qat=qat_summaries or None,
+            int8_float_threshold=int8_float_threshold,
         )
         (tmp / "export.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         (tmp / "export.md").write_text(_export_markdown(result), encoding="utf-8")
@@ -861,7 +1005,7 @@ def export_run(
     return result
 
 
-def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], reports: dict[str, Any], parity_name: str, pruned: PruneResult | None, representative: int, qat: dict[str, Any] | None) -> dict[str, Any]:
+def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], reports: dict[str, Any], parity_name: str, pruned: PruneResult | None, representative: int, qat: dict[str, Any] | None, int8_float_threshold: float | None) -> dict[str, Any]:
     """export.json: the float32 model first (keys of ``dsplug run``'s export.json), then all models."""
     fp32 = written["model.tflite"]
     fp32_row = reports["original"]["models"]["none"]
@@ -881,11 +1025,13 @@ def _export_summary(run_dir: Path, *, written: dict[str, dict[str, Any]], report
                 "pruned": info["metadata"]["pruning"] is not None,
                 "bytes": info["bytes"],
                 "gzip_bytes": info["gzip_bytes"],
+                "float_layers": info["metadata"].get("float_layers"),
             }
             for name, info in written.items()
         },
         "parity": {"partition": parity_name, **reports},
         "representative_chunks": representative,
+        "int8_float_threshold": int8_float_threshold,
         "pruning": pruned.summary() if pruned is not None else None,
         "qat": qat,
     }
@@ -895,6 +1041,16 @@ def _export_markdown(result: Mapping[str, Any]) -> str:
     parity = result["parity"]
     lines = ["# Export", "", f"Parity against Keras on the {parity['partition']} partition.", ""]
     lines += ["## Trained model", "", format_parity(parity["original"]), ""]
+    for name, model in result["models"].items():
+        if model["quantize"] != "int8":
+            continue
+        threshold = result.get("int8_float_threshold")
+        floats = ", ".join(f"`{layer}`" for layer in model.get("float_layers") or []) or "none"
+        rule = (
+            f"classifier layers whose quantisation error exceeded {threshold:g} steps stay float32"
+            if threshold is not None else "full-integer classifier"
+        )
+        lines += [f"`{name}`: {rule}; float32 layers: {floats}.", ""]
     for source, facts in (result.get("qat") or {}).items():
         floats = ", ".join(f"`{name}`" for name in facts["float_layers"]) or "none"
         lines += [

@@ -108,6 +108,11 @@ def test_parity_of_every_mode_against_keras(exported):
     assert rows["qat"]["max_abs_diff"] < 0.25 and rows["qat"]["top1_agreement"] >= 0.8
     for row in rows.values():
         assert 0.0 <= row["uar"] <= 1.0 and row["gzip_bytes"] < row["bytes"]
+        # the UAR change against Keras, with its paired bootstrap interval around it
+        assert row["uar_change"] == pytest.approx(row["uar"] - original["keras"]["uar"])
+        low, high = row["uar_change_ci95"]
+        assert low <= row["uar_change"] <= high
+    assert rows["none"]["uar_change_ci95"] == [0.0, 0.0]  # identical predictions: no change in any resample
     table = export.format_parity(original)
     assert table.count("\n| ") == 2 + len(MODES)  # header, Keras, one row per mode (the separator is "|---")
     assert "model-int8.tflite" in table
@@ -135,6 +140,17 @@ def test_export_run_writes_every_file_with_its_mode(exported, finished_run):
     assert qat["epoch"] == int(np.argmax(qat["devel_scores"]))
     markdown = (run_dir / "export.md").read_text()
     assert "model-int8.tflite" in markdown and "model-dynamic.tflite" in markdown and "QAT (original)" in markdown
+    # int8 and qat sidecars list the classifier layers that compute in float32, read from the model
+    for mode in ("int8", "qat"):
+        name = export.model_file_name(mode, pruned=False)
+        floats = json.loads((run_dir / name).with_suffix(".json").read_text())["float_layers"]
+        assert floats == export.classifier_float_layers(run_dir / name) == result["models"][name]["float_layers"]
+    assert result["models"]["model-qat.tflite"]["float_layers"] == ["head_arelu"]  # what tfmot cannot quantise (flattened)
+    # int8: no op of this SqueezeNet is off by more than 0.7 quantisation steps (AReLU's dense
+    # input keeps its positive range, see dsplug.heads.arelu): every layer int8
+    assert result["models"]["model-int8.tflite"]["float_layers"] == []
+    assert result["int8_float_threshold"] == export.INT8_FLOAT_THRESHOLD
+    assert f"error exceeded {export.INT8_FLOAT_THRESHOLD:g} steps stay float32" in markdown
     assert result["metadata"]["recipe_hash"] == json.loads((finished_run / "model.json").read_text())["recipe_hash"]
     # the rebuilt pipeline holds the trained weights: same float32 model as `dsplug run` wrote
     assert (run_dir / "model.tflite").read_bytes() == (finished_run / "model.tflite").read_bytes()
@@ -187,6 +203,24 @@ def test_convert_refuses_what_it_cannot_do(finished_run):
         export.convert(flat, samples=run.samples, quantize="dynamic")
     with pytest.raises(ExportError, match="no fake-quantisation.*quantization_aware_finetune"):
         export.convert(model, samples=run.samples, quantize="qat")
+
+
+@pytest.mark.heavy
+def test_int8_keeps_the_layers_above_the_error_threshold_float(finished_run):
+    """Selective int8: a threshold below rounding noise (0.29 steps) keeps every classifier op
+    float; None quantises all of them; the front-end is float32 either way."""
+    run = export.load_run(finished_run)
+    chunks = export._decode(run.manifest.partition("train")[:12], run.point.recipe, None, "")  # noqa: SLF001
+    convert = dict(samples=run.samples, quantize="int8", representative=chunks.audio)
+    full = export.convert(run.pipeline.end_to_end, float_threshold=None, **convert)
+    assert export.classifier_float_layers(full) == []
+    assert export.inspect_tflite(full)["int8_ops"]["CONV_2D"] == 25
+    cautious = export.convert(run.pipeline.end_to_end, float_threshold=0.1, **convert)
+    floats = export.classifier_float_layers(cautious)
+    assert "squeezenet_v1_1/conv1" in floats and "head/head_logits" in floats
+    details = export.inspect_tflite(cautious)
+    assert details["float_ops"]["CONV_2D"] == 25 and "CONV_2D" not in details["int8_ops"]
+    assert details["float_ops"]["LOG"] == 1
 
 
 @pytest.mark.heavy
@@ -275,6 +309,21 @@ def test_cli_export_takes_its_defaults_from_the_recipe(finished_run, tmp_path):
     assert set(json.loads((run_dir / "export.json").read_text())["models"]) == {"model.tflite", "model-float16.tflite"}
     bad = runner.invoke(app, ["export", str(tmp_path), "--quantize", "int4"])
     assert bad.exit_code == 2 and "unknown quantize mode" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_int8_threshold_options_reach_the_export(tmp_path, monkeypatch):
+    """--int8-float-threshold and --full-integer override the recipe's export.int8_float_threshold."""
+    from typer.testing import CliRunner
+
+    from dsplug.cli import app
+
+    calls = []
+    monkeypatch.setattr(export, "export_run", lambda run_dir, **options: calls.append(options) or {})
+    runner = CliRunner()
+    for extra, expected in (([], export.INT8_FLOAT_THRESHOLD), (["--int8-float-threshold", "1.5"], 1.5), (["--full-integer"], None)):
+        result = runner.invoke(app, ["export", str(tmp_path), "--quantize", "int8", *extra])
+        assert result.exit_code == 0, result.output
+        assert calls[-1]["int8_float_threshold"] == expected and calls[-1]["quantize"] == ["int8"]
 
 
 def test_qat_quantises_batchnorm_together_with_the_layer_before_it():

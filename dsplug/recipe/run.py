@@ -267,7 +267,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         exported = export.export_run(
             run_dir, quantize=wanted.quantize, prune=wanted.prune, representative_size=wanted.representative_size,
             prune_epochs=wanted.prune_epochs, prune_lr=wanted.prune_lr, qat_epochs=wanted.qat_epochs,
-            qat_lr=wanted.qat_lr, progress=reporter.progress,
+            qat_lr=wanted.qat_lr, int8_float_threshold=wanted.int8_float_threshold, progress=reporter.progress,
         )
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)

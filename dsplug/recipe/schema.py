@@ -225,8 +225,8 @@ class ExportConfig(Section):
 
     quantize: list[Literal["dynamic", "float16", "int8", "qat"]] = Field(
         default_factory=list,
-        description="Extra TFLite models: dynamic (int8 weights), float16, int8 (full-integer "
-        "post-training quantisation of the classifier) and/or qat (quantization-aware "
+        description="Extra TFLite models: dynamic (int8 weights), float16, int8 (post-training "
+        "integer quantisation of the classifier) and/or qat (quantization-aware "
         "fine-tuning, then int8). The float32 model.tflite is always written.",
     )
     prune: float | None = Field(
@@ -238,6 +238,13 @@ class ExportConfig(Section):
     qat_lr: float = Field(1e-5, gt=0, description="Adam learning rate of quantization-aware fine-tuning.")
     representative_size: int = Field(
         200, ge=1, description="Training chunks that calibrate int8 (and QAT) quantisation ranges."
+    )
+    int8_float_threshold: float | None = Field(
+        0.7,
+        gt=0,
+        description="int8: classifier layers whose quantisation error (RMS over 32 calibration "
+        "chunks, in quantisation steps; rounding alone gives 0.29) exceeds this stay float32, as "
+        "TensorFlow's QuantizationDebugger guide does. null: a full-integer classifier.",
     )
 
 
