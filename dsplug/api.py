@@ -181,6 +181,40 @@ class Backbone(Plugin):
         """
         raise NotImplementedError
 
+    def image_shape(self, input_shape: tuple[int, ...], *, name: str) -> tuple[int, int, int]:
+        """Check that this backbone can take images of ``input_shape`` (for :meth:`build`).
+
+        Parameters
+        ----------
+        input_shape : tuple[int, ...]
+            (height, width, channels) in pixels, as :meth:`build` receives it.
+        name : str
+            The backbone's name, for messages.
+
+        Returns
+        -------
+        tuple[int, int, int]
+            ``input_shape`` as a tuple of ints.
+
+        Raises
+        ------
+        RecipeError
+            If the shape is not (height, width, 3) with height and width >=
+            :attr:`min_input_size`; the message names the shape and the fix.
+        """
+        shape = tuple(int(v) for v in input_shape)
+        if len(shape) != 3 or shape[2] != 3:
+            raise RecipeError(
+                f"backbone {name!r} takes RGB images of shape (height, width, 3); "
+                f"got input_shape={tuple(input_shape)!r}"
+            )
+        if min(shape[:2]) < self.min_input_size:
+            raise RecipeError(
+                f"backbone {name!r} needs images of at least {self.min_input_size}x{self.min_input_size} "
+                f"pixels; got {shape[0]}x{shape[1]}: choose a larger frontend.image_size"
+            )
+        return (shape[0], shape[1], shape[2])
+
 
 class Head(Plugin):
     """The classifier or regressor on top of the backbone's feature maps.

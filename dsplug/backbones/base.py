@@ -30,7 +30,7 @@ import tf_keras
 
 from dsplug.api import Backbone
 from dsplug.backbones.weights import WeightsFile, load_weights, resolve_weights
-from dsplug.errors import RecipeError, TrainError
+from dsplug.errors import TrainError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ __all__ = [
     "KerasAppSpec",
     "KerasApplicationBackbone",
     "PreprocessingMode",
-    "check_input_shape",
     "preprocess_images",
     "unfreeze_top",
 ]
@@ -96,44 +95,6 @@ def preprocess_images(images: tf.Tensor, *, mode: PreprocessingMode) -> tf.Tenso
         std = tf.constant(IMAGENET_STD_RGB, dtype=tf.float32)
         return (x * (1.0 / 255.0) - mean) / std
     raise ValueError(f"unknown preprocessing mode {mode!r}; use 'caffe', 'tf' or 'torch'")
-
-
-def check_input_shape(
-    input_shape: tuple[int, int, int], *, min_size: int, backbone: str
-) -> tuple[int, int, int]:
-    """Check that a backbone can take images of this shape.
-
-    Parameters
-    ----------
-    input_shape : tuple[int, int, int]
-        (height, width, channels) in pixels.
-    min_size : int
-        Smallest height and width the architecture accepts.
-    backbone : str
-        The backbone's name, for messages.
-
-    Returns
-    -------
-    tuple[int, int, int]
-        ``input_shape`` as a tuple of ints.
-
-    Raises
-    ------
-    RecipeError
-        If the shape is not (height, width, 3) with height and width >= ``min_size``.
-    """
-    shape = tuple(int(v) for v in input_shape)
-    if len(shape) != 3 or shape[2] != 3:
-        raise RecipeError(
-            f"backbone {backbone!r} takes RGB images of shape (height, width, 3); "
-            f"got input_shape={tuple(input_shape)!r}"
-        )
-    if shape[0] < min_size or shape[1] < min_size:
-        raise RecipeError(
-            f"backbone {backbone!r} needs images of at least {min_size}x{min_size} pixels; "
-            f"got {shape[0]}x{shape[1]}: choose a larger image size"
-        )
-    return (shape[0], shape[1], shape[2])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +212,7 @@ class KerasApplicationBackbone(Backbone):
             If ``input_shape`` is too small or not RGB.
         """
         name = self.name or type(self).__name__
-        shape = check_input_shape(input_shape, min_size=self.min_input_size, backbone=name)
+        shape = self.image_shape(input_shape, name=name)
         weights_file = self.spec.weights_file(input_shape=shape)
         sources = {"imagenet": weights_file} if weights_file is not None else {}
         path = resolve_weights(

@@ -30,7 +30,7 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug.api import Backbone
-from dsplug.backbones.base import check_input_shape, preprocess_images
+from dsplug.backbones.base import preprocess_images
 from dsplug.backbones.weights import load_weights, resolve_weights
 
 __all__ = ["SqueezeNetV1", "squeezenet_v1_1"]
@@ -140,7 +140,7 @@ class SqueezeNetV1(Backbone):
             If ``input_shape`` is too small or not RGB.
         """
         name = self.name or type(self).__name__
-        shape = check_input_shape(input_shape, min_size=self.min_input_size, backbone=name)
+        shape = self.image_shape(input_shape, name=name)
         path = resolve_weights(backbone=name, weights=weights, sources={}, weights_dir=weights_dir)
         model = squeezenet_v1_1(input_shape=shape)
         if path is not None:

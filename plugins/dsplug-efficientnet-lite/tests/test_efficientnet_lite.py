@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsplug import registry
-from dsplug.api import DsplugError, WeightsError, load_torch_state_dict
+from dsplug.api import RecipeError, WeightsError, load_torch_state_dict
 from dsplug_efficientnet_lite import IMAGENET_WEIGHTS, EfficientNetLite0
 from dsplug_efficientnet_lite.architecture import VARIANTS
 from dsplug.api import TorchWeightsFile, find_torch_weights
@@ -318,7 +318,7 @@ def test_pth_of_another_variant_is_refused(tmp_path: Path) -> None:
 def test_unknown_source_and_small_input() -> None:
     with pytest.raises(WeightsError, match="no 'noisy_student' weights"):
         EfficientNetLite0().build(weights="noisy_student", input_shape=(32, 32, 3))
-    with pytest.raises(DsplugError, match="at least 32x32"):
+    with pytest.raises(RecipeError, match="at least 32x32.*frontend.image_size"):
         EfficientNetLite0().build(weights=None, input_shape=(16, 16, 3))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsplug import registry
-from dsplug.errors import WeightsError
+from dsplug.errors import RecipeError, WeightsError
 from dsplug.testing import check_backbone
 from dsplug_example_backbone import TinyConv
 
@@ -27,6 +27,11 @@ def test_registered_under_its_entry_point():
 def test_no_pretrained_weights_is_an_error():
     with pytest.raises(WeightsError, match="tinyconv has no 'imagenet' weights"):
         TinyConv().build(weights="imagenet", input_shape=(32, 32, 3))
+
+
+def test_too_small_images_are_refused_with_the_fix():
+    with pytest.raises(RecipeError, match=r"at least 32x32 pixels; got 16x64: choose a larger frontend.image_size"):
+        TinyConv().build(weights=None, input_shape=(16, 64, 3))
 
 
 def test_trains_in_a_recipe(tmp_path):

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsplug import registry
-from dsplug.api import DsplugError, WeightsError, load_torch_state_dict
+from dsplug.api import RecipeError, WeightsError, load_torch_state_dict
 from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision, torch_hub_dir
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2, torch_name
 from dsplug.api import assign_torch_state, find_torch_weights
@@ -276,7 +276,7 @@ def test_pth_of_another_architecture_is_refused(tmp_path: Path) -> None:
 def test_unknown_source_and_small_input() -> None:
     with pytest.raises(WeightsError, match="no 'imagenet21k' weights"):
         MobileNetV2Torchvision().build(weights="imagenet21k", input_shape=(32, 32, 3))
-    with pytest.raises(DsplugError, match="at least 32x32"):
+    with pytest.raises(RecipeError, match="at least 32x32.*frontend.image_size"):
         MobileNetV2Torchvision().build(weights=None, input_shape=(31, 64, 3))
 
 

@@ -22,7 +22,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, DsplugError, TorchWeightsFile, load_weights, resolve_weights
+from dsplug.api import Backbone, TorchWeightsFile, load_weights, resolve_weights
 from dsplug_efficientnet_lite.architecture import VARIANTS, Variant, efficientnet_lite, torch_name
 
 __all__ = [
@@ -129,17 +129,11 @@ class EfficientNetLiteBackbone(Backbone):
         ------
         WeightsError
             If the requested weights cannot be found or do not fit.
-        DsplugError
+        RecipeError
             If ``input_shape`` is not (height, width, 3) with sides >= 32.
         """
         name = self.name or self.key
-        shape = tuple(int(v) for v in input_shape)
-        if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < self.min_input_size:
-            raise DsplugError(
-                f"backbone {name!r} takes RGB images of at least {self.min_input_size}x"
-                f"{self.min_input_size} pixels, shape (height, width, 3); got input_shape="
-                f"{tuple(input_shape)!r}: choose a larger frontend.image_size"
-            )
+        shape = self.image_shape(input_shape, name=name)
         path, sha256 = resolve_weights(weights, source=IMAGENET_WEIGHTS[self.key], backbone=name, weights_dir=weights_dir)
         model = efficientnet_lite(variant=self.variant, input_shape=shape)  # type: ignore[arg-type]
         if path is not None:

@@ -30,7 +30,8 @@ class TinyConv(Backbone):
         """Four blocks of conv + batch norm + ReLU + pooling; features (batch, h/16, w/16, 8 x width)."""
         if weights is not None and not tf.io.gfile.exists(weights):
             raise WeightsError(f"tinyconv has no {weights!r} weights; use weights: none or a weights file path")
-        inputs = tf_keras.Input(input_shape)
+        shape = self.image_shape(input_shape, name=self.name or "tinyconv")  # RGB, sides >= min_input_size
+        inputs = tf_keras.Input(shape)
         x = inputs
         for block in range(4):
             x = tf_keras.layers.Conv2D(self.options.width * 2**block, 3, padding="same", use_bias=False)(x)

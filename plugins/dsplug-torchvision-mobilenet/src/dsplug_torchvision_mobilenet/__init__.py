@@ -28,7 +28,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, DsplugError, TorchWeightsFile, load_weights, resolve_weights
+from dsplug.api import Backbone, TorchWeightsFile, load_weights, resolve_weights
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2, torch_name
 
 __all__ = ["IMAGENET_WEIGHTS", "MEAN_RGB", "STD_RGB", "MobileNetV2Torchvision", "torch_hub_dir"]
@@ -111,17 +111,11 @@ class MobileNetV2Torchvision(Backbone):
         ------
         WeightsError
             If the requested weights cannot be found or do not fit.
-        DsplugError
+        RecipeError
             If ``input_shape`` is not (height, width, 3) with sides >= 32.
         """
         name = self.name or "mobilenet_v2_torchvision"
-        shape = tuple(int(v) for v in input_shape)
-        if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < self.min_input_size:
-            raise DsplugError(
-                f"backbone {name!r} takes RGB images of at least {self.min_input_size}x"
-                f"{self.min_input_size} pixels, shape (height, width, 3); got input_shape="
-                f"{tuple(input_shape)!r}: choose a larger frontend.image_size"
-            )
+        shape = self.image_shape(input_shape, name=name)
         path, sha256 = resolve_weights(
             weights, source=IMAGENET_WEIGHTS, backbone=name, weights_dir=weights_dir,
             extra_dirs=[(torch_hub_dir(), "PyTorch Hub cache")],
