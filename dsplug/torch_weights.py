@@ -250,8 +250,6 @@ def assign_torch_state(
         If a tensor is missing, has the wrong shape, or a tensor of the file is not used (the
         file is for another architecture).
     """
-    import tf_keras
-
     used: set[str] = set()
     for layer in model.layers:
         if not layer.weights:
@@ -294,8 +292,6 @@ def _cache_file(folder: Path, *, backbone: str, sha256: str) -> Path:
 
 
 def _save_atomic(model: tf_keras.Model, path: Path) -> None:
-    import tf_keras
-
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.h5")
     try:
@@ -388,8 +384,6 @@ def load_weights(
     WeightsError
         If the file cannot be read or does not fit the architecture.
     """
-    import tf_keras
-
     if path.suffix not in (".pth", ".pt"):
         try:
             model.load_weights(str(path))

@@ -269,7 +269,7 @@ def _task_recipe(tmp_path, rows, task, head):
         writer.writerows(rows)
     text = RECIPE.format(manifest=path).replace("head: {name: mlp, units: 16, dropout: 0.0}", f"head: {{name: {head}}}")
     text = text.replace("phase1: {epochs: 2}, phase2: {epochs: 1, finetune_layers: 10}", "phase1: {epochs: 1}, phase2: {epochs: 0}")
-    return write_recipe(tmp_path / f"{task}.yaml", text + f"\n")
+    return write_recipe(tmp_path / f"{task}.yaml", text + "\n")
 
 
 def test_multilabel_run_reports_map(tmp_path):

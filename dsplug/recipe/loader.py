@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from dsplug import registry
 from dsplug.errors import DsplugError, RecipeError
-from dsplug.recipe.schema import PluginSection, Recipe
+from dsplug.recipe.schema import Recipe
 
 #: Where plugin sections live: (path pattern, plugin group). ``*`` matches a list index.
 PLUGIN_SECTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
