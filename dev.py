@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -55,8 +56,13 @@ def install() -> None:
 
 
 def demo() -> None:
-    """Train, evaluate and export the demo recipe on the bundled data into runs/demo."""
+    """Train, evaluate and export the demo recipe on the bundled data into runs/demo (afresh:
+    a previous demo run, perhaps of an older recipe, is replaced)."""
     install()
+    out = ROOT / "runs" / "demo"
+    if out.exists():
+        print(f"replacing the previous demo run {out.relative_to(ROOT)}", flush=True)
+        shutil.rmtree(out)
     _run(BIN / "dsplug", "run", "recipes/demo.yaml", "--out", "runs/demo")
 
 

@@ -1,9 +1,11 @@
 """Size and speed of deployable end-to-end models (3 s audio chunk in, probabilities out).
 
 For each backbone the whole pipeline (spectrogram front-end -> backbone -> MLP head, 224 x 224,
-random weights: speed and size do not depend on the weight values) is converted to TFLite in
-every quantisation mode (``none``, ``dynamic``, ``float16``, ``int8``; ``int8`` calibrated on
-real bundled recordings) and timed with ai-edge-litert on one chunk after a warm-up; the Keras
+random weights: speed and size do not depend on the weight values, except that ``int8`` keeps
+the layers with a large quantisation error float32, and which those are depends on the weights)
+is converted to TFLite in every post-training quantisation mode (``none``, ``dynamic``,
+``float16``, ``int8``; ``int8`` calibrated on real bundled recordings; ``qat`` needs a trained
+run) and timed with ai-edge-litert on one chunk after a warm-up; the Keras
 model is timed on the same chunk in the same process (a ``tf.function`` call, i.e. graph mode,
 the fastest way to run it in TensorFlow).
 
@@ -114,13 +116,16 @@ def time_keras(model, chunk: np.ndarray, *, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbones", default="densenet121,mobilenet_v2,squeezenet_v1")
-    parser.add_argument("--modes", default=",".join(export.QUANTIZE_MODES))
+    # qat needs a fine-tuned model (dsplug export --quantize qat on a trained run), not a random one
+    parser.add_argument("--modes", default=",".join(m for m in export.QUANTIZE_MODES if m != "qat"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30, help="timed runs (>= 20)")
     parser.add_argument("--calibration", type=int, default=50, help="int8 calibration chunks")
     args = parser.parse_args()
     runs = max(args.runs, 20)
     modes = [m for m in args.modes.split(",") if m]
+    if "qat" in modes:
+        parser.error("--modes qat: quantization-aware training needs a trained run; use `dsplug export RUN --quantize qat`")
 
     print(
         f"end-to-end 3 s chunk at 16 kHz -> 224x224 -> backbone -> mlp(128); "
