@@ -240,11 +240,11 @@ class ExportConfig(Section):
         200, ge=1, description="Training chunks that calibrate int8 (and QAT) quantisation ranges."
     )
     int8_float_threshold: float | None = Field(
-        0.7,
+        1.5,
         gt=0,
         description="int8: classifier layers whose quantisation error (RMS over 32 calibration "
-        "chunks, in quantisation steps; rounding alone gives 0.29) exceeds this stay float32, as "
-        "TensorFlow's QuantizationDebugger guide does. null: a full-integer classifier.",
+        "chunks, in quantisation steps; rounding alone gives 0.29) exceeds this stay float32 "
+        "(TensorFlow's selective quantisation). null: a full-integer classifier.",
     )
 
 
