@@ -395,6 +395,17 @@ def _float_outside_scope(flatbuffer: bytes, *, reference: bytes, keep_float: Seq
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _graph(model: str | Path | bytes) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The ops (in execution order) and the tensors (by index) of a .tflite model, as written
+    (an interpreter without delegates)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs: dict[str, Any] = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(**kwargs, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return interpreter._get_ops_details(), tensors  # noqa: SLF001 - the documented way to list ops
+
+
 def inspect_tflite(model: str | Path | bytes) -> dict[str, Any]:
     """Ops and tensor types of a .tflite model (as written, without delegates).
 
@@ -412,19 +423,16 @@ def inspect_tflite(model: str | Path | bytes) -> dict[str, Any]:
         dtype name of the op's filter input -> count; a float16 model's filters are the float32
         outputs of DEQUANTIZE ops), ``tensor_dtypes`` (dtype name -> count of all tensors).
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.python import schema_py_generated as schema
 
     builtin = {name for name in vars(schema.BuiltinOperator) if name.isupper() and name != "CUSTOM"}
-    kwargs: dict[str, Any] = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(**kwargs, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    graph_ops, tensors = _graph(model)
     ops: Counter[str] = Counter()
     float_ops: Counter[str] = Counter()
     int8_ops: Counter[str] = Counter()
     weights: dict[str, Counter[str]] = {}
     custom: set[str] = set()
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the documented way to list ops
+    for op in graph_ops:
         name = op["op_name"]
         ops[name] += 1
         out_types = {np.dtype(tensors[i]["dtype"]).name for i in op["outputs"] if i >= 0}
@@ -459,13 +467,9 @@ def classifier_float_layers(model: str | Path | bytes) -> list[str]:
         Layer paths inside the classifier: ``sub-model/layer`` (e.g.
         ``["efficientnet_lite0/stem_conv"]``), or ``layer`` in a flattened (QAT) classifier.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kwargs: dict[str, Any] = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(**kwargs, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    graph_ops, tensors = _graph(model)
     layers: list[str] = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - the documented way to list ops
+    for op in graph_ops:
         if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
             continue
         for index in op["outputs"]:
