@@ -893,6 +893,11 @@ def export_run(
         raise ExportError(f"--prune must be a sparsity in (0, 1), got {prune!r}; e.g. --prune 0.5")
     if representative_size < 1:
         raise ExportError(f"representative_size must be >= 1, got {representative_size}")
+    if int8_float_threshold is not None and not int8_float_threshold > 0:
+        raise ExportError(
+            f"--int8-float-threshold must be > 0 quantisation steps, got {int8_float_threshold!r}; e.g. "
+            f"{INT8_FLOAT_THRESHOLD} (the default), or --full-integer to quantise every classifier layer"
+        )
     if "qat" in modes and qat_epochs < 1:
         raise ExportError(f"quantize 'qat' needs qat_epochs >= 1, got {qat_epochs}; e.g. --qat-epochs 3")
     run_dir = Path(run_dir)

@@ -262,6 +262,8 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
         export.export_run(tmp_path, prune=1.5)
     with pytest.raises(ExportError, match="qat_epochs >= 1"):
         export.export_run(tmp_path, quantize=["qat"], qat_epochs=0)
+    with pytest.raises(ExportError, match="--int8-float-threshold must be > 0.*--full-integer"):
+        export.export_run(tmp_path, quantize=["int8"], int8_float_threshold=0.0)
     audio, targets = np.zeros((4, 100), np.float32), np.eye(4, dtype=np.float32)
     with pytest.raises(ExportError, match="sparsity must be in"):
         compress.prune(None, audio=audio, targets=targets, sparsity=1.0)
