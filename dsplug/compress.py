@@ -220,7 +220,7 @@ def prune(
         Adam learning rate.
     seed : int
         Seed of the shuffling and dropout.
-    devel : dsplug.train.Split, optional
+    devel : dsplug.data.Split, optional
         Chunks for choosing the epoch (e.g. the devel partition).
 
     Returns
@@ -292,13 +292,14 @@ class _BestEpoch(tf_keras.callbacks.Callback):
         self.scores: list[float | None] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from dsplug.train import file_score, predict
+        from dsplug.evaluate import selection_score
+        from dsplug.model import predict_batches
 
         if self.devel is None or epoch < self.first:
             self.scores.append(None)
             self.best_epoch = epoch
             return
-        score = file_score(self.task, self.devel, predict(self.model, self.devel.audio, batch_size=self.batch_size))
+        score = selection_score(self.task, self.devel, predict_batches(self.model, self.devel.audio, batch_size=self.batch_size))
         self.scores.append(score)
         if score > self.best_score:
             self.best_epoch, self.best_score = epoch, score
@@ -533,7 +534,7 @@ def quantization_aware_finetune(
         Adam learning rate (small: the model is already trained).
     seed : int
         Seed of the shuffling and dropout.
-    devel : dsplug.train.Split, optional
+    devel : dsplug.data.Split, optional
         Chunks for choosing the epoch (e.g. the devel partition).
     classifier : tf_keras.Model, optional
         The classifier to start from instead of ``pipeline.classifier`` (e.g. a pruned one).

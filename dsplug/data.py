@@ -106,6 +106,28 @@ class Manifest:
         return hot
 
 
+@dataclasses.dataclass
+class Split:
+    """Chunks of one partition ready for training or evaluation.
+
+    Attributes
+    ----------
+    audio : np.ndarray [shape=(n_chunks, samples), dtype=float32]
+    targets : np.ndarray
+        ``(n_chunks, k)`` float32 one-hot / multi-hot, or ``(n_chunks, 1)`` values.
+    file_index : np.ndarray [shape=(n_chunks,), dtype=int64]
+        File of each chunk (index into ``file_targets``).
+    file_targets : np.ndarray
+        Per-file class indices ``(n_files,)`` (classification) or targets.
+    """
+
+    audio: np.ndarray
+    targets: np.ndarray
+    file_index: np.ndarray
+    file_targets: np.ndarray
+
+
+
 def split_labels(label: str) -> list[str]:
     """Split a multi-label cell (``"dog; bark"`` -> ``["dog", "bark"]``)."""
     return [part.strip() for part in label.split(";") if part.strip()]

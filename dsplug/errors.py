@@ -49,6 +49,10 @@ class ExportError(DsplugError):
     """A model cannot be exported, converted or loaded for inference."""
 
 
+class RunError(DsplugError):
+    """A run directory is in use, belongs to another recipe, lacks files or cannot be written."""
+
+
 class SweepError(DsplugError):
     """A sweep cannot be prepared, run, submitted or summarised."""
 

@@ -505,6 +505,34 @@ def paired_uar_difference(
     return {"difference": difference, "ci95": [_number(low), _number(high)]}
 
 
+def selection_score(task: str, split: Any, chunk_outputs: np.ndarray) -> float:
+    """Model-selection score on files: UAR (classification), mAP (multilabel), -MSE (regression).
+
+    Parameters
+    ----------
+    task : str
+        ``classification``, ``multilabel`` or ``regression``.
+    split : dsplug.data.Split
+        The chunks' ``file_index`` and the ``file_targets``.
+    chunk_outputs : np.ndarray [shape=(n_chunks, k)]
+        Model outputs per chunk; averaged per file.
+    """
+    ids = [str(i) for i in split.file_index]
+    order, outputs = aggregate_chunks(file_ids=ids, probs=chunk_outputs, method="mean")
+    outputs = outputs[np.argsort([int(i) for i in order])]
+    if task == "classification":
+        from sklearn.metrics import recall_score
+
+        pred = outputs.argmax(axis=1)
+        return float(recall_score(split.file_targets, pred, average="macro", labels=np.unique(split.file_targets), zero_division=0))
+    if task == "multilabel":
+        from sklearn.metrics import average_precision_score
+
+        keep = split.file_targets.sum(axis=0) > 0
+        return float(average_precision_score(split.file_targets[:, keep], outputs[:, keep], average="macro"))
+    return -float(np.mean((outputs.reshape(-1) - split.file_targets.reshape(-1)) ** 2))
+
+
 def aggregate_chunks(
     *,
     file_ids: Sequence[str],

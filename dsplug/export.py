@@ -668,7 +668,7 @@ def parity_report(
         bootstrap interval, :func:`dsplug.evaluate.paired_uar_difference`).
     """
     from dsplug.evaluate import paired_uar_difference
-    from dsplug.train import predict
+    from dsplug.model import predict_batches as predict
 
     audio = np.asarray(audio, dtype=np.float32)
     reference = predict(keras_model, audio, batch_size=batch_size)
@@ -924,7 +924,7 @@ def export_run(
 
     fit: dict[str, Any] = {}
     if fine_tune:
-        from dsplug.train import Split
+        from dsplug.data import Split
 
         targets = manifest.targets(train_chunks.files)
         if recipe.data.task == "classification":

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ import tf_keras
 
 from dsplug import registry
 from dsplug.api import Backbone, Head
-from dsplug.errors import PluginNotFound, RecipeError
+from dsplug.artifacts import RunDir
+from dsplug.errors import PluginNotFound, RecipeError, RunError
+from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.schema import Recipe
 
 logger = logging.getLogger(__name__)
@@ -239,3 +242,91 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         image_size=size,
         input_kind=backbone_plugin.input_kind,
     )
+
+
+def predict_batches(model: tf_keras.Model, inputs: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """Outputs of a Keras model for many inputs, batch by batch, in inference mode.
+
+    Parameters
+    ----------
+    model : tf_keras.Model
+        Any model of the pipeline (end-to-end, classifier, head).
+    inputs : np.ndarray [shape=(n, ...)]
+        Audio chunks (n, samples), images or features.
+    batch_size : int
+        Inputs per call.
+
+    Returns
+    -------
+    np.ndarray [shape=(n, outputs)]
+    """
+    outputs = [model(inputs[i : i + batch_size], training=False).numpy() for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished run's resolved recipe and its rebuilt, trained pipeline.
+
+    Attributes
+    ----------
+    run : RunDir
+        The run directory.
+    point : RecipePoint
+        The run's resolved recipe (``recipe.yaml``).
+    pipeline : Pipeline
+        The pipeline with the trained weights of ``model.keras``.
+    classes : list of str
+        Output names in order (``data.json``).
+    """
+
+    run: RunDir
+    point: RecipePoint
+    pipeline: Pipeline
+    classes: list[str]
+
+    @property
+    def recipe(self) -> Recipe:
+        """The run's resolved recipe."""
+        return self.point.recipe
+
+    @property
+    def samples(self) -> int:
+        """Samples per chunk."""
+        return chunk_samples(self.point.recipe)
+
+
+def load_trained(run_dir: str | Path | RunDir, *, command: str) -> TrainedRun:
+    """Rebuild a finished run's pipeline and load its trained weights: the one way to do it.
+
+    The pipeline is built from ``recipe.yaml`` with ``model.backbone.weights: none`` (the trained
+    weights replace any initialisation, so no pretrained file is needed), then the weights of
+    ``model.keras`` are loaded into it.
+
+    Parameters
+    ----------
+    run_dir : path or RunDir
+        A directory written by ``dsplug run``.
+    command : str
+        The command asking (``export``, ``explain``), for messages.
+
+    Raises
+    ------
+    RunError
+        A file is missing, or the weights do not fit the recipe's model.
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run.require([RunDir.RECIPE, RunDir.DATA, RunDir.KERAS_MODEL], command=command)
+    [point] = load_recipe(run / RunDir.RECIPE)
+    classes = [str(c) for c in run.data_summary().get("classes", [])]
+    build_recipe = point.recipe.model_copy(deep=True)
+    build_recipe.model.backbone.weights = "none"
+    pipeline = build_pipeline(build_recipe, num_outputs=max(len(classes), 1))
+    try:
+        pipeline.end_to_end.load_weights(str(run / RunDir.KERAS_MODEL))
+    except Exception as err:  # noqa: BLE001  any load failure means the same thing here
+        raise RunError(
+            f"{run / RunDir.KERAS_MODEL} does not fit the model of {run / RunDir.RECIPE} ({err}); "
+            "was the run directory's recipe edited after training? Re-run `dsplug run`"
+        ) from err
+    return TrainedRun(run=run, point=point, pipeline=pipeline, classes=classes)

@@ -29,7 +29,9 @@ import tf_keras
 
 from dsplug import registry
 from dsplug.errors import TrainError
-from dsplug.model import Pipeline, plugin_options
+from dsplug.data import Split
+from dsplug.evaluate import selection_score
+from dsplug.model import Pipeline, plugin_options, predict_batches
 from dsplug.recipe.schema import Recipe
 
 logger = logging.getLogger(__name__)
@@ -46,27 +48,6 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "nadam": tf_keras.optimizers.Nadam,
     "adagrad": tf_keras.optimizers.Adagrad,
 }
-
-
-@dataclasses.dataclass
-class Split:
-    """Chunks of one partition ready for training or evaluation.
-
-    Attributes
-    ----------
-    audio : np.ndarray [shape=(n_chunks, samples), dtype=float32]
-    targets : np.ndarray
-        ``(n_chunks, k)`` float32 one-hot / multi-hot, or ``(n_chunks, 1)`` values.
-    file_index : np.ndarray [shape=(n_chunks,), dtype=int64]
-        File of each chunk (index into ``file_targets``).
-    file_targets : np.ndarray
-        Per-file class indices ``(n_files,)`` (classification) or targets.
-    """
-
-    audio: np.ndarray
-    targets: np.ndarray
-    file_index: np.ndarray
-    file_targets: np.ndarray
 
 
 @dataclasses.dataclass
@@ -88,32 +69,6 @@ def per_sample_loss(task: str, targets: tf.Tensor, outputs: tf.Tensor, *, label_
     else:
         fn = tf_keras.losses.MeanSquaredError(reduction="none")
     return fn(targets, outputs)
-
-
-def predict(model: tf_keras.Model, audio: np.ndarray, *, batch_size: int) -> np.ndarray:
-    """Outputs of ``model`` for chunks, in inference mode. Shape (n_chunks, outputs)."""
-    outputs = [model(audio[i : i + batch_size], training=False).numpy() for i in range(0, len(audio), batch_size)]
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
-
-
-def file_score(task: str, split: Split, chunk_outputs: np.ndarray) -> float:
-    """Model-selection score on files: UAR (classification), mAP (multilabel), -MSE (regression)."""
-    from dsplug.evaluate import aggregate_chunks
-
-    ids = [str(i) for i in split.file_index]
-    order, outputs = aggregate_chunks(file_ids=ids, probs=chunk_outputs, method="mean")
-    outputs = outputs[np.argsort([int(i) for i in order])]
-    if task == "classification":
-        from sklearn.metrics import recall_score
-
-        pred = outputs.argmax(axis=1)
-        return float(recall_score(split.file_targets, pred, average="macro", labels=np.unique(split.file_targets), zero_division=0))
-    if task == "multilabel":
-        from sklearn.metrics import average_precision_score
-
-        keep = split.file_targets.sum(axis=0) > 0
-        return float(average_precision_score(split.file_targets[:, keep], outputs[:, keep], average="macro"))
-    return -float(np.mean((outputs.reshape(-1) - split.file_targets.reshape(-1)) ** 2))
 
 
 def sample_weights(recipe: Recipe, targets: np.ndarray) -> np.ndarray:
@@ -358,9 +313,9 @@ class Trainer:
                 loss = self._epoch(step, inputs, train, weights, global_epoch, f"phase {phase} epoch {epoch}/{epochs}")
                 row: dict[str, Any] = {"epoch": global_epoch, "phase": phase, "lr": self._lr(spec["lr"]), "loss": loss}
                 if devel is not None:
-                    outputs = predict(self.pipeline.end_to_end, devel.audio, batch_size=recipe.train.batch_size)
+                    outputs = predict_batches(self.pipeline.end_to_end, devel.audio, batch_size=recipe.train.batch_size)
                     row["devel_loss"] = float(np.mean(per_sample_loss(self.task, devel.targets, outputs, label_smoothing=0.0)))
-                    row["devel_score"] = file_score(self.task, devel, outputs)
+                    row["devel_score"] = selection_score(self.task, devel, outputs)
                 row["seconds"] = time.perf_counter() - start
                 history.append(row)
                 score = row.get("devel_score", global_epoch)  # without devel: the last epoch

@@ -59,7 +59,7 @@ def default_run_dir(point: RecipePoint, *, out: str | Path | None, sweep: bool) 
 
 def _splits(manifest: Any, chunks: dict[str, Any], *, task: str) -> dict[str, Any]:
     """Chunk targets (one-hot / multi-hot / values) and file targets of each decoded partition."""
-    from dsplug.train import Split
+    from dsplug.data import Split
 
     result = {}
     for name, chunk_set in chunks.items():
@@ -178,7 +178,9 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     from dsplug import evaluate, export
     from dsplug.distribute import make_strategy
     from dsplug.model import build_pipeline, chunk_samples, precision
-    from dsplug.train import Split, Trainer, predict, write_history
+    from dsplug.data import Split
+    from dsplug.model import predict_batches as predict
+    from dsplug.train import Trainer, write_history
 
     recipe = point.recipe
     task = recipe.data.task
