@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import logging
 import math
 from collections import Counter
@@ -80,6 +81,7 @@ class Manifest:
     classes: list[str]
     task: Task
     split_from: str
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def partition(self, name: str) -> list[Item]:
         """Items of one partition, in manifest order."""
@@ -160,11 +162,15 @@ def load_manifest(
     check_files : bool
         Check that every audio file exists.
 
+    Problems that make a run meaningless are errors; doubtful rows are kept and reported in
+    :attr:`Manifest.warnings` (also logged, and recorded in ``data.json``).
+
     Raises
     ------
     DataError
-        Missing file or columns, empty manifest, unknown partition, label not in ``classes``,
-        missing audio files, empty class or partition.
+        Missing file or columns, a row with more fields than the header, empty manifest, unknown
+        partition, label not in ``classes``, missing audio files, one file in two partitions,
+        fewer than two classes, empty class or partition, nothing to evaluate on.
     """
     source = Path(path).expanduser().resolve()
     if not source.is_file():
@@ -173,9 +179,11 @@ def load_manifest(
         with source.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            rows = [_row(row, columns=columns, source=source, line=reader.line_num) for row in reader]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"manifest {source}: not a readable CSV file ({err})") from err
+        raise DataError(f"manifest {source}: not a readable CSV file ({err}); save it as UTF-8 CSV") from err
+    except OSError as err:
+        raise DataError(f"manifest {source}: cannot be read ({err})") from err
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
         raise DataError(
@@ -212,8 +220,14 @@ def load_manifest(
             f"{'; '.join(absent[:3])}{more}. Paths are relative to the manifest's folder"
         )
 
+    _check_leakage(items, source=source)
+    warnings = _doubtful_rows(items, task=task)
     found_classes = _classes_of(items, task=task, source=source)
     if classes is not None:
+        if len(set(classes)) != len(classes):
+            repeated = sorted({c for c in classes if list(classes).count(c) > 1})
+            warnings.append(f"data.classes lists {', '.join(map(repr, repeated))} more than once; kept once each")
+            classes = list(dict.fromkeys(classes))
         unknown = sorted(set(found_classes) - set(classes))
         if unknown:
             bad = next(i for i in items if any(lab in unknown for lab in _labels_of(i, task)))
@@ -225,11 +239,70 @@ def load_manifest(
     else:
         class_list = found_classes
 
+    if task == "classification" and len(class_list) < 2:
+        raise DataError(
+            f"manifest {source}: classification needs at least two classes, found "
+            f"{', '.join(map(repr, class_list))}; add files of other classes"
+        )
     if not has_partition:
-        items = _group_split(items, devel=split[0], test=split[1], seed=seed)
-    manifest = Manifest(source, items, class_list, task, "column" if has_partition else "seeded split")
+        items = _group_split(items, devel=split[0], test=split[1], seed=seed, source=source)
+    manifest = Manifest(source, items, class_list, task, "column" if has_partition else "seeded split", warnings)
     _check_partitions(manifest)
+    for message in manifest.warnings:
+        logger.warning("manifest %s: %s", source, message)
     return manifest
+
+
+def _row(row: dict[str | None, Any], *, columns: list[str], source: Path, line: int) -> dict[str, str]:
+    """One CSV row as stripped strings; a row with more fields than the header is an error."""
+    if None in row:
+        extra = row[None]
+        raise DataError(
+            f"manifest {source}, line {line}: {len(columns) + len(extra)} fields but the header has "
+            f"{len(columns)} ({', '.join(columns)}); a path or label that contains a comma must be "
+            f"quoted (\"a,b.wav\"), and extra columns need a header name"
+        )
+    return {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+
+
+def _check_leakage(items: Sequence[Item], *, source: Path) -> None:
+    """The same audio file in two partitions would leak training data into evaluation."""
+    seen: dict[Path, Item] = {}
+    for item in items:
+        key = item.path.resolve()
+        first = seen.setdefault(key, item)
+        if first.partition != item.partition:
+            raise DataError(
+                f"manifest {source}, lines {first.row} and {item.row}: {item.path.name} is in both "
+                f"{first.partition or 'the automatic split'} and {item.partition}; one file must be in "
+                "one partition only (remove one of the rows)"
+            )
+
+
+def _doubtful_rows(items: Sequence[Item], *, task: Task) -> list[str]:
+    """Warnings: repeated rows and labels that differ only in case."""
+    warnings = []
+    rows: dict[tuple[Path, str], list[int]] = {}
+    for item in items:
+        rows.setdefault((item.path.resolve(), item.label), []).append(item.row)
+    repeated = [lines for lines in rows.values() if len(lines) > 1]
+    if repeated:
+        shown = "; ".join("lines " + ", ".join(map(str, lines)) for lines in repeated[:3])
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        warnings.append(f"{len(repeated)} file(s) listed more than once ({shown}{more}); each copy is used")
+    if task != "regression":
+        labels = sorted({label for item in items for label in _labels_of(item, task)})
+        by_case: dict[str, list[str]] = {}
+        for label in labels:
+            by_case.setdefault(label.casefold(), []).append(label)
+        clashes = [names for names in by_case.values() if len(names) > 1]
+        if clashes:
+            warnings.append(
+                "labels that differ only in case are different classes: "
+                + "; ".join(" / ".join(names) for names in clashes)
+                + "; fix the spelling if they are meant to be one class"
+            )
+    return warnings
 
 
 def _labels_of(item: Item, task: Task) -> list[str]:
@@ -254,9 +327,15 @@ def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]
     return sorted({label for item in items for label in _labels_of(item, task)})
 
 
-def _group_split(items: list[Item], *, devel: float, test: float, seed: int) -> list[Item]:
+def _group_split(items: list[Item], *, devel: float, test: float, seed: int, source: Path) -> list[Item]:
     """Seeded split that keeps each group (or each file, without groups) in one partition."""
     keys = sorted({item.group or str(item.path) for item in items})
+    if len(keys) < 3:
+        unit = "groups" if any(item.group for item in items) else "files"
+        raise DataError(
+            f"manifest {source}: {len(keys)} {unit} cannot be split into train, devel and test; "
+            "add recordings, or give a partition column (train/devel/test) yourself"
+        )
     rng = np.random.default_rng(seed)
     order = [keys[i] for i in rng.permutation(len(keys))]
     n_test = max(1, round(test * len(keys))) if len(keys) >= 3 else 0
@@ -283,6 +362,30 @@ def _check_partitions(manifest: Manifest) -> None:
             f"manifest {manifest.source}: class(es) {', '.join(map(repr, empty))} have no "
             "training file; add training files or remove the class from data.classes"
         )
+
+
+def check_evaluable(manifest: Manifest) -> None:
+    """A run needs devel or test files to evaluate on; an empty one of the two is a warning.
+
+    Raises
+    ------
+    DataError
+        Neither devel nor test has a file.
+    """
+    if not manifest.partition("devel") and not manifest.partition("test"):
+        raise DataError(
+            f"manifest {manifest.source}: no devel and no test files, so nothing can be evaluated; "
+            "mark some rows partition=devel / test (other speakers than train), or remove the "
+            "partition column to split automatically"
+        )
+    for name in ("devel", "test"):
+        if not manifest.partition(name):
+            message = f"the {name} partition is empty: " + (
+                "the last epoch is kept (no model selection)" if name == "devel" else "no test figures"
+            )
+            if message not in manifest.warnings:
+                manifest.warnings.append(message)
+                logger.warning("manifest %s: %s", manifest.source, message)
 
 
 # ------------------------------------------------------------------------------- summaries
@@ -331,6 +434,8 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         "partitions": partitions,
         "files": len(manifest.items),
         "seconds": float(np.nansum(secs)),
+        "warnings": list(manifest.warnings),
+        "skipped": [],
     }
 
 
@@ -353,6 +458,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     width = max([len(c) for c in summary["classes"]] + [7])
     lines.append(f"{'files':<{width}}  {files}")
     lines.append(f"{'minutes':<{width}}  {minutes}")
+    if summary.get("skipped"):
+        skipped = "  ".join(f"{summary['partitions'][p].get('skipped', 0):>7}" for p in parts)
+        lines.append(f"{'skipped':<{width}}  {skipped}   (undecodable files, see skipped_files.csv)")
+    lines += [f"warning: {message}" for message in summary.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -434,6 +543,8 @@ def decode_chunks(
             return item, chunks
         except AudioError as err:
             return item, err
+        except Exception as err:  # noqa: BLE001  any decoder failure is this file's problem
+            return item, AudioError(f"cannot decode audio file {str(item.path)!r}: {type(err).__name__}: {err}")
 
     files: list[Item] = []
     skipped: list[tuple[Item, str]] = []
@@ -458,7 +569,10 @@ def decode_chunks(
             audio.append(result.frames)
             starts.append(np.asarray(result.starts, dtype=np.float64))
     if not files:
-        raise DataError("no audio could be decoded: every file was skipped")
+        raise DataError(
+            f"no audio could be decoded: all {len(skipped)} file(s) were skipped (first: "
+            f"{skipped[0][0].path}: {skipped[0][1]})" if skipped else "no audio files to decode"
+        )
     return ChunkSet(
         audio=np.concatenate(audio).astype(np.float32, copy=False),
         file_index=np.concatenate(index),
@@ -468,10 +582,55 @@ def decode_chunks(
     )
 
 
-def write_skipped(path: str | Path, skipped: Sequence[tuple[Item, str]]) -> None:
-    """Record skipped files and why in a CSV (path, line, reason)."""
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "manifest_line", "reason"])
-        for item, reason in skipped:
-            writer.writerow([str(item.path), item.row, reason])
+def skipped_csv(skipped: Sequence[tuple[Item, str]]) -> str:
+    """CSV text recording skipped files and why (path, manifest_line, partition, reason)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "manifest_line", "partition", "reason"])
+    for item, reason in skipped:
+        writer.writerow([str(item.path), item.row, item.partition, reason])
+    return buffer.getvalue()
+
+
+def check_decoded(manifest: Manifest, train: ChunkSet) -> None:
+    """After skipping bad files, every class must still have training audio.
+
+    Raises
+    ------
+    DataError
+        Naming the classes left without training files and how many files of each were skipped.
+    """
+    if manifest.task == "regression":
+        return
+    counts = Counter(lab for item in train.files for lab in _labels_of(item, manifest.task))
+    empty = [name for name in manifest.classes if counts[name] == 0]
+    if empty:
+        lost = Counter(lab for item, _ in train.skipped for lab in _labels_of(item, manifest.task))
+        raise DataError(
+            f"manifest {manifest.source}: after skipping undecodable files, class(es) "
+            + ", ".join(f"{name!r} ({lost[name]} skipped)" for name in empty)
+            + " have no training audio; fix or replace those files (see skipped_files.csv)"
+        )
+
+
+def with_skipped(summary: dict[str, Any], skipped: Sequence[tuple[Item, str]]) -> dict[str, Any]:
+    """The data summary with the skipped files recorded and subtracted from the counts.
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`summarize`.
+    skipped : sequence of (Item, reason)
+        Files that could not be decoded and were skipped.
+    """
+    result = {**summary, "skipped": [{"path": str(item.path), "line": item.row, "partition": item.partition, "reason": reason} for item, reason in skipped]}
+    partitions = {name: {**part, "counts": dict(part["counts"])} for name, part in summary["partitions"].items()}
+    for item, _ in skipped:
+        part = partitions[item.partition]
+        part["files"] -= 1
+        part["skipped"] = part.get("skipped", 0) + 1
+        for label in _labels_of(item, summary["task"]) if summary["classes"] else []:
+            part["counts"][label] -= 1
+    result["partitions"] = partitions
+    result["files"] = summary["files"] - len(skipped)
+    return result

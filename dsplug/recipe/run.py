@@ -19,6 +19,7 @@ import numpy as np
 
 from dsplug import data as data_stage
 from dsplug import report
+from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
 from dsplug.recipe.loader import RecipePoint
 
@@ -106,51 +107,103 @@ def _evaluate(task: str, split: Any, outputs: np.ndarray, chunk_set: Any, classe
     return metrics, file_outputs
 
 
+def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: Any = None, strategy: Any = None) -> Any:
+    """A :class:`~dsplug.train.Trainer` for a recipe: its augmentation plugins and policy loaded here.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The validated recipe.
+    pipeline : Pipeline
+        Built from the recipe (in ``strategy``'s scope).
+    run_dir : path
+        Checkpoints go to ``run_dir/checkpoints``.
+    """
+    from dsplug import registry
+    from dsplug.augment.policy import SapAugmentPolicy
+    from dsplug.model import plugin_options
+    from dsplug.train import Trainer
+
+    aug = recipe.augment
+    augmentations = []
+    if aug.policy != "none":
+        for method in aug.methods:
+            cls = registry.load("augmentations", method.name)
+            augmentations.append(cls(options=plugin_options(cls, method)))
+    policy = SapAugmentPolicy(a=aug.a, s=aug.s, p_min=aug.p_min, p_max=aug.p_max) if augmentations else None
+    return Trainer(
+        config=recipe.train, pipeline=pipeline, task=recipe.data.task, checkpoints=Path(run_dir) / "checkpoints",
+        augmentations=augmentations, policy=policy, seed=recipe.seed, balance=recipe.data.balance,
+        pretrained=recipe.model.backbone.weights.lower() != "none", progress=progress, strategy=strategy,
+    )
+
+
 def load_manifest_of(recipe: Any) -> data_stage.Manifest:
     """The recipe's manifest, validated, with partitions (column or seeded group split)."""
     data = recipe.data
-    return data_stage.load_manifest(
+    manifest = data_stage.load_manifest(
         data.manifest,
         task=data.task,
         classes=data.classes,
         split=(data.split.devel, data.split.test),
         seed=recipe.seed,
     )
+    data_stage.check_evaluable(manifest)
+    return manifest
 
 
 def run_point(point: RecipePoint, *, run_dir: str | Path, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run one recipe point into ``run_dir``: data, training, evaluation, export.
 
-    The resolved recipe is written first (``recipe.yaml``). Then ``data.json``, ``history.csv``,
-    ``training.png``, ``metrics.json``, ``predictions.csv``, ``confusion.png``,
-    ``model.keras``, ``model.tflite`` (+ ``model.json``) and ``report.md``.
+    Everything that can be checked is checked before anything is written (the output folder, the
+    manifest, a run of another recipe already there); then the directory is locked, the run record
+    (``run.json``, ``recipe.yaml``) is written and the stages follow (see
+    :class:`~dsplug.artifacts.RunDir`). A finished run of the same recipe is a record: it is
+    reported again, never rewritten. An interrupted one resumes from its last epoch.
 
     Returns
     -------
     dict
-        ``{"run_dir", "data", "metrics", "export"}``.
+        ``{"run_dir", "data", "metrics", "export", "reused"}``.
+
+    Raises
+    ------
+    RunError
+        The folder cannot be written, is in use, or holds a run of another recipe.
     """
     reporter = reporter or SilentReporter()
     recipe = point.recipe
     if recipe.train.distribute == "multiworker" and not chief_from_environment():
         # every worker trains; only the chief writes the run directory
         with tempfile.TemporaryDirectory(prefix="dsplug-worker-") as scratch:
-            return _run(point, run_dir=Path(scratch), reporter=reporter)
-    return _run(point, run_dir=Path(run_dir), reporter=reporter)
+            return _run(point, run=RunDir(scratch), reporter=reporter)
+    return _run(point, run=RunDir(run_dir), reporter=reporter)
 
 
-def _run(point: RecipePoint, *, run_dir: Path, reporter: Reporter) -> dict[str, Any]:
+def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, Any]:
     recipe = point.recipe
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(point.to_yaml(), encoding="utf-8")
-    reporter.info(f"run directory: {run_dir}")
-
+    run.check_writable()
     manifest = load_manifest_of(recipe)
-    summary = data_stage.summarize(manifest)
-    (run_dir / "data.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    reporter.info(data_stage.format_summary(summary))
+    with run.lock():
+        if run.begin(recipe_hash=point.hash, name=recipe.name, recipe_yaml=point.to_yaml()):
+            reporter.info(f"{run.path} already holds this recipe's finished run; reporting it (delete the folder to train again)")
+            return {"run_dir": str(run.path), "data": run.data_summary(), "metrics": run.metrics(), "export": run.export_summary(), "reused": True}
+        reporter.info(f"run directory: {run.path}")
+        chunks, skipped = _decode(recipe, manifest, reporter=reporter)
+        summary = data_stage.with_skipped(data_stage.summarize(manifest), skipped)
+        run.write_data_summary(summary)
+        reporter.info(data_stage.format_summary(summary))
+        if skipped:
+            write_atomic(run / RunDir.SKIPPED, data_stage.skipped_csv(skipped))
+            reporter.info(f"skipped {len(skipped)} undecodable file(s); see {run / RunDir.SKIPPED}")
+        data_stage.check_decoded(manifest, chunks["train"])
+        result = _train_evaluate_export(point, run_dir=run.path, manifest=manifest, chunks=chunks, summary=summary, reporter=reporter)
+        run.finish()
+        return {**result, "reused": False}
 
-    # decode every file once (all partitions), before any training starts
+
+def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -> tuple[dict[str, Any], list[Any]]:
+    """Decode every file once (all partitions), before any training starts."""
     chunks: dict[str, Any] = {}
     skipped: list[Any] = []
     for name in data_stage.PARTITIONS:
@@ -168,10 +221,7 @@ def _run(point: RecipePoint, *, run_dir: Path, reporter: Reporter) -> dict[str, 
                 progress=update,
             )
         skipped += chunks[name].skipped
-    if skipped:
-        data_stage.write_skipped(run_dir / "skipped_files.csv", skipped)
-        reporter.info(f"skipped {len(skipped)} bad file(s); see {run_dir / 'skipped_files.csv'}")
-    return _train_evaluate_export(point, run_dir=run_dir, manifest=manifest, chunks=chunks, summary=summary, reporter=reporter)
+    return chunks, skipped
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
@@ -180,7 +230,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     from dsplug.model import build_pipeline, chunk_samples, precision
     from dsplug.data import Split
     from dsplug.model import predict_batches as predict
-    from dsplug.train import Trainer, write_history
+    from dsplug.train import write_history
 
     recipe = point.recipe
     task = recipe.data.task
@@ -202,7 +252,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         reporter.info(f"data parallel: {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__}), global batch {recipe.train.batch_size * strategy.num_replicas_in_sync}")
     with precision(recipe.train.mixed_precision), strategy.scope():
         pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
-    trainer = Trainer(recipe=recipe, pipeline=pipeline, run_dir=run_dir, progress=reporter.progress, strategy=strategy)
+    trainer = trainer_for(recipe, pipeline=pipeline, run_dir=run_dir, progress=reporter.progress, strategy=strategy)
     with precision(recipe.train.mixed_precision):
         result = trainer.fit(train_split, devel_split, recipe_hash=point.hash)
     if strategy.num_replicas_in_sync > 1 or recipe.train.mixed_precision:
