@@ -357,10 +357,13 @@ class ModelMetadata(BaseModel):
             )
         n_out = int(output_shape[-1])
         if n_out != self.n_outputs:
+            declared = (
+                f"declares {self.n_outputs}" if self.task == "regression" else f"lists {len(self.classes)} classes"
+            )
             raise ExportError(
                 f"the metadata does not belong to {model}: the model has {n_out} outputs but the "
-                f"metadata declares {self.n_outputs} ({len(self.classes)} classes); keep each model "
-                "with the metadata exported with it"
+                f"metadata {declared}; keep each model with the metadata exported with it "
+                "(`dsplug export RUN_DIR` writes both)"
             )
 
 

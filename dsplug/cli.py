@@ -366,7 +366,7 @@ def predict_cmd(
     """Predict classes of audio files with an exported model (no TensorFlow needed)."""
     _setup(debug)
     with _errors():
-        from dsplug.inference import load_model, predict_files, predictions_json, write_predictions_csv
+        from dsplug.runtime import load_model, predict_files, predictions_json, write_predictions_csv
 
         loaded = load_model(model, threads=threads)
         predictions = predict_files(loaded, audio, aggregate=aggregate)  # type: ignore[arg-type]
@@ -396,7 +396,7 @@ def stream_cmd(
     """Real-time sliding-window inference with per-window latency; ends with mean/p95 latency and real-time factor."""
     _setup(debug)
     with _errors():
-        from dsplug.inference import format_stream_result, format_stream_summary, load_model, stream_file, stream_microphone
+        from dsplug.runtime import format_stream_result, format_stream_summary, load_model, stream_file, stream_microphone
 
         if (file is None) == (not mic):
             raise DsplugError("give exactly one source: --file AUDIO or --mic")
@@ -424,7 +424,7 @@ def bench_cmd(
     with _errors():
         import json
 
-        from dsplug.inference import bench, format_bench
+        from dsplug.runtime import bench, format_bench
 
         result = bench(model, threads=threads, runs=runs, warmup=warmup)
         typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_bench(result))

@@ -29,7 +29,6 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from dsplug.artifacts import decide, output_columns, predictions_csv, write_atomic
 from dsplug.errors import DataError
 
 __all__ = [
@@ -781,11 +781,13 @@ def write_predictions_csv(
     starts: Sequence[float] | np.ndarray | None = None,
     ends: Sequence[float] | np.ndarray | None = None,
 ) -> None:
-    """Write one CSV row per prediction (``predictions.csv``).
+    """Write one CSV row per prediction (``predictions.csv``), atomically.
 
-    Columns: ``file, start, end, label, predicted, prob_<class>...`` (one ``prob_`` column per
-    class, in label order). ``start``/``end`` are empty for file-level rows and ``label`` is
-    empty when the truth is unknown (inference).
+    The format is :func:`dsplug.artifacts.predictions_csv`, shared with ``dsplug predict``:
+    columns ``file, level, start, end, label, predicted, prob_<class>...`` (one ``prob_``
+    column per class, in label order). ``level`` is ``chunk`` when chunk times are given and
+    ``file`` otherwise; ``start``/``end`` are empty for file-level rows; ``label`` is the true
+    class, empty when the truth is unknown; ``predicted`` is the arg-max class.
 
     Parameters
     ----------
@@ -823,25 +825,21 @@ def write_predictions_csv(
     for name, column in (("starts", starts), ("ends", ends)):
         if column is not None:
             times[name] = _check_values(column, name=name, n=len(ids))
-    predicted = values.argmax(axis=1)
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "start", "end", "label", "predicted"]
-                        + [f"prob_{name}" for name in names])
-        for i, file_id in enumerate(ids):
-            writer.writerow(
-                [
-                    file_id,
-                    f"{times['starts'][i]:.3f}" if "starts" in times else "",
-                    f"{times['ends'][i]:.3f}" if "ends" in times else "",
-                    names[truth[i]] if truth is not None else "",
-                    names[predicted[i]],
-                ]
-                + [f"{p:.6g}" for p in values[i]]
-            )
+    level = "chunk" if times else "file"
+    rows = [
+        {
+            "file": file_id,
+            "level": level,
+            "start": float(times["starts"][i]) if "starts" in times else None,
+            "end": float(times["ends"][i]) if "ends" in times else None,
+            "label": names[truth[i]] if truth is not None else None,
+            "predicted": decide(values[i], classes=names, task="classification"),
+            "outputs": values[i],
+        }
+        for i, file_id in enumerate(ids)
+    ]
+    columns = output_columns(names, task="classification", k=len(names))
+    out = write_atomic(path, predictions_csv(rows, columns=columns))
     logger.debug("wrote %d predictions to %s", len(ids), out)
 
 

@@ -316,6 +316,7 @@ def test_file_level_evaluation_on_tones_manifest(tmp_path: Path) -> None:
         written = list(csv.DictReader(handle))
     assert [row["file"] for row in written] == files
     assert [row["label"] for row in written] == [labels[i] for i in y_true]
+    assert all(row["level"] == "file" and row["start"] == row["end"] == "" for row in written)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,8 +399,9 @@ def test_write_predictions_csv_chunk_rows(tmp_path: Path) -> None:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == ["file", "start", "end", "label", "predicted", "prob_cat",
+    assert reader.fieldnames == ["file", "level", "start", "end", "label", "predicted", "prob_cat",
                                  "prob_dog,wolf", "prob_bird"]
+    assert all(row["level"] == "chunk" for row in rows)
     assert [float(row["start"]) for row in rows] == [0.0, 0.5, 1.0, 0.0, 0.5]
     assert all(row["label"] == "" for row in rows)  # no truth given
     assert [row["predicted"] for row in rows] == [labels[i] for i in probs.argmax(axis=1)]

@@ -41,7 +41,7 @@ def compare(
         One row per backbone (see :func:`format_table` for the columns).
     """
     from dsplug import export
-    from dsplug.inference import bench
+    from dsplug.runtime import bench
     from dsplug.recipe.run import run_point
 
     if not backbones:
