@@ -341,7 +341,6 @@ def explain_examples(
     return ExamplesResult(figure=figure, markdown_path=markdown_path, markdown=text, examples=examples)
 
 
-
 def _markdown(figure: Path, *, run: RunView, examples: Sequence[Example], n: int, method: str) -> str:
     """A ``report.md`` section: the figure and a table of the examples."""
     try:
