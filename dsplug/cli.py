@@ -333,12 +333,13 @@ def explain_cmd(
     _setup(debug)
     with _errors():
         from dsplug import explain
+        from dsplug.report.markdown import add_to_report
 
         if (audio is None) == (examples is None):
             raise DsplugError("give either AUDIO or --examples N")
         if examples is not None:
             result = explain.explain_examples(run_dir, n=examples, method=method, out=out)
-            explain.add_to_report(run_dir, markdown=result.markdown)
+            add_to_report(run_dir, markdown=result.markdown)
             typer.echo(f"wrote {result.figure} and added the examples to {run_dir / 'report.md'}")
             return
         assert audio is not None

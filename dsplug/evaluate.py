@@ -1,8 +1,10 @@
-"""Evaluation: metrics, bootstrap confidence intervals, chunk-to-file aggregation, reports, plots.
+"""Evaluation: metrics, bootstrap confidence intervals, chunk-to-file aggregation, selection score.
 
 Plain functions over NumPy arrays; no TensorFlow. Every metric dictionary this module returns is
 ready for JSON: numbers are Python ``int``/``float``, arrays are nested lists, and a value that is
 undefined for the data (e.g. the recall of a class with no samples) is ``None``.
+``dsplug.artifacts.RunDir.write_metrics`` writes them to ``metrics.json``; their figures
+(confusion matrix, training curves) are drawn by :mod:`dsplug.report.figures`.
 
 Conventions
 -----------
@@ -34,7 +36,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,14 +50,12 @@ from dsplug.errors import DataError
 __all__ = [
     "aggregate_chunks",
     "bootstrap_ci",
+    "check_confusion",
     "classification_metrics",
     "evaluate_partition",
     "multilabel_metrics",
     "paired_uar_difference",
-    "plot_confusion",
-    "plot_history",
     "regression_metrics",
-    "write_metrics_json",
     "write_predictions_csv",
 ]
 
@@ -150,6 +150,37 @@ def _check_values(y: Any, *, name: str, n: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def check_confusion(confusion: Any, labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Validate a confusion matrix against its class names.
+
+    Parameters
+    ----------
+    confusion : array-like [shape=(k, k), dtype=int]
+        Counts, rows = true class, columns = predicted class (``metrics["confusion"]``).
+    labels : sequence of str [length k]
+        Class names.
+
+    Returns
+    -------
+    counts : np.ndarray [shape=(k, k), dtype=int]
+    names : list of str [length k]
+
+    Raises
+    ------
+    DataError
+        If ``confusion`` is not a square matrix of non-negative counts matching ``labels``, or
+        the labels are not unique non-empty strings.
+    """
+    names = _check_labels(labels)
+    k = len(names)
+    counts = np.asarray(confusion)
+    if counts.shape != (k, k):
+        raise DataError(f"confusion must have shape ({k}, {k}) for {k} labels, got {counts.shape}")
+    if not np.issubdtype(counts.dtype, np.integer) or (counts < 0).any():
+        raise DataError("confusion must hold non-negative integer counts")
+    return counts, names
 
 
 def _number(value: float) -> float | None:
@@ -725,52 +756,6 @@ def multilabel_metrics(
 # --------------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any, *, where: str) -> Any:
-    """Convert NumPy values to JSON types; non-finite floats become ``None``."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item, where=f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), where=where)
-    if isinstance(value, list | tuple):
-        return [_jsonable(item, where=f"{where}[{i}]") for i, item in enumerate(value)]
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _number(value)
-    raise DataError(
-        f"metrics value at {where} has type {type(value).__name__}, which JSON cannot hold; "
-        "use numbers, strings, lists or dicts"
-    )
-
-
-def write_metrics_json(path: PathLike, metrics: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write per-partition metrics as pretty-printed JSON (``metrics.json``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Output file; parent folders are created.
-    metrics : mapping of str to dict
-        Partition name (``devel``, ``test``) -> metric dict, e.g. from
-        :func:`evaluate_partition`. NumPy numbers and arrays are converted; NaN and infinity are
-        written as ``null``.
-
-    Raises
-    ------
-    DataError
-        If a value cannot be represented in JSON.
-    """
-    document = _jsonable(dict(metrics), where="metrics")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    logger.debug("wrote metrics of %s to %s", ", ".join(document), out)
-
-
 def write_predictions_csv(
     path: PathLike,
     *,
@@ -841,159 +826,3 @@ def write_predictions_csv(
     columns = output_columns(names, task="classification", k=len(names))
     out = write_atomic(path, predictions_csv(rows, columns=columns))
     logger.debug("wrote %d predictions to %s", len(ids), out)
-
-
-# --------------------------------------------------------------------------------------------
-# plots
-# --------------------------------------------------------------------------------------------
-
-
-def _new_figure(*, width: float, height: float) -> Any:
-    """A matplotlib Figure on the Agg canvas (no pyplot, no global backend change)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def plot_confusion(
-    path: PathLike,
-    *,
-    confusion: Sequence[Sequence[int]] | np.ndarray,
-    labels: Sequence[str],
-    title: str = "",
-) -> None:
-    """Draw a confusion matrix with counts and row percentages in every cell (PNG).
-
-    Cell colour is the row percentage (share of the true class predicted as each class), so the
-    diagonal shows the per-class recall, as in Figure 3 of the DeepSpectrumLite paper. Figure
-    and font sizes adapt to the number of classes (readable up to about 20).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Output image (format from the suffix, e.g. ``.png``); parent folders are created.
-    confusion : array-like [shape=(k, k), dtype=int]
-        Counts, rows = true class, columns = predicted class.
-    labels : sequence of str [length k]
-        Class names.
-    title : str
-        Figure title.
-
-    Raises
-    ------
-    DataError
-        If ``confusion`` is not a square matrix of non-negative counts matching ``labels``.
-    """
-    names = _check_labels(labels)
-    k = len(names)
-    counts = np.asarray(confusion)
-    if counts.shape != (k, k):
-        raise DataError(f"confusion must have shape ({k}, {k}) for {k} labels, got {counts.shape}")
-    if not np.issubdtype(counts.dtype, np.integer) or (counts < 0).any():
-        raise DataError("confusion must hold non-negative integer counts")
-    support = counts.sum(axis=1, keepdims=True)
-    percent = np.divide(100.0 * counts, support, out=np.zeros(counts.shape), where=support > 0)
-
-    side = min(max(4.5, 0.6 * k + 2.5), 14.0)  # inches; 2.5 for ticks, labels and title
-    cell_points = 72.0 * (side - 2.5) / k
-    font = float(np.clip(0.24 * cell_points, 6.0, 11.0))
-    figure = _new_figure(width=side + 1.0, height=side)
-    axes = figure.add_subplot()
-    image = axes.imshow(percent, cmap="Blues", vmin=0.0, vmax=100.0)
-    colorbar = figure.colorbar(image, ax=axes, shrink=0.8)
-    colorbar.set_label("% of true class")
-    for row in range(k):
-        for col in range(k):
-            text = f"{counts[row, col]}\n{percent[row, col]:.1f}%" if support[row, 0] else "0\n–"
-            axes.text(col, row, text, ha="center", va="center", fontsize=font,
-                      color="white" if percent[row, col] > 55 else "black")
-    axes.set_xticks(np.arange(k), labels=names, rotation=45 if k > 4 else 0,
-                    ha="right" if k > 4 else "center", fontsize=font + 1)
-    axes.set_yticks(np.arange(k), labels=names, fontsize=font + 1)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    if title:
-        axes.set_title(title)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    logger.debug("wrote confusion matrix plot to %s", out)
-
-
-def plot_history(
-    path: PathLike,
-    *,
-    history: Mapping[str, Sequence[float]],
-    phase_boundary: int | None = None,
-    title: str = "",
-) -> None:
-    """Draw training curves per epoch: losses on the left, other metrics (UAR, ...) on the right.
-
-    A series goes to the loss panel when its name contains ``loss``; series named ``lr``,
-    ``learning_rate`` or ``epoch`` are not drawn; every other series goes to the metric panel.
-    Epochs are numbered from 1 on the x axis.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Output image (format from the suffix); parent folders are created.
-    history : mapping of str to sequence of float
-        Series name (e.g. ``loss``, ``val_loss``, ``uar``, ``val_uar``) -> one value per epoch.
-        NaN values leave gaps.
-    phase_boundary : int, optional
-        Number of phase-1 epochs, i.e. the 0-based index of the first phase-2 epoch; a dashed
-        vertical line is drawn between epoch ``phase_boundary`` and ``phase_boundary + 1``.
-    title : str
-        Figure title.
-
-    Raises
-    ------
-    DataError
-        If no series can be drawn, a series is not 1-D numeric, or ``phase_boundary`` lies
-        outside the epochs.
-    """
-    skip = {"lr", "learning_rate", "epoch"}
-    series: dict[str, np.ndarray] = {}
-    for name, values in history.items():
-        if name in skip:
-            continue
-        problem = f"history[{name!r}] must be a non-empty list of numbers (one per epoch)"
-        try:
-            arr = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise DataError(f"{problem}, got {values!r:.80}") from err
-        if arr.ndim != 1 or arr.size == 0:
-            raise DataError(f"{problem}, got shape {arr.shape}")
-        series[name] = arr
-    if not series:
-        raise DataError(f"history has no series to plot; got keys {sorted(history)}")
-    epochs = max(arr.size for arr in series.values())
-    if phase_boundary is not None and not 0 <= phase_boundary <= epochs:
-        raise DataError(
-            f"phase_boundary must be an epoch index in [0, {epochs}], got {phase_boundary!r}"
-        )
-    losses = {name: arr for name, arr in series.items() if "loss" in name}
-    others = {name: arr for name, arr in series.items() if "loss" not in name}
-    panels = [(group, ylabel) for group, ylabel in ((losses, "loss"), (others, "metric")) if group]
-
-    figure = _new_figure(width=5.0 * len(panels) + 1.0, height=4.0)
-    for i, (group, ylabel) in enumerate(panels, start=1):
-        axes = figure.add_subplot(1, len(panels), i)
-        for name, arr in group.items():
-            axes.plot(np.arange(1, arr.size + 1), arr, marker="o" if epochs <= 30 else None,
-                      markersize=3, label=name)
-        if phase_boundary is not None:
-            axes.axvline(phase_boundary + 0.5, color="grey", linestyle="--", label="phase 2 starts")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(ylabel)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    logger.debug("wrote training history plot to %s", out)

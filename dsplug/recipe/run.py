@@ -18,7 +18,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from dsplug import data as data_stage
-from dsplug import report
 from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
 from dsplug.recipe.loader import RecipePoint
@@ -230,6 +229,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     from dsplug.model import build_pipeline, chunk_samples, precision
     from dsplug.data import Split
     from dsplug.model import predict_batches as predict
+    from dsplug.report import figures, markdown
     from dsplug.train import write_history
 
     recipe = point.recipe
@@ -269,7 +269,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
         series = {("devel_uar" if k == "devel_score" and task == "classification" else k): v for k, v in series.items() if not all(np.isnan(v))}
-        evaluate.plot_history(run_dir / "training.png", history=series, phase_boundary=result.phase2_start, title=recipe.name)
+        figures.plot_history(run_dir / "training.png", history=series, phase_boundary=result.phase2_start, title=recipe.name)
     if result.history:
         reporter.info(f"best epoch {result.best_epoch} (devel score {result.best_score:.4f})" if devel_split is not None else f"trained {len(result.history)} epochs")
     else:
@@ -286,7 +286,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
             m = metrics[name]
             ci = f" ({recipe.evaluate.confidence:.0%} CI {m['uar_ci95'][0]:.3f}-{m['uar_ci95'][1]:.3f})" if m["uar_ci95"] else ""
             reporter.info(f"{name}: UAR {m['uar']:.3f}{ci}, accuracy {m['accuracy']:.3f}, n={m['n']} files")
-    evaluate.write_metrics_json(run_dir / "metrics.json", metrics)
+    RunDir(run_dir).write_metrics(metrics)
     if task != "regression":
         for name, files, outputs, targets in rows:
             evaluate.write_predictions_csv(
@@ -296,7 +296,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
             )
         if task == "classification" and rows:
             last = rows[-1][0]
-            evaluate.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
+            figures.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
 
     pipeline.end_to_end.save(run_dir / "model.keras")
     samples = chunk_samples(recipe)
@@ -323,7 +323,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         )
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)
-    report.write_report(
+    markdown.write_report(
         run_dir, recipe=recipe, recipe_hash=point.hash, data_summary=data_stage.format_summary(summary),
         metrics=metrics, exported=exported, best_epoch=result.best_epoch, epochs=len(result.history),
     )
@@ -332,6 +332,8 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
 
 def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: list[str], task: str) -> None:
     """Draw one image per class (first devel/train file of each class), as the model sees it."""
+    from dsplug.report import figures
+
     if task != "classification" or pipeline.input_kind != "image":
         return
     split = splits.get("devel") or splits["train"]
@@ -339,7 +341,7 @@ def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: 
     picks = [int(np.flatnonzero(labels == c)[0]) for c in range(len(classes)) if (labels == c).any()]
     layer = pipeline.frontend.get_layer("spectrogram_image")
     images = layer(split.audio[picks]).numpy()
-    report.plot_examples(run_dir / "examples.png", images=images, labels=[classes[labels[i]] for i in picks])
+    figures.plot_examples(run_dir / "examples.png", images=images, labels=[classes[labels[i]] for i in picks])
 
 
 def default_recipe() -> Any:
