@@ -1,18 +1,10 @@
-"""Compression for the device: magnitude pruning and quantization-aware training (QAT).
+"""Quantization-aware training (QAT) of a trained pipeline's classifier.
 
-Both fine-tune a copy of a trained pipeline's classifier (normalised image -> outputs) on the
-training chunks, through the unchanged float32 front-end, with tensorflow-model-optimization
-(tfmot), which needs tf_keras models:
-
-* :func:`prune` -- magnitude pruning of the Conv2D / DepthwiseConv2D / Dense kernels to a
-  target sparsity (polynomial decay), wrappers stripped at the end. Pays off in compressed size.
-* :func:`quantization_aware_finetune` -- fake-quantisation (int8 weights per channel, int8
-  activations) of the whole classifier during a short fine-tune, so that the weights adapt to
-  8-bit rounding; :func:`dsplug.export.convert` with ``quantize="qat"`` turns the result into
-  an int8 classifier without calibration data.
-
-Both choose the fine-tuning epoch by the devel score when devel chunks are given, as training
-does. The pipeline passed in is never changed.
+Fake-quantisation (int8 weights per channel, int8 activations) of the whole classifier during a
+short fine-tune with tensorflow-model-optimization (tfmot), so that the weights adapt to 8-bit
+rounding; :func:`dsplug.deploy.convert.convert` with ``quantize="qat"`` turns the result into an
+int8 classifier without calibration data. tfmot quantises one level of layers, so the nested
+classifier is first flattened (:func:`flatten`). The pipeline passed in is never changed.
 """
 
 from __future__ import annotations
@@ -20,300 +12,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from dsplug.artifacts import Task
+from dsplug.deploy.finetune import BestEpoch, check_training_data, end_to_end, task_loss
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
-
-Task = Literal["classification", "multilabel", "regression"]
-
-#: Layer types whose kernels :func:`prune` prunes (Conv2DTranspose and the depthwise
-#: convolution are subclasses of Conv2D's base and are included through these).
-PRUNABLE_LAYERS: tuple[type, ...] = (
-    tf_keras.layers.Conv2D,
-    tf_keras.layers.DepthwiseConv2D,
-    tf_keras.layers.Dense,
-)
-
-
-# --------------------------------------------------------------------------------------------
-# shared by pruning and QAT
-# --------------------------------------------------------------------------------------------
-
-
-def _check_training_data(audio: np.ndarray, targets: np.ndarray, *, what: str) -> tuple[np.ndarray, np.ndarray]:
-    audio = np.asarray(audio, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.float32).reshape(len(targets), -1)
-    if audio.ndim != 2 or len(audio) != len(targets) or len(audio) == 0:
-        raise ExportError(
-            f"{what} needs training chunks (n, samples) and targets (n, k) of the same n, got "
-            f"{audio.shape} and {targets.shape}"
-        )
-    return audio, targets
-
-
-def _copy(model: tf_keras.Model) -> tf_keras.Model:
-    """A copy of ``model`` with the same weights (the original stays untouched)."""
-    copy = tf_keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _end_to_end(pipeline: Any, classifier: tf_keras.Model) -> tf_keras.Model:
-    """Audio -> ``classifier(frontend(audio))``, named like the pipeline's end-to-end model."""
-    inputs = tf_keras.Input(pipeline.end_to_end.input_shape[1:], dtype="float32", name="audio")
-    return tf_keras.Model(inputs, classifier(pipeline.frontend(inputs)), name=pipeline.end_to_end.name)
-
-
-# --------------------------------------------------------------------------------------------
-# pruning
-# --------------------------------------------------------------------------------------------
-
-
-
-
-@dataclasses.dataclass
-class PruneResult:
-    """A pruned, stripped model and what pruning achieved.
-
-    Attributes
-    ----------
-    model : tf_keras.Model
-        Audio (batch, samples) -> outputs: the pipeline's front-end and the pruned classifier,
-        named like the pipeline's end-to-end model (ready for :func:`convert`).
-    classifier : tf_keras.Model
-        The pruned classifier (normalised images -> outputs), pruning wrappers stripped.
-    target_sparsity : float
-        The requested fraction of zero weights.
-    sparsity : float
-        The achieved fraction of exactly-zero weights among the pruned kernels.
-    pruned_layers : int
-        Number of Conv2D / DepthwiseConv2D / Dense layers pruned.
-    pruned_weights : int
-        Number of weights in their kernels.
-    losses : list[float]
-        Training loss of each fine-tuning epoch.
-    epoch : int
-        The fine-tuning epoch kept (1-based; the last one without devel chunks).
-    devel_scores : list[float | None]
-        Devel score after each epoch (None before the final sparsity or without devel).
-    """
-
-    model: tf_keras.Model
-    classifier: tf_keras.Model
-    target_sparsity: float
-    sparsity: float
-    pruned_layers: int
-    pruned_weights: int
-    losses: list[float]
-    epoch: int
-    devel_scores: list[float | None]
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready facts (for the sidecar metadata and export.json)."""
-        return {
-            "target_sparsity": self.target_sparsity,
-            "sparsity": round(self.sparsity, 6),
-            "pruned_layers": self.pruned_layers,
-            "pruned_weights": self.pruned_weights,
-            "losses": [round(v, 6) for v in self.losses],
-            "epoch": self.epoch,
-            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
-        }
-
-
-def _kernels(model: tf_keras.Model) -> list[tf.Variable]:
-    """The kernels of every prunable layer in ``model`` and its nested models."""
-    found = []
-    for layer in model.submodules:
-        if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
-            found.append(layer.depthwise_kernel)
-        elif isinstance(layer, PRUNABLE_LAYERS):
-            found.append(layer.kernel)
-    return found
-
-
-def kernel_sparsity(model: tf_keras.Model) -> tuple[float, int, int]:
-    """Fraction of exactly-zero weights among the Conv2D / DepthwiseConv2D / Dense kernels.
-
-    Returns
-    -------
-    (sparsity, layers, weights) : (float, int, int)
-    """
-    kernels = [k.numpy() for k in _kernels(model)]
-    total = sum(k.size for k in kernels)
-    zeros = sum(int(np.count_nonzero(k == 0)) for k in kernels)
-    return (zeros / total if total else 0.0), len(kernels), total
-
-
-def _pruning_policy() -> Any:
-    import tensorflow_model_optimization as tfmot
-
-    class KernelPolicy(tfmot.sparsity.keras.PruningPolicy):
-        """Wrap only Conv2D / DepthwiseConv2D / Dense layers; leave the rest (custom layers too)."""
-
-        def allow_pruning(self, layer: tf_keras.layers.Layer) -> bool:
-            return isinstance(layer, PRUNABLE_LAYERS)
-
-        def ensure_model_supports_pruning(self, model: tf_keras.Model) -> None:
-            return None
-
-    return KernelPolicy()
-
-
-def _loss(task: str) -> tf_keras.losses.Loss:
-    if task == "classification":
-        return tf_keras.losses.CategoricalCrossentropy()
-    if task == "multilabel":
-        return tf_keras.losses.BinaryCrossentropy()
-    return tf_keras.losses.MeanSquaredError()
-
-
-def prune(
-    pipeline: Any,
-    *,
-    audio: np.ndarray,
-    targets: np.ndarray,
-    sparsity: float,
-    task: Task = "classification",
-    epochs: int = 6,
-    batch_size: int = 32,
-    lr: float = 1e-4,
-    seed: int = 0,
-    devel: Any = None,
-) -> PruneResult:
-    """Magnitude-prune the classifier to ``sparsity`` during a short fine-tune.
-
-    A copy of ``pipeline.classifier`` is wrapped with
-    ``tfmot.sparsity.keras.prune_low_magnitude`` -- only its Conv2D, DepthwiseConv2D and Dense
-    layers, in the backbone and head sub-models alike (custom layers such as AReLU stay as they
-    are) -- and fine-tuned end to end on the training chunks with Adam. The sparsity rises
-    along a cubic ``PolynomialDecay`` from 0 to ``sparsity`` over the first half of the steps
-    and is held for the rest, so the model recovers at the final sparsity. BatchNormalization
-    layers are frozen (their statistics kept). With ``devel``, the epoch with the best devel
-    score among those at the final sparsity is kept (the training's model selection: UAR,
-    mAP or -MSE at file level); without it, the last epoch. The wrappers are stripped at the
-    end. The pipeline itself is not changed.
-
-    Parameters
-    ----------
-    pipeline : dsplug.model.Pipeline
-        The trained model parts (``frontend``, ``classifier``, ``end_to_end``).
-    audio : np.ndarray [shape=(n, samples), dtype=float32]
-        Training chunks.
-    targets : np.ndarray [shape=(n, k), dtype=float32]
-        One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
-    sparsity : float
-        Target fraction of zero weights in (0, 1).
-    task : {"classification", "multilabel", "regression"}
-        Selects the loss.
-    epochs, batch_size : int
-        Fine-tuning length; at least two steps in all.
-    lr : float
-        Adam learning rate.
-    seed : int
-        Seed of the shuffling and dropout.
-    devel : dsplug.data.Split, optional
-        Chunks for choosing the epoch (e.g. the devel partition).
-
-    Returns
-    -------
-    PruneResult
-
-    Raises
-    ------
-    ExportError
-        ``sparsity`` outside (0, 1); too few chunks or steps; mismatched shapes.
-    """
-    import tensorflow_model_optimization as tfmot
-
-    if not 0.0 < sparsity < 1.0:
-        raise ExportError(f"prune sparsity must be in (0, 1), got {sparsity!r}; e.g. --prune 0.5")
-    audio, targets = _check_training_data(audio, targets, what="pruning")
-    steps_per_epoch = math.ceil(len(audio) / batch_size)
-    total = steps_per_epoch * epochs
-    if total < 2:
-        raise ExportError(
-            f"pruning needs at least 2 fine-tuning steps, got {epochs} epoch(s) of {steps_per_epoch} "
-            "batch(es); raise the epochs or lower the batch size"
-        )
-    tf_keras.utils.set_random_seed(seed)
-    # a copy, so the pipeline's weights stay as they are
-    classifier = _copy(pipeline.classifier)
-    frequency = max(1, total // 20)
-    end_step = max(frequency, frequency * int(0.5 * (total - 1) / frequency))
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=float(sparsity), begin_step=0, end_step=end_step, frequency=frequency
-    )
-    wrapped = tfmot.sparsity.keras.prune_low_magnitude(
-        classifier, pruning_schedule=schedule, pruning_policy=_pruning_policy()
-    )
-    for layer in wrapped.submodules:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            layer.trainable = False
-    trainer = _end_to_end(pipeline, wrapped)
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=_loss(task))
-    selection = _BestEpoch(
-        wrapped, devel=devel, task=task, batch_size=batch_size,
-        first=math.ceil((end_step + 1) / steps_per_epoch) - 1,  # first epoch at the final sparsity
-    )
-    history = trainer.fit(
-        audio, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), selection],  # masks applied first
-    )
-    selection.restore()
-    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    achieved, layers, weights = kernel_sparsity(stripped)
-    model = _end_to_end(pipeline, stripped)
-    losses = [float(v) for v in history.history.get("loss", [])]
-    logger.info("pruned %d layers (%d weights) to sparsity %.3f (target %.3f)", layers, weights, achieved, sparsity)
-    return PruneResult(
-        model=model, classifier=stripped, target_sparsity=float(sparsity), sparsity=achieved,
-        pruned_layers=layers, pruned_weights=weights, losses=losses,
-        epoch=selection.best_epoch + 1, devel_scores=selection.scores,
-    )
-
-
-class _BestEpoch(tf_keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best devel score from epoch ``first`` on."""
-
-    def __init__(self, wrapped: tf_keras.Model, *, devel: Any, task: str, batch_size: int, first: int) -> None:
-        super().__init__()
-        self.wrapped, self.devel, self.task, self.batch_size, self.first = wrapped, devel, task, batch_size, first
-        self.best_epoch, self.best_score = -1, -math.inf
-        self.best_weights: list[np.ndarray] | None = None
-        self.scores: list[float | None] = []
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from dsplug.evaluate import selection_score
-        from dsplug.model import predict_batches
-
-        if self.devel is None or epoch < self.first:
-            self.scores.append(None)
-            self.best_epoch = epoch
-            return
-        score = selection_score(self.task, self.devel, predict_batches(self.model, self.devel.audio, batch_size=self.batch_size))
-        self.scores.append(score)
-        if score > self.best_score:
-            self.best_epoch, self.best_score = epoch, score
-            self.best_weights = self.wrapped.get_weights()
-
-    def restore(self) -> None:
-        """Put the chosen epoch's weights back (nothing to do without devel)."""
-        if self.best_weights is not None:
-            self.wrapped.set_weights(self.best_weights)
-
-
-# --------------------------------------------------------------------------------------------
-# quantization-aware training
-# --------------------------------------------------------------------------------------------
 
 
 class _PopFree(dict):  # type: ignore[type-arg]
@@ -454,7 +164,7 @@ class QatResult:
     model : tf_keras.Model
         Audio (batch, samples) -> outputs: the pipeline's float32 front-end and the
         fake-quantised classifier, named like the pipeline's end-to-end model (ready for
-        :func:`dsplug.export.convert` with ``quantize="qat"``).
+        :func:`dsplug.deploy.convert.convert` with ``quantize="qat"``).
     classifier : tf_keras.Model
         The fake-quantised classifier (one level of layers, named ``classifier``).
     float_layers : list[str]
@@ -556,7 +266,7 @@ def quantization_aware_finetune(
 
     if epochs < 1:
         raise ExportError(f"quantization-aware fine-tuning needs at least 1 epoch, got {epochs}; e.g. qat_epochs: 3")
-    audio, targets = _check_training_data(audio, targets, what="quantization-aware fine-tuning")
+    audio, targets = check_training_data(audio, targets, what="quantization-aware fine-tuning")
     tf_keras.utils.set_random_seed(seed)
     qkeras = tfmot.quantization.keras
     if prune_preserving:
@@ -588,10 +298,10 @@ def quantization_aware_finetune(
     for layer in quantized.submodules:
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             layer.trainable = False
-    trainer = _end_to_end(pipeline, quantized)
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=_loss(task))
+    trainer = end_to_end(pipeline, quantized)
+    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=task_loss(task))
     _calibrate(trainer, audio, size=calibration_size, seed=seed)
-    selection = _BestEpoch(quantized, devel=devel, task=task, batch_size=batch_size, first=-1)
+    selection = BestEpoch(quantized, devel=devel, task=task, batch_size=batch_size, first=-1)
     selection.set_model(trainer)
     selection.on_epoch_end(-1)  # the calibrated model before fine-tuning is a candidate too
     history = trainer.fit(audio, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[selection])
@@ -601,7 +311,7 @@ def quantization_aware_finetune(
         epochs, selection.best_epoch + 1, float_layers or "none",
     )
     return QatResult(
-        model=_end_to_end(pipeline, quantized), classifier=quantized, float_layers=float_layers,
+        model=end_to_end(pipeline, quantized), classifier=quantized, float_layers=float_layers,
         prune_preserving=prune_preserving, losses=[float(v) for v in history.history.get("loss", [])],
         epoch=selection.best_epoch + 1, devel_scores=selection.scores,
     )
