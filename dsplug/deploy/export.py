@@ -92,14 +92,13 @@ def export_config(
     try:
         return ExportConfig.model_validate({**base.model_dump(), **update})
     except ValidationError as err:
-        field = str(err.errors()[0]["loc"][0])
-        fix = OPTION_FIXES.get(field, f"export.{field}: {err.errors()[0]['msg']} (got {{value!r}})")
-        raise ExportError(fix.format(value=update.get(field))) from err
+        problem = err.errors()[0]
+        field, value = str(problem["loc"][0]), update.get(str(problem["loc"][0]))
+        fix = OPTION_FIXES[field].format(value=value) if field in OPTION_FIXES else f"export.{field}: {problem['msg']} (got {value!r})"
+        raise ExportError(fix) from err
 
 
-# --------------------------------------------------------------------------------------------
-# the steps of export_run
-# --------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------- the steps of export_run
 
 
 def _progress(progress: Any, *, total: int, description: str) -> contextlib.AbstractContextManager[Callable[[int], None]]:
@@ -163,6 +162,7 @@ class _Source:
 
 
 def _decode(manifest: data_stage.Manifest, recipe: Recipe, *, config: ExportConfig, fine_tune: bool, progress: Any) -> _Audio:
+    """Decode the parity partition and the training chunks (all of them only to fine-tune)."""
     train_items = manifest.partition("train")
     partition = "devel" if manifest.partition("devel") else "test"
     parity = decode_items(manifest.partition(partition), recipe=recipe, progress=progress, description=f"decoding {partition}")
@@ -247,11 +247,6 @@ def _write_models(folder: Path, trained: TrainedRun, *, sources: Sequence[_Sourc
                 batch_size=trained.recipe.train.batch_size,
             )
     return written, reports
-
-
-# --------------------------------------------------------------------------------------------
-# export_run
-# --------------------------------------------------------------------------------------------
 
 
 def export_run(run: RunDir, *, config: ExportConfig, progress: Any = None) -> dict[str, Any]:

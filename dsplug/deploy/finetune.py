@@ -7,6 +7,7 @@ when devel chunks are given, as training does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -14,6 +15,42 @@ import numpy as np
 import tf_keras
 
 from dsplug.errors import ExportError
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    """What a fine-tune of the classifier returns (:class:`~dsplug.deploy.prune.PruneResult`,
+    :class:`~dsplug.deploy.qat.QatResult` add their own facts).
+
+    Attributes
+    ----------
+    model : tf_keras.Model
+        Audio (batch, samples) -> outputs: the pipeline's float32 front-end and the fine-tuned
+        classifier, named like the pipeline's end-to-end model (ready for
+        :func:`dsplug.deploy.convert.convert`).
+    classifier : tf_keras.Model
+        The fine-tuned classifier (normalised images -> outputs).
+    losses : list[float]
+        Training loss of each fine-tuning epoch.
+    epoch : int
+        The fine-tuning epoch kept (1-based; the last one without devel chunks).
+    devel_scores : list[float | None]
+        Devel score of each candidate epoch (None where not measured, or without devel).
+    """
+
+    model: tf_keras.Model
+    classifier: tf_keras.Model
+    losses: list[float]
+    epoch: int
+    devel_scores: list[float | None]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts (for the sidecar metadata and export.json)."""
+        return {
+            "losses": [round(v, 6) for v in self.losses],
+            "epoch": self.epoch,
+            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
+        }
 
 
 def check_training_data(audio: np.ndarray, targets: np.ndarray, *, what: str) -> tuple[np.ndarray, np.ndarray]:

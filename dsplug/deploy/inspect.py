@@ -80,12 +80,7 @@ def classifier_float_layers(model: str | Path | bytes) -> list[str]:
     Read from the flatbuffer: ops inside the classifier
     (:func:`dsplug.deploy.quantize.in_quantized_scope`) whose outputs are float32, QUANTIZE and
     DEQUANTIZE excepted. Meant for ``int8`` and ``qat`` models, where it lists the ops kept
-    float (in a float32 model every layer is).
-
-    Parameters
-    ----------
-    model : path or bytes
-        The .tflite file or its content.
+    float (in a float32 model every layer is). ``model`` is a .tflite file or its content.
 
     Returns
     -------

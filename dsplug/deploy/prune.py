@@ -18,7 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug.artifacts import Task
-from dsplug.deploy.finetune import BestEpoch, check_training_data, copy_model, end_to_end, task_loss
+from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, copy_model, end_to_end, task_loss
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -33,16 +33,13 @@ PRUNABLE_LAYERS: tuple[type, ...] = (
 
 
 @dataclasses.dataclass
-class PruneResult:
+class PruneResult(FineTuneResult):
     """A pruned, stripped model and what pruning achieved.
 
     Attributes
     ----------
-    model : tf_keras.Model
-        Audio (batch, samples) -> outputs: the pipeline's front-end and the pruned classifier,
-        named like the pipeline's end-to-end model (ready for :func:`dsplug.deploy.convert.convert`).
     classifier : tf_keras.Model
-        The pruned classifier (normalised images -> outputs), pruning wrappers stripped.
+        The pruned classifier, pruning wrappers stripped.
     target_sparsity : float
         The requested fraction of zero weights.
     sparsity : float
@@ -51,23 +48,16 @@ class PruneResult:
         Number of Conv2D / DepthwiseConv2D / Dense layers pruned.
     pruned_weights : int
         Number of weights in their kernels.
-    losses : list[float]
-        Training loss of each fine-tuning epoch.
-    epoch : int
-        The fine-tuning epoch kept (1-based; the last one without devel chunks).
     devel_scores : list[float | None]
         Devel score after each epoch (None before the final sparsity or without devel).
+
+    See :class:`~dsplug.deploy.finetune.FineTuneResult` for ``model``, ``losses``, ``epoch``.
     """
 
-    model: tf_keras.Model
-    classifier: tf_keras.Model
     target_sparsity: float
     sparsity: float
     pruned_layers: int
     pruned_weights: int
-    losses: list[float]
-    epoch: int
-    devel_scores: list[float | None]
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready facts (for the sidecar metadata and export.json)."""
@@ -76,9 +66,7 @@ class PruneResult:
             "sparsity": round(self.sparsity, 6),
             "pruned_layers": self.pruned_layers,
             "pruned_weights": self.pruned_weights,
-            "losses": [round(v, 6) for v in self.losses],
-            "epoch": self.epoch,
-            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
+            **super().summary(),
         }
 
 

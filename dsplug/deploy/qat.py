@@ -20,7 +20,7 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug.artifacts import Task
-from dsplug.deploy.finetune import BestEpoch, check_training_data, end_to_end, task_loss
+from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, end_to_end, task_loss
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -156,48 +156,34 @@ def _batchnorm_after_linear(model: tf_keras.Model) -> set[str]:
 
 
 @dataclasses.dataclass
-class QatResult:
+class QatResult(FineTuneResult):
     """A quantization-aware fine-tuned model and what was done.
 
     Attributes
     ----------
     model : tf_keras.Model
-        Audio (batch, samples) -> outputs: the pipeline's float32 front-end and the
-        fake-quantised classifier, named like the pipeline's end-to-end model (ready for
-        :func:`dsplug.deploy.convert.convert` with ``quantize="qat"``).
+        The fake-quantised end-to-end model (ready for :func:`dsplug.deploy.convert.convert`
+        with ``quantize="qat"``).
     classifier : tf_keras.Model
         The fake-quantised classifier (one level of layers, named ``classifier``).
     float_layers : list[str]
         Layers tfmot cannot quantise, computed in float32 with an 8-bit output (e.g. AReLU).
     prune_preserving : bool
         Whether the sparsity of a pruned classifier was kept (tfmot's prune-preserving scheme).
-    losses : list[float]
-        Training loss of each fine-tuning epoch.
     epoch : int
-        The fine-tuning epoch kept (1-based; 0: calibration only; the last one without devel
-        chunks).
+        The fine-tuning epoch kept (0: calibration only).
     devel_scores : list[float | None]
-        Devel score of the fake-quantised model after calibration, then after each epoch
-        (None without devel).
+        Devel score of the fake-quantised model after calibration, then after each epoch.
+
+    See :class:`~dsplug.deploy.finetune.FineTuneResult` for ``losses``.
     """
 
-    model: tf_keras.Model
-    classifier: tf_keras.Model
     float_layers: list[str]
     prune_preserving: bool
-    losses: list[float]
-    epoch: int
-    devel_scores: list[float | None]
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready facts (for the sidecar metadata and export.json)."""
-        return {
-            "float_layers": self.float_layers,
-            "prune_preserving": self.prune_preserving,
-            "losses": [round(v, 6) for v in self.losses],
-            "epoch": self.epoch,
-            "devel_scores": [None if v is None else round(v, 6) for v in self.devel_scores],
-        }
+        return {"float_layers": self.float_layers, "prune_preserving": self.prune_preserving, **super().summary()}
 
 
 def quantization_aware_finetune(
