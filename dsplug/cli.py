@@ -291,30 +291,19 @@ def export_cmd(
     """
     _setup(debug)
     with _errors():
-        from dsplug import export
-        from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.schema import ExportConfig
+        from dsplug.artifacts import RunDir
+        from dsplug.deploy.export import export_config, export_run
 
-        recipe_file = run_dir / "recipe.yaml"  # export_run names what is missing if it is absent
-        wanted = load_recipe(recipe_file)[0].recipe.export if recipe_file.is_file() else ExportConfig()
-        export.export_run(
-            run_dir,
-            quantize=quantize or wanted.quantize or ["none"],
-            prune=prune if prune is not None else wanted.prune,
-            representative_size=representative if representative is not None else wanted.representative_size,
-            prune_epochs=prune_epochs if prune_epochs is not None else wanted.prune_epochs,
-            prune_lr=wanted.prune_lr,
-            qat_epochs=qat_epochs if qat_epochs is not None else wanted.qat_epochs,
-            qat_lr=wanted.qat_lr,
-            int8_float_threshold=None if full_integer else (
-                int8_float_threshold if int8_float_threshold is not None else wanted.int8_float_threshold
-            ),
-            progress=_CliReporter().progress,
+        run = RunDir(run_dir)
+        config = export_config(
+            run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
+            qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
         )
-        markdown = run_dir / "export.md"
+        export_run(run, config=config, progress=_CliReporter().progress)
+        markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
             typer.echo(markdown.read_text(encoding="utf-8"))
-        typer.echo(f"wrote {run_dir / 'export.json'}")
+        typer.echo(f"wrote {run / RunDir.EXPORT}")
 
 
 @app.command("explain")

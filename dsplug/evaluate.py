@@ -31,13 +31,11 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np

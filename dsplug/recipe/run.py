@@ -224,9 +224,9 @@ def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
-    from dsplug import evaluate, export
+    from dsplug import deploy, evaluate
     from dsplug.distribute import make_strategy
-    from dsplug.model import build_pipeline, chunk_samples, precision
+    from dsplug.model import build_pipeline, precision
     from dsplug.data import Split
     from dsplug.model import predict_batches as predict
     from dsplug.report import figures, markdown
@@ -299,13 +299,12 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
             figures.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
 
     pipeline.end_to_end.save(run_dir / "model.keras")
-    samples = chunk_samples(recipe)
-    meta = export.metadata(recipe=recipe, classes=classes, recipe_hash=point.hash, samples=samples)
-    exported = export.export_model(pipeline.end_to_end, path=run_dir / "model.tflite", meta=meta)
+    meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
+    exported = deploy.export_model(pipeline.end_to_end, path=run_dir / "model.tflite", meta=meta)
     check = splits.get("devel") or splits["train"]
     sample = check.audio[: min(len(check.audio), 64)]
     keras_out = predict(pipeline.end_to_end, sample, batch_size=recipe.train.batch_size)
-    lite_out = export.tflite_outputs(run_dir / "model.tflite", sample)
+    lite_out = deploy.tflite_outputs(run_dir / "model.tflite", sample)
     parity = {
         "chunks": len(sample),
         "max_abs_diff": float(np.max(np.abs(keras_out - lite_out))) if len(sample) else 0.0,
@@ -316,11 +315,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     reporter.info(f"exported {exported['path']} ({exported['bytes'] / 1e6:.1f} MB); TFLite vs Keras max |diff| {parity['max_abs_diff']:.2e}, top-1 agreement {parity['top1_agreement']:.3f}")
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # the recipe's export section: quantised/pruned models too
-        exported = export.export_run(
-            run_dir, quantize=wanted.quantize, prune=wanted.prune, representative_size=wanted.representative_size,
-            prune_epochs=wanted.prune_epochs, prune_lr=wanted.prune_lr, qat_epochs=wanted.qat_epochs,
-            qat_lr=wanted.qat_lr, int8_float_threshold=wanted.int8_float_threshold, progress=reporter.progress,
-        )
+        exported = deploy.export_run(RunDir(run_dir), config=wanted, progress=reporter.progress)
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)
     markdown.write_report(

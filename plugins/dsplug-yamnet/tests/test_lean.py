@@ -162,14 +162,14 @@ def test_multilabel_manifest_has_every_drum_once_and_every_tag_in_every_partitio
 
 @pytest.mark.heavy
 def test_recipe_pipeline_exports_to_builtin_tflite_with_parity(converted: Path) -> None:
-    from dsplug import export
+    from dsplug.deploy.convert import convert
     from dsplug.model import build_pipeline
     from dsplug.recipe.loader import load_recipe
 
     [point] = load_recipe(RECIPE)
     assert point.recipe.model.backbone.name == "lean" and point.recipe.data.task == "multilabel"
     pipeline = build_pipeline(point.recipe, num_outputs=len(TAGS))
-    content = export.convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
+    content = convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
     audio = _chunks(6)
     interpreter = Interpreter(model_content=content)
     interpreter.allocate_tensors()

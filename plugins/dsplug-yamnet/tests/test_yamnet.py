@@ -249,7 +249,7 @@ augment: {{policy: none}}
 
 @pytest.mark.heavy
 def test_pipeline_exports_to_builtin_tflite_with_parity(converted: Path, tmp_path: Path) -> None:
-    from dsplug import export
+    from dsplug.deploy.convert import convert
     from dsplug.model import build_pipeline
     from dsplug.recipe.loader import load_recipe
 
@@ -257,7 +257,7 @@ def test_pipeline_exports_to_builtin_tflite_with_parity(converted: Path, tmp_pat
     path.write_text(YAMNET_RECIPE.format(manifest=ROOT / "data" / "drums" / "multilabel.csv"))
     [point] = load_recipe(path)
     pipeline = build_pipeline(point.recipe, num_outputs=5)
-    content = export.convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
+    content = convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
     audio = np.stack([x[i * RATE // 2 : i * RATE // 2 + RATE] for x in _real_inputs().values() for i in (0, 2)])
     lite, ops = _tflite_outputs(content, audio)
     keras = pipeline.end_to_end(audio, training=False).numpy()
