@@ -20,6 +20,7 @@ import scipy.stats
 from sklearn import metrics as skm
 
 from dsplug import evaluate
+from dsplug.evaluate import bootstrap
 from dsplug.artifacts import RunDir
 from dsplug.errors import DataError
 from dsplug.report import figures
@@ -114,7 +115,7 @@ def test_uar_ignores_classes_absent_from_truth_even_when_predicted() -> None:
 
 def uar_per_row(k: int):
     def metric(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return evaluate._uar_rows(t, p, n_classes=k)
+        return bootstrap.uar_rows(t, p, n_classes=k)
 
     return metric
 
@@ -181,7 +182,7 @@ def test_bootstrap_ci_memory_batches_do_not_change_the_result(monkeypatch) -> No
         )
 
     whole = ci()
-    monkeypatch.setattr(evaluate, "_BOOTSTRAP_CHUNK_ELEMENTS", 120 * 7)  # 7 resamples a batch
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_ELEMENTS", 120 * 7)  # 7 resamples a batch
     assert ci() == whole
 
 

@@ -1,31 +1,19 @@
-"""Manifest -> partitions -> decoded chunks -> tf.data.
-
-The manifest is a CSV with columns ``path`` (absolute, or relative to the CSV's folder),
-``label`` (class name; ``;``-separated names for multi-label; a number for regression),
-optional ``partition`` (``train``/``devel``/``test``) and optional ``group`` (speaker or session).
-
-Examples
---------
->>> manifest = load_manifest("data/tones/manifest.csv", task="classification")  # doctest: +SKIP
->>> summary = summarize(manifest)  # doctest: +SKIP
-"""
+"""Manifests: reading and checking the CSV, partitions (column or seeded group split), targets."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from dsplug.errors import AudioError, DataError
+from dsplug.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -106,28 +94,6 @@ class Manifest:
             for label in split_labels(item.label):
                 hot[row, index[label]] = 1.0
         return hot
-
-
-@dataclasses.dataclass
-class Split:
-    """Chunks of one partition ready for training or evaluation.
-
-    Attributes
-    ----------
-    audio : np.ndarray [shape=(n_chunks, samples), dtype=float32]
-    targets : np.ndarray
-        ``(n_chunks, k)`` float32 one-hot / multi-hot, or ``(n_chunks, 1)`` values.
-    file_index : np.ndarray [shape=(n_chunks,), dtype=int64]
-        File of each chunk (index into ``file_targets``).
-    file_targets : np.ndarray
-        Per-file class indices ``(n_files,)`` (classification) or targets.
-    """
-
-    audio: np.ndarray
-    targets: np.ndarray
-    file_index: np.ndarray
-    file_targets: np.ndarray
-
 
 
 def split_labels(label: str) -> list[str]:
@@ -230,7 +196,7 @@ def load_manifest(
             classes = list(dict.fromkeys(classes))
         unknown = sorted(set(found_classes) - set(classes))
         if unknown:
-            bad = next(i for i in items if any(lab in unknown for lab in _labels_of(i, task)))
+            bad = next(i for i in items if any(lab in unknown for lab in item_labels(i, task)))
             raise DataError(
                 f"manifest {source}, line {bad.row}: label {unknown[0]!r} is not in data.classes "
                 f"({', '.join(classes)}); add it to data.classes or fix the label"
@@ -291,7 +257,7 @@ def _doubtful_rows(items: Sequence[Item], *, task: Task) -> list[str]:
         more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
         warnings.append(f"{len(repeated)} file(s) listed more than once ({shown}{more}); each copy is used")
     if task != "regression":
-        labels = sorted({label for item in items for label in _labels_of(item, task)})
+        labels = sorted({label for item in items for label in item_labels(item, task)})
         by_case: dict[str, list[str]] = {}
         for label in labels:
             by_case.setdefault(label.casefold(), []).append(label)
@@ -305,7 +271,8 @@ def _doubtful_rows(items: Sequence[Item], *, task: Task) -> list[str]:
     return warnings
 
 
-def _labels_of(item: Item, task: Task) -> list[str]:
+def item_labels(item: Item, task: Task) -> list[str]:
+    """The labels of one row: its ``;``-separated classes (multi-label), else its label as one item."""
     if task == "multilabel":
         return split_labels(item.label)
     return [item.label]
@@ -324,7 +291,7 @@ def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]
             if not math.isfinite(value):
                 raise DataError(f"manifest {source}, line {item.row}: label {item.label!r} is not finite")
         return []
-    return sorted({label for item in items for label in _labels_of(item, task)})
+    return sorted({label for item in items for label in item_labels(item, task)})
 
 
 def _group_split(items: list[Item], *, devel: float, test: float, seed: int, source: Path) -> list[Item]:
@@ -355,7 +322,7 @@ def _check_partitions(manifest: Manifest) -> None:
         )
     if manifest.task == "regression":
         return
-    counts = Counter(lab for item in train for lab in _labels_of(item, manifest.task))
+    counts = Counter(lab for item in train for lab in item_labels(item, manifest.task))
     empty = [name for name in manifest.classes if counts[name] == 0]
     if empty:
         raise DataError(
@@ -386,251 +353,3 @@ def check_evaluable(manifest: Manifest) -> None:
             if message not in manifest.warnings:
                 manifest.warnings.append(message)
                 logger.warning("manifest %s: %s", manifest.source, message)
-
-
-# ------------------------------------------------------------------------------- summaries
-def durations(items: Sequence[Item]) -> np.ndarray:
-    """Durations in seconds read from file headers (NaN where a header cannot be read)."""
-    import soundfile
-
-    def one(item: Item) -> float:
-        try:
-            return float(soundfile.info(str(item.path)).duration)
-        except Exception:  # unreadable headers are reported when the audio is decoded
-            return float("nan")
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return np.array(list(pool.map(one, items)), dtype=np.float64)
-
-
-def summarize(manifest: Manifest) -> dict[str, Any]:
-    """Counts per class and partition, and durations.
-
-    Returns
-    -------
-    dict
-        ``{"manifest", "task", "split_from", "classes", "partitions": {name: {"files",
-        "seconds", "counts": {class: n}}}, "files", "seconds"}``.
-    """
-    secs = durations(manifest.items)
-    by_item = {id(item): s for item, s in zip(manifest.items, secs)}
-    partitions: dict[str, Any] = {}
-    for name in PARTITIONS:
-        items = manifest.partition(name)
-        if not items:
-            continue
-        counts = Counter(lab for item in items for lab in _labels_of(item, manifest.task))
-        partitions[name] = {
-            "files": len(items),
-            "seconds": float(np.nansum([by_item[id(i)] for i in items])),
-            "groups": len({i.group for i in items if i.group}),
-            "counts": {c: counts[c] for c in manifest.classes} if manifest.classes else {},
-        }
-    return {
-        "manifest": str(manifest.source),
-        "task": manifest.task,
-        "split_from": manifest.split_from,
-        "classes": manifest.classes,
-        "partitions": partitions,
-        "files": len(manifest.items),
-        "seconds": float(np.nansum(secs)),
-        "warnings": list(manifest.warnings),
-        "skipped": [],
-    }
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of :func:`summarize`'s result."""
-    parts = [p for p in PARTITIONS if p in summary["partitions"]]
-    lines = [
-        f"manifest: {summary['manifest']}",
-        f"task: {summary['task']}; partitions from: {summary['split_from']}; "
-        f"{summary['files']} files, {summary['seconds'] / 60:.1f} min in all",
-    ]
-    if summary["classes"]:
-        width = max(len(c) for c in summary["classes"] + ["class"])
-        lines.append(f"{'class':<{width}}  " + "  ".join(f"{p:>7}" for p in parts))
-        for name in summary["classes"]:
-            cells = "  ".join(f"{summary['partitions'][p]['counts'][name]:>7}" for p in parts)
-            lines.append(f"{name:<{width}}  {cells}")
-    files = "  ".join(f"{summary['partitions'][p]['files']:>7}" for p in parts)
-    minutes = "  ".join(f"{summary['partitions'][p]['seconds'] / 60:>7.1f}" for p in parts)
-    width = max([len(c) for c in summary["classes"]] + [7])
-    lines.append(f"{'files':<{width}}  {files}")
-    lines.append(f"{'minutes':<{width}}  {minutes}")
-    if summary.get("skipped"):
-        skipped = "  ".join(f"{summary['partitions'][p].get('skipped', 0):>7}" for p in parts)
-        lines.append(f"{'skipped':<{width}}  {skipped}   (undecodable files, see skipped_files.csv)")
-    lines += [f"warning: {message}" for message in summary.get("warnings", [])]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- decoded chunks
-@dataclasses.dataclass(frozen=True)
-class ChunkSet:
-    """All chunks of a list of files, decoded once and held in memory.
-
-    Attributes
-    ----------
-    audio : np.ndarray [shape=(n_chunks, chunk_samples), dtype=float32]
-        Chunk samples in [-1, 1] at the recipe's sample rate.
-    file_index : np.ndarray [shape=(n_chunks,), dtype=int64]
-        Index into ``files`` of each chunk's file.
-    starts : np.ndarray [shape=(n_chunks,), dtype=float64]
-        Start time of each chunk in seconds.
-    files : list[Item]
-        The decoded files (skipped files removed).
-    skipped : list[tuple[Item, str]]
-        Files skipped with ``on_bad_file: skip``, with the reason.
-    """
-
-    audio: np.ndarray
-    file_index: np.ndarray
-    starts: np.ndarray
-    files: list[Item]
-    skipped: list[tuple[Item, str]]
-
-    @property
-    def file_ids(self) -> list[str]:
-        """File path (as text) of each chunk."""
-        return [str(self.files[i].path) for i in self.file_index]
-
-
-def decode_chunks(
-    items: Sequence[Item],
-    *,
-    sample_rate: int,
-    chunk_seconds: float,
-    hop_seconds: float,
-    pad_mode: Literal["zero", "repeat"],
-    on_bad_file: Literal["error", "skip"] = "error",
-    workers: int = 4,
-    progress: Any = None,
-) -> ChunkSet:
-    """Decode, resample and chunk files in parallel (once per run).
-
-    Parameters
-    ----------
-    items : sequence of Item
-        Files to decode.
-    sample_rate, chunk_seconds, hop_seconds, pad_mode
-        See :func:`dsplug.audio.chunk_signal`.
-    on_bad_file : {"error", "skip"}
-        Raise on the first bad file, or skip it and record why.
-    workers : int
-        Decoding threads.
-    progress : callable, optional
-        Called with the number of files finished so far (for a progress bar).
-
-    Raises
-    ------
-    AudioError
-        A file cannot be decoded and ``on_bad_file`` is ``error``.
-    """
-    from dsplug.audio import chunk_signal, load_audio
-
-    def one(item: Item) -> tuple[Item, Any]:
-        try:
-            signal = load_audio(item.path, sample_rate=sample_rate)
-            chunks = chunk_signal(
-                signal,
-                sample_rate=sample_rate,
-                chunk_seconds=chunk_seconds,
-                hop_seconds=hop_seconds,
-                pad_mode=pad_mode,
-                source=str(item.path),
-            )
-            return item, chunks
-        except AudioError as err:
-            return item, err
-        except Exception as err:  # noqa: BLE001  any decoder failure is this file's problem
-            return item, AudioError(f"cannot decode audio file {str(item.path)!r}: {type(err).__name__}: {err}")
-
-    files: list[Item] = []
-    skipped: list[tuple[Item, str]] = []
-    audio: list[np.ndarray] = []
-    index: list[np.ndarray] = []
-    starts: list[np.ndarray] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (item, result) in enumerate(pool.map(one, items), start=1):
-            if progress is not None:
-                progress(done)
-            if isinstance(result, AudioError):
-                if on_bad_file == "error":
-                    raise AudioError(
-                        f"{result} (manifest line {item.row}; set data.on_bad_file: skip to skip "
-                        "bad files)"
-                    ) from result
-                logger.warning("skipping %s: %s", item.path, result)
-                skipped.append((item, str(result)))
-                continue
-            index.append(np.full(len(result.frames), len(files), dtype=np.int64))
-            files.append(item)
-            audio.append(result.frames)
-            starts.append(np.asarray(result.starts, dtype=np.float64))
-    if not files:
-        raise DataError(
-            f"no audio could be decoded: all {len(skipped)} file(s) were skipped (first: "
-            f"{skipped[0][0].path}: {skipped[0][1]})" if skipped else "no audio files to decode"
-        )
-    return ChunkSet(
-        audio=np.concatenate(audio).astype(np.float32, copy=False),
-        file_index=np.concatenate(index),
-        starts=np.concatenate(starts),
-        files=files,
-        skipped=skipped,
-    )
-
-
-def skipped_csv(skipped: Sequence[tuple[Item, str]]) -> str:
-    """CSV text recording skipped files and why (path, manifest_line, partition, reason)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "manifest_line", "partition", "reason"])
-    for item, reason in skipped:
-        writer.writerow([str(item.path), item.row, item.partition, reason])
-    return buffer.getvalue()
-
-
-def check_decoded(manifest: Manifest, train: ChunkSet) -> None:
-    """After skipping bad files, every class must still have training audio.
-
-    Raises
-    ------
-    DataError
-        Naming the classes left without training files and how many files of each were skipped.
-    """
-    if manifest.task == "regression":
-        return
-    counts = Counter(lab for item in train.files for lab in _labels_of(item, manifest.task))
-    empty = [name for name in manifest.classes if counts[name] == 0]
-    if empty:
-        lost = Counter(lab for item, _ in train.skipped for lab in _labels_of(item, manifest.task))
-        raise DataError(
-            f"manifest {manifest.source}: after skipping undecodable files, class(es) "
-            + ", ".join(f"{name!r} ({lost[name]} skipped)" for name in empty)
-            + " have no training audio; fix or replace those files (see skipped_files.csv)"
-        )
-
-
-def with_skipped(summary: dict[str, Any], skipped: Sequence[tuple[Item, str]]) -> dict[str, Any]:
-    """The data summary with the skipped files recorded and subtracted from the counts.
-
-    Parameters
-    ----------
-    summary : dict
-        From :func:`summarize`.
-    skipped : sequence of (Item, reason)
-        Files that could not be decoded and were skipped.
-    """
-    result = {**summary, "skipped": [{"path": str(item.path), "line": item.row, "partition": item.partition, "reason": reason} for item, reason in skipped]}
-    partitions = {name: {**part, "counts": dict(part["counts"])} for name, part in summary["partitions"].items()}
-    for item, _ in skipped:
-        part = partitions[item.partition]
-        part["files"] -= 1
-        part["skipped"] = part.get("skipped", 0) + 1
-        for label in _labels_of(item, summary["task"]) if summary["classes"] else []:
-            part["counts"][label] -= 1
-    result["partitions"] = partitions
-    result["files"] = summary["files"] - len(skipped)
-    return result
