@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dsplug.artifacts import RunDir
 from dsplug.deploy import classifier_float_layers, export_config, export_run, parity_report
-from dsplug.deploy.export import decode_items, run_manifest
+from dsplug.data import decode_for, manifest_for
 from dsplug.model import load_trained
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,200,313", help="calibration chunk counts")
     args = parser.parse_args()
     run = load_trained(args.run_dir, command="export")
-    manifest = run_manifest(run.recipe)
+    manifest = manifest_for(run.recipe.data, seed=run.recipe.seed)
     wanted = run.recipe.export
     variants = [(f"int8, {size} calibration chunks", int(size), wanted.int8_float_threshold) for size in args.sizes.split(",") if size]
     variants.append((f"int8 full-integer, {wanted.representative_size} chunks", wanted.representative_size, None))
@@ -57,7 +57,7 @@ def main() -> None:
             items = manifest.partition(partition)
             if not items:
                 continue
-            chunks = decode_items(items, recipe=recipe, description=partition)  # the export's own decoding
+            chunks = decode_for(items, config=recipe.data, on_bad_file="skip")  # the export's own decoding
             report = parity_report(
                 keras_model=run.pipeline.end_to_end, tflite_paths=models, audio=chunks.audio,
                 file_index=chunks.file_index, file_targets=manifest.targets(chunks.files),

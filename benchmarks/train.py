@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 from dsplug import data as data_stage  # noqa: E402
 from dsplug.model import build_pipeline  # noqa: E402
 from dsplug.recipe.loader import load_recipe  # noqa: E402
-from dsplug.recipe.run import trainer_for  # noqa: E402
+from dsplug.workflows.run import trainer_for  # noqa: E402
 
 FINETUNE = {"densenet121": 85, "mobilenet_v2": 30}
 

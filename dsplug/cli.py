@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from dsplug import __version__
+from dsplug.version import __version__
 from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, missing_module_hint
 
 app = typer.Typer(
@@ -135,7 +135,7 @@ def validate_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import load_manifest_of
+        from dsplug.workflows.run import load_manifest_of
 
         points = load_recipe(recipe, overrides=override)
         first = points[0].recipe
@@ -161,7 +161,7 @@ def run_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import default_run_dir, run_point
+        from dsplug.workflows.run import default_run_dir, run_point
 
         points = load_recipe(recipe, overrides=override)
         sweep = len(points) > 1
@@ -187,7 +187,7 @@ def plot_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import default_recipe, plot_audio
+        from dsplug.workflows.run import default_recipe, plot_audio
 
         if override and not recipe:
             raise RecipeError("--override needs --recipe: overrides change a recipe file's values")
@@ -215,7 +215,7 @@ def sweep_cmd(
     """
     _setup(debug)
     with _errors():
-        from dsplug.recipe import sweep
+        from dsplug.workflows import sweep
 
         if target == "summarize":
             if directory is None:
@@ -262,7 +262,7 @@ def compare_cmd(
     """One table per backbone: UAR (CI), parameters, TFLite size fp32/int8, latency, training time."""
     _setup(debug)
     with _errors():
-        from dsplug.recipe.compare import compare, format_table
+        from dsplug.workflows.compare import compare, format_table
         from dsplug.recipe.loader import load_recipe
 
         names = [b.strip() for b in backbones.split(",") if b.strip()]

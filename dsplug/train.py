@@ -126,7 +126,7 @@ class Trainer:
     """Runs both phases on a built :class:`~dsplug.model.Pipeline`.
 
     The trainer gets its own configuration and ready objects; the orchestration
-    (:mod:`dsplug.recipe.run`) loads the plugins and builds the policy from the recipe.
+    (:mod:`dsplug.workflows.run`) loads the plugins and builds the policy from the recipe.
 
     Parameters
     ----------

@@ -39,8 +39,8 @@ MIRRORED = textwrap.dedent(
     from dsplug.distribute import make_strategy
     from dsplug.model import build_pipeline
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import _splits
-    from dsplug.recipe.run import trainer_for
+    from dsplug.workflows.run import _splits
+    from dsplug.workflows.run import trainer_for
 
     results = {}
     for name, batch in (("none", 16), ("mirrored", 8)):  # the same global batch of 16

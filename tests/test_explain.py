@@ -97,7 +97,7 @@ def band_rows(run: explain.RunView) -> np.ndarray:
 def band_run(tmp_path_factory):
     """A trained run directory of the synthetic control (about 20-30 s on 2 cores)."""
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("band")
     manifest = make_band_dataset(folder)

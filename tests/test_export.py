@@ -17,13 +17,14 @@ from dsplug.deploy import convert as convert_module
 from dsplug.deploy import export
 from dsplug.deploy import qat as qat_module
 from dsplug.deploy.convert import convert
-from dsplug.deploy.export import decode_items, export_config, export_run, run_manifest
+from dsplug.data import decode_for, manifest_for
+from dsplug.deploy.export import export_config, export_run
 from dsplug.deploy.prune import prune
 from dsplug.errors import ExportError, RunError
 from dsplug.model import load_trained
 from dsplug.recipe.loader import load_recipe
 from dsplug.recipe.schema import ExportConfig
-from dsplug.recipe.run import run_point
+from dsplug.workflows.run import run_point
 from test_run import small_manifest
 
 MODES = ("none", "dynamic", "float16", "int8", "qat")
@@ -222,7 +223,7 @@ def test_int8_keeps_the_layers_above_the_error_threshold_float(finished_run):
     """Selective int8: a threshold below rounding noise (0.29 steps) keeps every classifier op
     float; None quantises all of them; the front-end is float32 either way."""
     run = load_trained(finished_run, command="export")
-    chunks = decode_items(run_manifest(run.recipe).partition("train")[:12], recipe=run.recipe)
+    chunks = decode_for(manifest_for(run.recipe.data, seed=run.recipe.seed).partition("train")[:12], config=run.recipe.data, on_bad_file="skip")
     options = dict(samples=run.samples, quantize="int8", representative=chunks.audio)
     full = convert(run.pipeline.end_to_end, float_threshold=None, **options)
     assert deploy.classifier_float_layers(full) == []

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import TONES, write_recipe
 from dsplug.recipe.loader import load_recipe
-from dsplug.recipe.run import run_point
+from dsplug.workflows.run import run_point
 
 pytestmark = pytest.mark.heavy
 
@@ -146,8 +146,8 @@ def test_checkpoints_of_another_recipe_are_refused(finished, tiny, tmp_path):
 def test_cached_features_train_the_head_like_the_full_model(tiny):
     """Phase 1 without augmentation: training on cached backbone features equals the full path."""
     from dsplug.model import build_pipeline
-    from dsplug.recipe.run import _splits
-    from dsplug.recipe.run import trainer_for
+    from dsplug.workflows.run import _splits
+    from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
 
     overrides = ["augment.policy=none", "train.phase2.epochs=0", "train.optimizer=sgd"]
@@ -219,9 +219,9 @@ def test_sweep_writes_one_flat_run_directory_per_point(tiny, tmp_path):
 
 def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
     from dsplug.model import build_pipeline
-    from dsplug.recipe.run import trainer_for
+    from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
-    from dsplug.recipe.run import _splits
+    from dsplug.workflows.run import _splits
 
     histories = []
     for run in range(2):
@@ -248,10 +248,10 @@ def test_final_fit_trains_on_train_and_devel_and_tests_once(tiny, tmp_path):
 
 
 def test_early_stopping_ends_a_phase(tiny, tmp_path):
-    from dsplug.recipe.run import trainer_for
+    from dsplug.workflows.run import trainer_for
     from dsplug.model import build_pipeline
     from dsplug import data as data_stage
-    from dsplug.recipe.run import _splits
+    from dsplug.workflows.run import _splits
 
     [point] = load_recipe(tiny, overrides=["train.early_stopping=1", "train.phase1.epochs=6", "train.phase2.epochs=0", "train.lr=0.00001", "augment.policy=none"])
     recipe = point.recipe

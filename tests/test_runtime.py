@@ -45,7 +45,7 @@ evaluate: {{bootstrap: 0}}
 def run_dir(tmp_path_factory):
     """A run directory exported by run_point: model.tflite + model.json + model.keras."""
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("inference")
     with open(TONES / "manifest.csv") as f:

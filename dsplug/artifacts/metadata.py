@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dsplug import __version__
+from dsplug.version import __version__
 from dsplug.artifacts.files import PathLike, read_json, to_jsonable
 from dsplug.errors import DataError, ExportError
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsplug import __version__
+from dsplug.version import __version__
 from dsplug.artifacts.files import PathLike, check_writable_dir, read_json, write_atomic, write_json
 from dsplug.artifacts.metadata import ModelMetadata
 from dsplug.errors import RunError

@@ -12,7 +12,7 @@ Examples
 
 from __future__ import annotations
 
-from dsplug.data.chunks import ChunkSet, Split, check_decoded, decode_chunks, skipped_csv
+from dsplug.data.chunks import ChunkSet, Split, check_decoded, decode_chunks, decode_for, skipped_csv
 from dsplug.data.manifest import (
     PARTITIONS,
     Item,
@@ -20,6 +20,7 @@ from dsplug.data.manifest import (
     check_evaluable,
     item_labels,
     load_manifest,
+    manifest_for,
     split_labels,
 )
 from dsplug.data.summary import durations, format_summary, summarize, with_skipped
@@ -33,10 +34,12 @@ __all__ = [
     "check_decoded",
     "check_evaluable",
     "decode_chunks",
+    "decode_for",
     "durations",
     "format_summary",
     "item_labels",
     "load_manifest",
+    "manifest_for",
     "skipped_csv",
     "split_labels",
     "summarize",

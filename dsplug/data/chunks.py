@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -15,6 +16,7 @@ import numpy as np
 
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.data.manifest import Item, Manifest, item_labels
+from dsplug.recipe.schema import DataConfig
 from dsplug.errors import AudioError, DataError
 
 logger = logging.getLogger(__name__)
@@ -183,4 +185,41 @@ def check_decoded(manifest: Manifest, train: ChunkSet) -> None:
             f"manifest {manifest.source}: after skipping undecodable files, class(es) "
             + ", ".join(f"{name!r} ({lost[name]} skipped)" for name in empty)
             + " have no training audio; fix or replace those files (see skipped_files.csv)"
+        )
+
+
+def decode_for(
+    items: Sequence[Item],
+    *,
+    config: DataConfig,
+    on_bad_file: Literal["error", "skip"] | None = None,
+    progress: Any = None,
+    description: str = "decoding",
+) -> ChunkSet:
+    """Decode ``items`` as a recipe's ``data`` section cuts them (rate, chunk, hop, padding).
+
+    Parameters
+    ----------
+    items : sequence of Item
+        Files to decode.
+    config : DataConfig
+        The recipe's ``data`` section.
+    on_bad_file : {"error", "skip"}, optional
+        Default: the recipe's ``data.on_bad_file``.
+    progress : callable, optional
+        ``progress(total=, description=)`` returning a context manager that yields
+        ``update(done)`` (the CLI's progress bars); None: no progress.
+    description : str
+        The progress bar's label.
+    """
+    context = progress(total=len(items), description=description) if progress else contextlib.nullcontext(None)
+    with context as update:
+        return decode_chunks(
+            items,
+            sample_rate=config.sample_rate,
+            chunk_seconds=config.chunk_seconds,
+            hop_seconds=config.hop_seconds or config.chunk_seconds,
+            pad_mode=config.pad_mode,
+            on_bad_file=on_bad_file or config.on_bad_file,
+            progress=update,
         )

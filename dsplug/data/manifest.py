@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dsplug.recipe.schema import DataConfig
 from dsplug.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -353,3 +354,19 @@ def check_evaluable(manifest: Manifest) -> None:
             if message not in manifest.warnings:
                 manifest.warnings.append(message)
                 logger.warning("manifest %s: %s", manifest.source, message)
+
+
+def manifest_for(config: DataConfig, *, seed: int) -> Manifest:
+    """The manifest a recipe's ``data`` section names, with the partitions a run of it uses.
+
+    Parameters
+    ----------
+    config : DataConfig
+        The recipe's ``data`` section (manifest path, task, classes, split fractions).
+    seed : int
+        The recipe's seed (the seeded group split uses it).
+    """
+    return load_manifest(
+        config.manifest, task=config.task, classes=config.classes,
+        split=(config.split.devel, config.split.test), seed=seed,
+    )

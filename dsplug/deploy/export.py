@@ -105,24 +105,6 @@ def _progress(progress: Any, *, total: int, description: str) -> contextlib.Abst
     return progress(total=total, description=description) if progress else contextlib.nullcontext(lambda done: None)
 
 
-def decode_items(items: Sequence[data_stage.Item], *, recipe: Recipe, progress: Any = None, description: str = "decoding") -> data_stage.ChunkSet:
-    """Chunks of ``items`` as the run's recipe cuts them (unreadable files skipped)."""
-    data = recipe.data
-    with _progress(progress, total=len(items), description=description) as update:
-        return data_stage.decode_chunks(
-            items, sample_rate=data.sample_rate, chunk_seconds=data.chunk_seconds,
-            hop_seconds=data.hop_seconds or data.chunk_seconds, pad_mode=data.pad_mode,
-            on_bad_file="skip", progress=update,
-        )
-
-
-def run_manifest(recipe: Recipe) -> data_stage.Manifest:
-    """The manifest of a run's recipe, with the partitions its training used."""
-    data = recipe.data
-    split = (data.split.devel, data.split.test)
-    return data_stage.load_manifest(data.manifest, task=data.task, classes=data.classes, split=split, seed=recipe.seed)
-
-
 def representative_chunks(chunks: np.ndarray, *, size: int, seed: int) -> np.ndarray:
     """A seeded random subset of ``size`` chunks (all of them if fewer), in their original order."""
     if len(chunks) <= size:
@@ -165,11 +147,11 @@ def _decode(manifest: data_stage.Manifest, recipe: Recipe, *, config: ExportConf
     """Decode the parity partition and the training chunks (all of them only to fine-tune)."""
     train_items = manifest.partition("train")
     partition = "devel" if manifest.partition("devel") else "test"
-    parity = decode_items(manifest.partition(partition), recipe=recipe, progress=progress, description=f"decoding {partition}")
+    parity = data_stage.decode_for(manifest.partition(partition), config=recipe.data, on_bad_file="skip", progress=progress, description=f"decoding {partition}")
     if not fine_tune:  # calibration only: no need to decode every training file
         picked = np.random.default_rng(recipe.seed).permutation(len(train_items))[: config.representative_size]
         train_items = [train_items[i] for i in sorted(picked)]
-    train = decode_items(train_items, recipe=recipe, progress=progress, description="decoding train")
+    train = data_stage.decode_for(train_items, config=recipe.data, on_bad_file="skip", progress=progress, description="decoding train")
     return _Audio(
         partition=partition, parity=parity, file_targets=manifest.targets(parity.files), train=train,
         representative=representative_chunks(train.audio, size=config.representative_size, seed=recipe.seed),
@@ -298,7 +280,7 @@ def export_run(run: RunDir, *, config: ExportConfig, progress: Any = None) -> di
             f"{recipe.model.backbone.name!r} crashes TensorFlow 2.21's converter; use --quantize dynamic "
             "(int8 weights) or float16"
         )
-    manifest = run_manifest(recipe)
+    manifest = data_stage.manifest_for(recipe.data, seed=recipe.seed)
     fine_tune = config.prune is not None or "qat" in modes
     audio = _decode(manifest, recipe, config=config, fine_tune=fine_tune, progress=progress)
     fit = _fit_options(manifest, recipe, audio) if fine_tune else {}

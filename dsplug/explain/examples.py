@@ -228,19 +228,14 @@ def _devel_predictions(run: RunView) -> tuple[list[str], np.ndarray, np.ndarray]
 
     from dsplug import data as data_stage
     from dsplug.evaluate import aggregate_chunks
-    from dsplug.recipe.run import load_manifest_of
 
     recipe = run.recipe
-    manifest = load_manifest_of(recipe)
+    manifest = data_stage.manifest_for(recipe.data, seed=recipe.seed)
     items = manifest.partition("devel")
     if not items:
         raise DataError(f"the manifest {recipe.data.manifest} has no devel partition to draw examples from")
     logger.info("computing devel predictions of %d files", len(items))
-    decoded = data_stage.decode_chunks(
-        items, sample_rate=recipe.data.sample_rate, chunk_seconds=recipe.data.chunk_seconds,
-        hop_seconds=recipe.data.hop_seconds or recipe.data.chunk_seconds, pad_mode=recipe.data.pad_mode,
-        on_bad_file="skip",
-    )
+    decoded = data_stage.decode_for(items, config=recipe.data, on_bad_file="skip")
     probs = run.probabilities(decoded.audio)
     ids = [str(i) for i in decoded.file_index]
     order, file_probs = aggregate_chunks(file_ids=ids, probs=probs, method=recipe.evaluate.aggregate)

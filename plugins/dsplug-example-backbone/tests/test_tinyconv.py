@@ -36,7 +36,7 @@ def test_too_small_images_are_refused_with_the_fix():
 
 def test_trains_in_a_recipe(tmp_path):
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     [point] = load_recipe(ROOT / "recipes" / "demo.yaml", overrides=[
         "model.backbone.name=tinyconv", "model.backbone.weights=none", "model.backbone.width=8",

@@ -29,7 +29,7 @@ def test_listed_with_its_distribution_and_loadable_by_name():
 
 def test_used_by_the_front_end_through_a_recipe(tmp_path):
     from dsplug.model import build_frontend
-    from dsplug.recipe.run import default_recipe
+    from dsplug.workflows.run import default_recipe
 
     recipe = default_recipe().model_copy(update={"frontend": default_recipe().frontend.model_copy(update={"colormap": "sunset"})})
     layer = build_frontend(recipe, size=(32, 32))

@@ -138,15 +138,9 @@ def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: An
 
 
 def load_manifest_of(recipe: Any) -> data_stage.Manifest:
-    """The recipe's manifest, validated, with partitions (column or seeded group split)."""
-    data = recipe.data
-    manifest = data_stage.load_manifest(
-        data.manifest,
-        task=data.task,
-        classes=data.classes,
-        split=(data.split.devel, data.split.test),
-        seed=recipe.seed,
-    )
+    """The recipe's manifest, validated, with partitions (column or seeded group split), and
+    something to evaluate on (devel or test)."""
+    manifest = data_stage.manifest_for(recipe.data, seed=recipe.seed)
     data_stage.check_evaluable(manifest)
     return manifest
 
@@ -203,24 +197,11 @@ def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, An
 
 def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -> tuple[dict[str, Any], list[Any]]:
     """Decode every file once (all partitions), before any training starts."""
-    chunks: dict[str, Any] = {}
-    skipped: list[Any] = []
-    for name in data_stage.PARTITIONS:
-        items = manifest.partition(name)
-        if not items:
-            continue
-        with reporter.progress(total=len(items), description=f"decoding {name}") as update:
-            chunks[name] = data_stage.decode_chunks(
-                items,
-                sample_rate=recipe.data.sample_rate,
-                chunk_seconds=recipe.data.chunk_seconds,
-                hop_seconds=recipe.data.hop_seconds or recipe.data.chunk_seconds,
-                pad_mode=recipe.data.pad_mode,
-                on_bad_file=recipe.data.on_bad_file,
-                progress=update,
-            )
-        skipped += chunks[name].skipped
-    return chunks, skipped
+    chunks = {
+        name: data_stage.decode_for(manifest.partition(name), config=recipe.data, progress=reporter.progress, description=f"decoding {name}")
+        for name in data_stage.PARTITIONS if manifest.partition(name)
+    }
+    return chunks, [skip for part in chunks.values() for skip in part.skipped]
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:

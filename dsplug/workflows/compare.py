@@ -42,7 +42,7 @@ def compare(
     """
     from dsplug.artifacts import RunDir
     from dsplug.runtime import bench
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     if not backbones:
         raise DsplugError("--backbones: name at least one backbone, e.g. densenet121,mobilenet_v2")
