@@ -139,9 +139,9 @@ class Trainer:
         if self.recipe.augment.policy == "none":
             return []
         found = []
-        for method in self.recipe.augment.methods:
+        for index, method in enumerate(self.recipe.augment.methods):
             cls = registry.load("augmentations", method.name)
-            found.append(cls(options=plugin_options(cls, method)))
+            found.append(cls(options=plugin_options(cls, method, key=f"augment.methods.{index}")))
         return found
 
     def _policy(self) -> Any:
