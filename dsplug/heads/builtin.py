@@ -89,8 +89,10 @@ class MLPHead(Head):
     class Options(Options):
         """Options of the ``mlp`` head (recipe section ``model.head``)."""
 
-        units: int = Field(512, ge=1, description="Units of the hidden layer. Paper: 512 (700 for CSS, 128 for RAVDESS).")
-        dropout: float = Field(0.25, ge=0, lt=1, description="Dropout rate after the hidden layer. Paper: 0.25 (0.4 CSS, 0.5 RAVDESS).")
+        units: int = Field(512, ge=1, description="Hidden layer units. Paper: 512 (700 CSS, 128 RAVDESS).")
+        dropout: float = Field(
+            0.25, ge=0, lt=1, description="Dropout after the hidden layer. Paper: 0.25 (0.4 CSS, 0.5 RAVDESS)."
+        )
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
@@ -131,7 +133,7 @@ class LinearHead(Head):
     class Options(Options):
         """Options of the ``linear`` head (recipe section ``model.head``)."""
 
-        dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the pooled features; 0 adds no dropout layer.")
+        dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the pooled features; 0: no dropout layer.")
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")

@@ -202,8 +202,9 @@ def load_weights(
     name = _name(plugin)
     source, path = resolved.source, resolved.path
     if isinstance(source, TorchWeights) or (source is None and path.suffix in _TORCH_SUFFIXES):
-        torch_sources = [s for s in plugin.weight_sources.values() if isinstance(s, TorchWeights)]
-        unused = source.unused_prefixes if isinstance(source, TorchWeights) else sum((s.unused_prefixes for s in torch_sources), ())
+        # a user's .pth: the classifier tensors the backbone's own TorchWeights sources leave out
+        declared = [s for s in plugin.weight_sources.values() if isinstance(s, TorchWeights)]
+        unused = sum((s.unused_prefixes for s in ([source] if isinstance(source, TorchWeights) else declared)), ())
         load_torch_file(
             model,
             path=path,

@@ -190,9 +190,11 @@ def find_file(source: WeightSource, *, weights_dir: str | os.PathLike[str] | Non
     return None
 
 
-def missing_package_message(source: PackageWeights, *, key: str, backbone: str, weights_dir: str | os.PathLike[str] | None) -> str:
+def missing_package_message(
+    source: PackageWeights, *, key: str, backbone: str, weights_dir: str | os.PathLike[str] | None
+) -> str:
     """What to install, or where to put the file, when a package source is nowhere."""
-    looked = [str(folder) + f" ({label})" for folder, label in search_dirs(weights_dir=weights_dir) if folder is not None]
+    looked = [f"{folder} ({label})" for folder, label in search_dirs(weights_dir=weights_dir) if folder is not None]
     if isinstance(source, TorchWeights) and source.torch_hub:
         looked.insert(-1, f"{torch_hub_dir()} (PyTorch Hub cache)")
     return (

@@ -9,14 +9,15 @@ import pytest
 from dsplug import registry
 from dsplug.errors import RecipeError, WeightsError
 from dsplug.testing import check_backbone
+from dsplug.weights import build_backbone
 from dsplug_example_backbone import TinyConv
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_contract():
-    result = check_backbone(TinyConv)
-    assert result["features_shape"] == (2, 2, 256)  # 32 px / 16, 8 x width
+    result = check_backbone(TinyConv, options={"width": 8})
+    assert result["features_shape"] == (2, 2, 64)  # 32 px / 16, 8 x width
 
 
 def test_registered_under_its_entry_point():
@@ -25,13 +26,13 @@ def test_registered_under_its_entry_point():
 
 
 def test_no_pretrained_weights_is_an_error():
-    with pytest.raises(WeightsError, match="tinyconv has no 'imagenet' weights"):
-        TinyConv().build(weights="imagenet", input_shape=(32, 32, 3))
+    with pytest.raises(WeightsError, match="'tinyconv' has no 'imagenet' weights"):
+        build_backbone(registry.load("backbones", "tinyconv")(), weights="imagenet", input_shape=(32, 32, 3))
 
 
 def test_too_small_images_are_refused_with_the_fix():
     with pytest.raises(RecipeError, match=r"at least 32x32 pixels; got 16x64: choose a larger frontend.image_size"):
-        TinyConv().build(weights=None, input_shape=(16, 64, 3))
+        TinyConv().build(input_shape=(16, 64, 3))
 
 
 def test_trains_in_a_recipe(tmp_path):

@@ -18,9 +18,12 @@ from ai_edge_litert.interpreter import Interpreter
 from dsplug import registry
 from dsplug.audio import load_audio
 from dsplug.backbones.base import unfreeze_top
-from dsplug.errors import PluginError
+from dsplug.errors import PluginError, RecipeError
+from dsplug.recipe.loader import validate_options
+from dsplug.testing import check_backbone
+from dsplug.weights import build_backbone, resolve_weights
 from dsplug_yamnet import Lean, Yamnet
-from dsplug_yamnet import weights as yamnet_weights
+from dsplug_yamnet import savedmodel as yamnet_weights
 
 ROOT = Path(__file__).resolve().parents[3]
 DRUMS = ROOT / "data" / "drums"
@@ -32,12 +35,13 @@ TAGS = {"drum", "hand", "metal", "low", "high"}
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory):
     """YAMNet's AudioSet weights converted into an empty Keras cache (source must be installed)."""
-    if yamnet_weights.installed_savedmodel() is None:
-        pytest.fail(f"YAMNet's SavedModel is not installed: {yamnet_weights.INSTALL_COMMAND}")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
-        patch.delenv(yamnet_weights.ENV_WEIGHTS_DIR, raising=False)
-        yield yamnet_weights.audioset_weights(weights_dir=None)
+        patch.delenv("DSPLUG_WEIGHTS_DIR", raising=False)
+        resolved = resolve_weights(Yamnet(), "audioset", input_shape=(RATE,))
+        if resolved is None or not yamnet_weights.is_savedmodel(resolved.path):
+            pytest.fail(f"YAMNet's SavedModel is not installed: {yamnet_weights.INSTALL_COMMAND}")
+        yield yamnet_weights.cached_conversion(resolved.path)
 
 
 def _chunks(n: int, *, samples: int = RATE) -> np.ndarray:
@@ -69,7 +73,7 @@ def test_registered_with_the_paper_options() -> None:
 )
 def test_features_are_4d_per_25ms_step(seconds: float, options: Lean.Options, shape: tuple[int, ...]) -> None:
     samples = int(seconds * RATE)
-    model = Lean(options=options).build(weights=None, input_shape=(samples,))
+    model = Lean(options=options).build(input_shape=(samples,))
     assert model.output_shape == (None, *shape)
     features = model(_chunks(2, samples=samples), training=False).numpy()
     assert features.shape == (2, *shape) and np.isfinite(features).all()
@@ -77,17 +81,25 @@ def test_features_are_4d_per_25ms_step(seconds: float, options: Lean.Options, sh
 
 def test_chunks_must_be_whole_25ms_patches() -> None:
     with pytest.raises(PluginError, match="whole number of 400 samples"):
-        Lean().build(weights=None, input_shape=(16100,))
+        Lean().build(input_shape=(16100,))
 
 
 def test_projection_must_split_into_heads() -> None:
-    with pytest.raises(PluginError, match="multiple of model.backbone.heads"):
-        Lean(options=Lean.Options(projection=30, heads=4)).build(weights=None, input_shape=(RATE,))
+    with pytest.raises(RecipeError, match=r"model\.backbone: projection \(30\) must be a multiple of heads \(4\)"):
+        validate_options(Lean, {"projection": 30, "heads": 4}, key="model.backbone")
+    with pytest.raises(RecipeError, match=r"model\.backbone\.heads: expected an integer >= 1, got 0"):
+        validate_options(Lean, {"heads": 0}, key="model.backbone")
+
+
+def test_contract() -> None:
+    """dsplug's plugin harness (small options): TFLite builtins, .keras round trip, missing weights."""
+    result = check_backbone(Lean, options=Lean.Options(lstm_units=8, projection=16, heads=2))
+    assert result["features_shape"] == (40, 1, 32)
 
 
 def test_yamnet_branch_equals_the_yamnet_backbone(converted: Path) -> None:
-    lean = Lean().build(weights="audioset", input_shape=(RATE,))
-    yamnet = Yamnet().build(weights="audioset", input_shape=(RATE,))
+    lean = build_backbone(Lean(), weights="audioset", input_shape=(RATE,))
+    yamnet = build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,))
     audio = _chunks(3)
     np.testing.assert_allclose(
         lean.get_layer("yamnet")(audio).numpy(), yamnet(audio, training=False).numpy()[:, :, 0], atol=1e-5
@@ -105,7 +117,7 @@ def _train_step(backbone: tf_keras.Model, audio: np.ndarray, labels: np.ndarray)
 
 
 def test_yamnet_stays_frozen_when_the_trainer_unfreezes_everything(converted: Path) -> None:
-    model = Lean().build(weights="audioset", input_shape=(RATE,))
+    model = build_backbone(Lean(), weights="audioset", input_shape=(RATE,))
     model.trainable = False  # phase 1
     unfreeze_top(model, layers=1.0)  # phase 2 with finetune_layers: all
     frozen = {id(v) for v in _yamnet_weights(model)}
@@ -120,7 +132,7 @@ def test_yamnet_stays_frozen_when_the_trainer_unfreezes_everything(converted: Pa
 
 
 def test_yamnet_trains_with_yamnet_trainable(converted: Path) -> None:
-    model = Lean(options=Lean.Options(yamnet_trainable=True)).build(weights="audioset", input_shape=(RATE,))
+    model = build_backbone(Lean(options=Lean.Options(yamnet_trainable=True)), weights="audioset", input_shape=(RATE,))
     before = {v.name: v.numpy().copy() for v in _yamnet_weights(model)}
     _train_step(model, _chunks(4), np.eye(4, 2, dtype=np.float32))
     kernels = [v for v in _yamnet_weights(model) if "kernel" in v.name]
@@ -128,7 +140,7 @@ def test_yamnet_trains_with_yamnet_trainable(converted: Path) -> None:
 
 
 def test_saved_and_loaded_as_a_keras_file(tmp_path: Path) -> None:
-    model = Lean(options=Lean.Options(lstm_units=16, projection=32, heads=2)).build(weights=None, input_shape=(RATE,))
+    model = Lean(options=Lean.Options(lstm_units=16, projection=32, heads=2)).build(input_shape=(RATE,))
     model.save(tmp_path / "lean.keras")
     loaded = tf_keras.models.load_model(tmp_path / "lean.keras")
     audio = _chunks(2)

@@ -194,9 +194,9 @@ class Lean(_AudioBackbone):
     class Options(Options):
         """Options of the ``lean`` backbone (recipe section ``model.backbone``)."""
 
-        lstm_units: int = Field(128, ge=1, description="Units of each direction of the two bidirectional LSTM layers (paper: 128).")
+        lstm_units: int = Field(128, ge=1, description="Units per direction of the two BiLSTM layers (paper: 128).")
         projection: int = Field(256, ge=1, description="Size of YAMNet's projected embeddings (paper: 256).")
-        heads: int = Field(4, ge=1, description="Attention heads of the cross-attention (projection must be a multiple).")
+        heads: int = Field(4, ge=1, description="Cross-attention heads (projection must be a multiple).")
         yamnet_trainable: bool = Field(False, description="Fine-tune YAMNet too (default: frozen, inference mode).")
 
         @model_validator(mode="after")
