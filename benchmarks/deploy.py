@@ -34,7 +34,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from dsplug import data, export
+from dsplug import data
+from dsplug.deploy import QUANTIZE_MODES, gzip_size
+from dsplug.deploy.convert import convert
 from dsplug.model import build_pipeline, chunk_samples
 from dsplug.recipe.loader import load_recipe
 
@@ -117,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbones", default="densenet121,mobilenet_v2,squeezenet_v1")
     # qat needs a fine-tuned model (dsplug export --quantize qat on a trained run), not a random one
-    parser.add_argument("--modes", default=",".join(m for m in export.QUANTIZE_MODES if m != "qat"))
+    parser.add_argument("--modes", default=",".join(m for m in QUANTIZE_MODES if m != "qat"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30, help="timed runs (>= 20)")
     parser.add_argument("--calibration", type=int, default=50, help="int8 calibration chunks")
@@ -151,7 +153,7 @@ def main() -> None:
         measured = []
         for mode in modes:
             start = time.perf_counter()
-            content = export.convert(
+            content = convert(
                 model, samples=chunk_samples(recipe), quantize=mode,  # type: ignore[arg-type]
                 representative=chunks, float_reference=reference,
             )
@@ -167,7 +169,7 @@ def main() -> None:
         for mode, content, times, partitions, cpu, seconds in measured:
             mean, p50 = statistics.fmean(times), float(np.percentile(times, 50))
             row = (
-                f"{name:<14} {mode:<8} {len(content) / 1e6:8.2f} {export.gzip_size(content) / 1e6:8.2f} "
+                f"{name:<14} {mode:<8} {len(content) / 1e6:8.2f} {gzip_size(content) / 1e6:8.2f} "
                 f"{mean:10.2f} {p50:7.2f} {min(times):7.2f} {cpu:12.2f} {keras_ms:9.2f} {keras_ms / mean:12.1f} "
                 f"{partitions:13d} {seconds:9.1f}  {TARGETS.get((name, mode), '')}"
             )

@@ -20,7 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dsplug import export
+from dsplug.artifacts import RunDir
+from dsplug.deploy import classifier_float_layers, export_config, export_run, parity_report
+from dsplug.data import decode_for, manifest_for
+from dsplug.model import load_trained
 
 
 def main() -> None:
@@ -28,8 +31,9 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run (dsplug run --out DIR)")
     parser.add_argument("--sizes", default="100,200,313", help="calibration chunk counts")
     args = parser.parse_args()
-    run = export.load_run(args.run_dir)
-    wanted = run.point.recipe.export
+    run = load_trained(args.run_dir, command="export")
+    manifest = manifest_for(run.recipe.data, seed=run.recipe.seed)
+    wanted = run.recipe.export
     variants = [(f"int8, {size} calibration chunks", int(size), wanted.int8_float_threshold) for size in args.sizes.split(",") if size]
     variants.append((f"int8 full-integer, {wanted.representative_size} chunks", wanted.representative_size, None))
 
@@ -38,21 +42,25 @@ def main() -> None:
         for label, size, threshold in variants:
             copy = Path(folder) / f"run-{len(models)}"
             copy.mkdir()
-            for name in export.RUN_FILES:
+            for name in (RunDir.RECIPE, RunDir.DATA, RunDir.KERAS_MODEL):
                 shutil.copy2(args.run_dir / name, copy / name)
-            export.export_run(copy, quantize=["int8"], representative_size=size, int8_float_threshold=threshold)
-            models[label] = copy / "model-int8.tflite"
-            print(f"{label}: float32 layers {export.classifier_float_layers(models[label]) or 'none'}", flush=True)
+            config = export_config(
+                RunDir(copy), quantize=["int8"], representative_size=size,
+                int8_float_threshold=threshold, full_integer=threshold is None,
+            )
+            export_run(RunDir(copy), config=config)
+            models[label] = copy / RunDir.model_file("int8")
+            print(f"{label}: float32 layers {classifier_float_layers(models[label]) or 'none'}", flush=True)
 
-        recipe = run.point.recipe
+        recipe = run.recipe
         for partition in ("devel", "test"):
-            items = run.manifest.partition(partition)
+            items = manifest.partition(partition)
             if not items:
                 continue
-            chunks = export._decode(items, recipe, None, partition)  # noqa: SLF001 - the export's own decoding
-            report = export.parity_report(
+            chunks = decode_for(items, config=recipe.data, on_bad_file="skip")  # the export's own decoding
+            report = parity_report(
                 keras_model=run.pipeline.end_to_end, tflite_paths=models, audio=chunks.audio,
-                file_index=chunks.file_index, file_targets=run.manifest.targets(chunks.files),
+                file_index=chunks.file_index, file_targets=manifest.targets(chunks.files),
                 classes=run.classes, batch_size=recipe.train.batch_size,
             )
             keras_uar = (report["keras"] or {}).get("uar")

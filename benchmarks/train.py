@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 from dsplug import data as data_stage  # noqa: E402
 from dsplug.model import build_pipeline  # noqa: E402
 from dsplug.recipe.loader import load_recipe  # noqa: E402
-from dsplug.train import Trainer  # noqa: E402
+from dsplug.workflows.run import trainer_for  # noqa: E402
 
 FINETUNE = {"densenet121": 85, "mobilenet_v2": 30}
 
@@ -66,7 +66,7 @@ def main() -> None:
         recipe = point.recipe
         pipeline = build_pipeline(recipe, num_outputs=5)
         with tempfile.TemporaryDirectory() as run_dir:
-            trainer = Trainer(recipe=recipe, pipeline=pipeline, run_dir=run_dir)
+            trainer = trainer_for(recipe, pipeline=pipeline, run_dir=run_dir)
 
             def batch_args(i, inputs=audio):
                 index = np.arange(i * args.batch, (i + 1) * args.batch) % len(inputs)

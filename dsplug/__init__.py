@@ -8,4 +8,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up noise (CUDA probing, oneDNN notes)
 
-__version__ = "0.1.0"
+from dsplug.version import __version__
+
+__all__ = ["__version__"]

@@ -75,12 +75,34 @@ def validate_signal(signal: np.ndarray, *, source: str) -> None:
         )
 
 
+#: Sample rates a file may declare, in Hz; outside this range the header is damaged (and
+#: resampling from, say, 1 Hz would allocate gigabytes).
+MIN_FILE_RATE, MAX_FILE_RATE = 1_000, 768_000
+
+
+def _check_rate(rate: int, *, path: str) -> int:
+    if not MIN_FILE_RATE <= rate <= MAX_FILE_RATE:
+        raise AudioError(
+            f"audio file {path!r} declares a sample rate of {rate} Hz, outside {MIN_FILE_RATE}-"
+            f"{MAX_FILE_RATE} Hz: its header is damaged; re-export or remove the file"
+        )
+    return rate
+
+
 def _decode(path: str) -> tuple[np.ndarray, int]:
     """Decode a file to (samples, sample rate) with samples of shape (n, channels), float32."""
     try:
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001  not a libsndfile format: the fallback below decides
+        info = None
+    if info is not None:
+        _check_rate(int(info.samplerate), path=path)
+    try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
-        return data, int(rate)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_err:
+        return data, _check_rate(int(rate), path=path)
+    except AudioError:
+        raise
+    except Exception as sf_err:  # noqa: BLE001  libsndfile raises several types for bad files
         logger.debug("soundfile cannot read %s (%s); trying librosa/audioread", path, sf_err)
         first_error: Exception = sf_err
 
@@ -100,7 +122,7 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
             "(e.g. `ffmpeg -i IN OUT.wav`)"
         ) from err
     data = np.atleast_2d(data).T  # librosa gives (channels, n) or (n,)
-    return np.ascontiguousarray(data, dtype=np.float32), int(rate)
+    return np.ascontiguousarray(data, dtype=np.float32), _check_rate(int(rate), path=path)
 
 
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from dsplug import __version__
+from dsplug.version import __version__
 from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, missing_module_hint
 
 app = typer.Typer(
@@ -135,7 +135,7 @@ def validate_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import load_manifest_of
+        from dsplug.workflows.run import load_manifest_of
 
         points = load_recipe(recipe, overrides=override)
         first = points[0].recipe
@@ -161,7 +161,7 @@ def run_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import default_run_dir, run_point
+        from dsplug.workflows.run import default_run_dir, run_point
 
         points = load_recipe(recipe, overrides=override)
         sweep = len(points) > 1
@@ -187,7 +187,7 @@ def plot_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.run import default_recipe, plot_audio
+        from dsplug.workflows.run import default_recipe, plot_audio
 
         if override and not recipe:
             raise RecipeError("--override needs --recipe: overrides change a recipe file's values")
@@ -215,7 +215,7 @@ def sweep_cmd(
     """
     _setup(debug)
     with _errors():
-        from dsplug.recipe import sweep
+        from dsplug.workflows import sweep
 
         if target == "summarize":
             if directory is None:
@@ -262,7 +262,7 @@ def compare_cmd(
     """One table per backbone: UAR (CI), parameters, TFLite size fp32/int8, latency, training time."""
     _setup(debug)
     with _errors():
-        from dsplug.recipe.compare import compare, format_table
+        from dsplug.workflows.compare import compare, format_table
         from dsplug.recipe.loader import load_recipe
 
         names = [b.strip() for b in backbones.split(",") if b.strip()]
@@ -291,30 +291,19 @@ def export_cmd(
     """
     _setup(debug)
     with _errors():
-        from dsplug import export
-        from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.schema import ExportConfig
+        from dsplug.artifacts import RunDir
+        from dsplug.deploy.export import export_config, export_run
 
-        recipe_file = run_dir / "recipe.yaml"  # export_run names what is missing if it is absent
-        wanted = load_recipe(recipe_file)[0].recipe.export if recipe_file.is_file() else ExportConfig()
-        export.export_run(
-            run_dir,
-            quantize=quantize or wanted.quantize or ["none"],
-            prune=prune if prune is not None else wanted.prune,
-            representative_size=representative if representative is not None else wanted.representative_size,
-            prune_epochs=prune_epochs if prune_epochs is not None else wanted.prune_epochs,
-            prune_lr=wanted.prune_lr,
-            qat_epochs=qat_epochs if qat_epochs is not None else wanted.qat_epochs,
-            qat_lr=wanted.qat_lr,
-            int8_float_threshold=None if full_integer else (
-                int8_float_threshold if int8_float_threshold is not None else wanted.int8_float_threshold
-            ),
-            progress=_CliReporter().progress,
+        run = RunDir(run_dir)
+        config = export_config(
+            run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
+            qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
         )
-        markdown = run_dir / "export.md"
+        export_run(run, config=config, progress=_CliReporter().progress)
+        markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
             typer.echo(markdown.read_text(encoding="utf-8"))
-        typer.echo(f"wrote {run_dir / 'export.json'}")
+        typer.echo(f"wrote {run / RunDir.EXPORT}")
 
 
 @app.command("explain")
@@ -333,12 +322,13 @@ def explain_cmd(
     _setup(debug)
     with _errors():
         from dsplug import explain
+        from dsplug.report.markdown import add_to_report
 
         if (audio is None) == (examples is None):
             raise DsplugError("give either AUDIO or --examples N")
         if examples is not None:
             result = explain.explain_examples(run_dir, n=examples, method=method, out=out)
-            explain.add_to_report(run_dir, markdown=result.markdown)
+            add_to_report(run_dir, markdown=result.markdown)
             typer.echo(f"wrote {result.figure} and added the examples to {run_dir / 'report.md'}")
             return
         assert audio is not None
@@ -366,7 +356,7 @@ def predict_cmd(
     """Predict classes of audio files with an exported model (no TensorFlow needed)."""
     _setup(debug)
     with _errors():
-        from dsplug.inference import load_model, predict_files, predictions_json, write_predictions_csv
+        from dsplug.runtime import load_model, predict_files, predictions_json, write_predictions_csv
 
         loaded = load_model(model, threads=threads)
         predictions = predict_files(loaded, audio, aggregate=aggregate)  # type: ignore[arg-type]
@@ -396,7 +386,7 @@ def stream_cmd(
     """Real-time sliding-window inference with per-window latency; ends with mean/p95 latency and real-time factor."""
     _setup(debug)
     with _errors():
-        from dsplug.inference import format_stream_result, format_stream_summary, load_model, stream_file, stream_microphone
+        from dsplug.runtime import format_stream_result, format_stream_summary, load_model, stream_file, stream_microphone
 
         if (file is None) == (not mic):
             raise DsplugError("give exactly one source: --file AUDIO or --mic")
@@ -424,7 +414,7 @@ def bench_cmd(
     with _errors():
         import json
 
-        from dsplug.inference import bench, format_bench
+        from dsplug.runtime import bench, format_bench
 
         result = bench(model, threads=threads, runs=runs, warmup=warmup)
         typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_bench(result))

@@ -18,23 +18,26 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug import registry
 from dsplug.errors import TrainError
+from dsplug.artifacts import read_json, write_atomic
 from dsplug.data import Split
 from dsplug.evaluate import selection_score
-from dsplug.model import Pipeline, plugin_options, predict_batches
-from dsplug.recipe.schema import Recipe
+from dsplug.model import Pipeline, predict_batches
+from dsplug.recipe.schema import TrainConfig
 
 logger = logging.getLogger(__name__)
+
+Balance = Literal["none", "oversample", "class_weights"]
 
 #: BatchNormalization momentum used when a backbone is trained from random initialisation.
 RANDOM_INIT_BN_MOMENTUM = 0.9
@@ -71,20 +74,46 @@ def per_sample_loss(task: str, targets: tf.Tensor, outputs: tf.Tensor, *, label_
     return fn(targets, outputs)
 
 
-def sample_weights(recipe: Recipe, targets: np.ndarray) -> np.ndarray:
-    """Per-chunk loss weights: 1, or inverse class frequency with ``data.balance: class_weights``."""
-    if recipe.data.balance != "class_weights" or recipe.data.task != "classification":
+def sample_weights(targets: np.ndarray, *, balance: Balance, task: str) -> np.ndarray:
+    """Per-chunk loss weights: 1, or inverse class frequency with ``balance="class_weights"``.
+
+    Parameters
+    ----------
+    targets : np.ndarray [shape=(n, k)]
+        One-hot targets (classification) or other targets (then all weights are 1).
+    balance : {"none", "oversample", "class_weights"}
+        ``data.balance`` of the recipe.
+    task : str
+        ``classification``, ``multilabel`` or ``regression``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+    """
+    if balance != "class_weights" or task != "classification":
         return np.ones(len(targets), np.float32)
     counts = targets.sum(axis=0)
     per_class = len(targets) / (len(counts) * np.maximum(counts, 1))
     return (targets @ per_class).astype(np.float32)
 
 
-def epoch_order(recipe: Recipe, targets: np.ndarray, *, epoch: int) -> np.ndarray:
-    """Chunk indices of one epoch: a seeded shuffle, oversampled with ``data.balance: oversample``."""
-    rng = np.random.default_rng([recipe.seed, epoch])
+def epoch_order(targets: np.ndarray, *, seed: int, balance: Balance, task: str, epoch: int) -> np.ndarray:
+    """Chunk indices of one epoch: a seeded shuffle, oversampled with ``balance="oversample"``.
+
+    Parameters
+    ----------
+    targets : np.ndarray [shape=(n, k)]
+        Training targets.
+    seed, epoch : int
+        The order depends on both (every epoch differs, every run repeats).
+    balance : {"none", "oversample", "class_weights"}
+        With ``oversample`` every class is drawn as often as the largest one.
+    task : str
+        Oversampling applies to classification only.
+    """
+    rng = np.random.default_rng([seed, epoch])
     n = len(targets)
-    if recipe.data.balance == "oversample" and recipe.data.task == "classification":
+    if balance == "oversample" and task == "classification":
         labels = targets.argmax(axis=1)
         largest = np.bincount(labels).max()
         parts = [rng.choice(np.flatnonzero(labels == c), largest, replace=True) for c in np.unique(labels)]
@@ -96,14 +125,29 @@ def epoch_order(recipe: Recipe, targets: np.ndarray, *, epoch: int) -> np.ndarra
 class Trainer:
     """Runs both phases on a built :class:`~dsplug.model.Pipeline`.
 
+    The trainer gets its own configuration and ready objects; the orchestration
+    (:mod:`dsplug.workflows.run`) loads the plugins and builds the policy from the recipe.
+
     Parameters
     ----------
-    recipe : Recipe
-        The validated recipe.
+    config : TrainConfig
+        The recipe's ``train`` section.
     pipeline : Pipeline
         The model parts.
-    run_dir : path
-        Checkpoints go to ``run_dir/checkpoints``.
+    task : {"classification", "multilabel", "regression"}
+        What the outputs mean (the loss and the devel score follow from it).
+    checkpoints : path
+        Folder for ``state.json``, the last and the best weights (resume reads it).
+    augmentations : sequence of dsplug.api.Augmentation
+        Image augmentations in the order they run (empty: none).
+    policy : SapAugmentPolicy, optional
+        Turns per-sample loss ranks into augmentation strengths; required with augmentations.
+    seed : int
+        Seeds the epoch order and the augmentations.
+    balance : {"none", "oversample", "class_weights"}
+        Class balancing of the training chunks.
+    pretrained : bool
+        The backbone starts from pretrained weights (phase 2 then keeps BatchNorm frozen).
     progress : callable, optional
         ``progress(total, description)`` returning a context manager that yields an
         ``update(done)`` function (the CLI draws a bar with it).
@@ -116,60 +160,54 @@ class Trainer:
     def __init__(
         self,
         *,
-        recipe: Recipe,
+        config: TrainConfig,
         pipeline: Pipeline,
-        run_dir: str | Path,
+        task: str,
+        checkpoints: str | Path,
+        augmentations: Sequence[Any] = (),
+        policy: Any = None,
+        seed: int = 0,
+        balance: Balance = "none",
+        pretrained: bool = True,
         progress: Any = None,
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
-        self.recipe = recipe
+        if augmentations and pipeline.input_kind != "image":
+            raise TrainError(
+                f"augment.methods: image augmentations ({', '.join(a.name or type(a).__name__ for a in augmentations)}) "
+                "do not apply to a raw-audio backbone; set augment.policy: none"
+            )
+        if augmentations and policy is None:
+            raise TrainError("augmentations need a policy that sets their strengths (augment.policy: sapaugment)")
+        self.config = config
         self.pipeline = pipeline
+        self.task = task
+        self.seed = seed
+        self.balance = balance
+        self.pretrained = pretrained
+        self.augmentations = list(augmentations)
+        self.policy = policy if self.augmentations else None
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        self.global_batch = recipe.train.batch_size * self.replicas
-        self.ckpt_dir = Path(run_dir) / "checkpoints"
+        self.global_batch = config.batch_size * self.replicas
+        self.ckpt_dir = Path(checkpoints)
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
-        self.task = recipe.data.task
-        self.augmentations = self._augmentations()
-        self.policy = self._policy()
 
     # ------------------------------------------------------------------ set-up
-    def _augmentations(self) -> list[Any]:
-        if self.recipe.augment.policy == "none":
-            return []
-        found = []
-        for index, method in enumerate(self.recipe.augment.methods):
-            cls = registry.load("augmentations", method.name)
-            found.append(cls(options=plugin_options(cls, method, key=f"augment.methods.{index}")))
-        return found
-
-    def _policy(self) -> Any:
-        if not self.augmentations:
-            return None
-        if self.pipeline.input_kind != "image":
-            raise TrainError(
-                f"augment.methods: image augmentations ({', '.join(m.name for m in self.recipe.augment.methods)}) "
-                f"do not apply to the raw-audio backbone {self.recipe.model.backbone.name!r}; set augment.policy: none"
-            )
-        from dsplug.augment.policy import SapAugmentPolicy
-
-        aug = self.recipe.augment
-        return SapAugmentPolicy(a=aug.a, s=aug.s, p_min=aug.p_min, p_max=aug.p_max)
-
     def _lr(self, lr: float) -> float:
         """The learning rate used: ``lr x replicas`` with ``train.scale_lr`` (linear scaling rule)."""
-        return lr * self.replicas if self.recipe.train.scale_lr and self.replicas > 1 else lr
+        return lr * self.replicas if self.config.scale_lr and self.replicas > 1 else lr
 
     def _optimizer(self, lr: float) -> tf_keras.optimizers.Optimizer:
         with self.strategy.scope():
-            optimizer = OPTIMIZERS[self.recipe.train.optimizer](learning_rate=self._lr(lr))
-            if self.recipe.train.mixed_precision:
+            optimizer = OPTIMIZERS[self.config.optimizer](learning_rate=self._lr(lr))
+            if self.config.mixed_precision:
                 optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
         return optimizer
 
     def _phases(self) -> list[dict[str, Any]]:
-        t = self.recipe.train
+        t = self.config
         lr2 = t.phase2.lr if t.phase2.lr is not None else t.lr * t.phase2.lr_factor
         return [
             {"phase": 1, "epochs": t.phase1.epochs, "lr": t.phase1.lr or t.lr},
@@ -183,8 +221,8 @@ class Trainer:
         if phase == 1:
             backbone.trainable = False
             return 0
-        layers = self.recipe.train.phase2.finetune_layers
-        pretrained = self.recipe.model.backbone.weights.lower() != "none"
+        layers = self.config.phase2.finetune_layers
+        pretrained = self.pretrained
         amount: int | float = 1.0 if layers == "all" else int(layers) if layers >= 1 or layers == 0 else float(layers)
         count = unfreeze_top(backbone, layers=amount, freeze_batchnorm=pretrained)
         if not pretrained:
@@ -206,7 +244,7 @@ class Trainer:
             losses = strategy.run(replica_step, args=args)
             return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-        return tf.function(step, reduce_retracing=True, jit_compile=self.recipe.train.xla or None)
+        return tf.function(step, reduce_retracing=True, jit_compile=self.config.xla or None)
 
     @staticmethod
     def _scaled(optimizer: tf_keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -223,7 +261,7 @@ class Trainer:
 
     def _train_step(self, optimizer: tf_keras.optimizers.Optimizer) -> Callable[..., tf.Tensor]:
         pipeline, policy, augs = self.pipeline, self.policy, self.augmentations
-        task, smoothing = self.task, self.recipe.train.label_smoothing
+        task, smoothing = self.task, self.config.label_smoothing
         fill = tf.constant(pipeline.fill_value)
         model = pipeline.classifier
 
@@ -242,7 +280,7 @@ class Trainer:
         return self._distributed(replica_step)
 
     def _feature_step(self, optimizer: tf_keras.optimizers.Optimizer) -> Callable[..., tf.Tensor]:
-        head, task, smoothing = self.pipeline.head, self.task, self.recipe.train.label_smoothing
+        head, task, smoothing = self.pipeline.head, self.task, self.config.label_smoothing
 
         def replica_step(features: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
@@ -257,36 +295,82 @@ class Trainer:
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Frozen-backbone features of chunks (batch, h, w, channels), computed in inference mode."""
         backbone, frontend = self.pipeline.backbone, self.pipeline.frontend
-        batch = self.recipe.train.batch_size
+        batch = self.config.batch_size
         extract = tf.function(lambda x: backbone(frontend(x, training=False), training=False), reduce_retracing=True)
         parts = [extract(tf.constant(audio[i : i + batch])).numpy() for i in range(0, len(audio), batch)]
         return np.concatenate(parts)
 
     # ------------------------------------------------------------------ state
     def _save_state(self, state: dict[str, Any], checkpoint: tf.train.Checkpoint) -> None:
-        checkpoint.write(str(self.ckpt_dir / "last"))
-        (self.ckpt_dir / "state.json").write_text(json.dumps(state, indent=1))
+        """Write the weights under a new prefix, then ``state.json`` pointing at it (atomically).
+
+        ``state.json`` is the commit point: a process killed at any moment leaves the previous
+        state and its checkpoint intact. Older prefixes are removed afterwards.
+        """
+        prefix = f"last-{len(state['history']):04d}-{state['phase']}"
+        checkpoint.write(str(self.ckpt_dir / prefix))
+        state["checkpoint"] = prefix
+        write_atomic(self.ckpt_dir / "state.json", json.dumps(state, indent=1))
+        for old in self.ckpt_dir.glob("last-*"):
+            if not old.name.startswith(prefix + "."):
+                old.unlink(missing_ok=True)
 
     def _load_state(self, recipe_hash: str) -> dict[str, Any] | None:
         path = self.ckpt_dir / "state.json"
         if not path.is_file():
             return None
-        state = json.loads(path.read_text())
+        fix = f"delete {self.ckpt_dir} to train from the start"
+        state = read_json(path, error=TrainError, fix=fix)
+        keys = ("recipe_hash", "phase", "epoch_in_phase", "history", "best_score", "best_epoch", "done")
+        if not isinstance(state, dict) or any(key not in state for key in keys):
+            raise TrainError(f"{path} is not a dsplug training state (damaged?); {fix}")
         if state.get("recipe_hash") != recipe_hash:
             raise TrainError(
                 f"{self.ckpt_dir} holds checkpoints of a different recipe; use another --out "
                 "directory or delete the old run"
             )
+        prefix = state.get("checkpoint")
+        if state["history"] and not (prefix and (self.ckpt_dir / f"{prefix}.index").is_file()):
+            raise TrainError(f"{path} names the checkpoint {prefix!r}, which is missing; {fix}")
         return state
+
+    def _restore(self, state: dict[str, Any], *, model_only: bool, checkpoint: tf.train.Checkpoint) -> None:
+        """Load the last saved weights (and the optimizer's state within a phase)."""
+        target = tf.train.Checkpoint(model=self.pipeline.classifier) if model_only else checkpoint
+        try:
+            target.read(str(self.ckpt_dir / state["checkpoint"])).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            raise TrainError(
+                f"the checkpoint {self.ckpt_dir / state['checkpoint']} is damaged or does not fit this "
+                f"model ({type(err).__name__}); delete {self.ckpt_dir} to train from the start"
+            ) from err
+
+    def _save_best(self, path: Path) -> None:
+        """Save the best weights atomically (temporary file, then rename)."""
+        part = path.with_name("best-part.weights.h5")  # the suffix picks the format
+        self.pipeline.classifier.save_weights(str(part))
+        os.replace(part, path)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Split, devel: Split | None, *, recipe_hash: str) -> TrainResult:
-        """Train both phases; select the best epoch on ``devel`` (last epoch without devel)."""
-        recipe = self.recipe
-        weights = sample_weights(recipe, train.targets)
-        state = self._load_state(recipe_hash) or {
+        """Train both phases; select the best epoch on ``devel`` (last epoch without devel).
+
+        The state after every epoch (history, best score, early-stopping counter, weights and
+        optimizer) is saved, so a run killed at any point and started again continues exactly
+        where the last completed epoch left it.
+
+        Raises
+        ------
+        TrainError
+            The saved state belongs to another recipe, or it or its checkpoint is damaged.
+        """
+        config = self.config
+        weights = sample_weights(train.targets, balance=self.balance, task=self.task)
+        saved = self._load_state(recipe_hash)
+        resume = bool(saved and saved["history"])  # restore the saved weights once, then train on
+        state = saved or {
             "recipe_hash": recipe_hash, "phase": 1, "epoch_in_phase": 0, "history": [],
-            "best_score": -np.inf, "best_epoch": 0, "done": False,
+            "best_score": -np.inf, "best_epoch": 0, "done": False, "stale": 0,
         }
         if state["done"]:
             logger.info("training already finished in %s; reusing it", self.ckpt_dir)
@@ -300,39 +384,42 @@ class Trainer:
             self._set_trainable(phase)
             optimizer = self._optimizer(spec["lr"])
             checkpoint = tf.train.Checkpoint(model=self.pipeline.classifier, optimizer=optimizer)
-            if state["epoch_in_phase"] > 0 and (self.ckpt_dir / "last.index").is_file():
-                checkpoint.read(str(self.ckpt_dir / "last")).expect_partial()
+            if resume:
+                # within a phase: weights and optimizer; at a phase's start: the weights only
+                self._restore(state, model_only=state["epoch_in_phase"] == 0, checkpoint=checkpoint)
                 logger.info("resuming phase %d after epoch %d", phase, state["epoch_in_phase"])
-            cached = phase == 1 and self.policy is None and recipe.train.cache_features
+                resume = False
+            cached = phase == 1 and self.policy is None and config.cache_features
             step = self._feature_step(optimizer) if cached else self._train_step(optimizer)
             inputs = self.features(train.audio) if cached else train.audio
-            stale = 0
             for epoch in range(state["epoch_in_phase"] + 1, epochs + 1):
+                if config.early_stopping and devel is not None and state.get("stale", 0) >= config.early_stopping:
+                    break
                 global_epoch = len(history) + 1
                 start = time.perf_counter()
                 loss = self._epoch(step, inputs, train, weights, global_epoch, f"phase {phase} epoch {epoch}/{epochs}")
                 row: dict[str, Any] = {"epoch": global_epoch, "phase": phase, "lr": self._lr(spec["lr"]), "loss": loss}
                 if devel is not None:
-                    outputs = predict_batches(self.pipeline.end_to_end, devel.audio, batch_size=recipe.train.batch_size)
+                    outputs = predict_batches(self.pipeline.end_to_end, devel.audio, batch_size=config.batch_size)
                     row["devel_loss"] = float(np.mean(per_sample_loss(self.task, devel.targets, outputs, label_smoothing=0.0)))
                     row["devel_score"] = selection_score(self.task, devel, outputs)
                 row["seconds"] = time.perf_counter() - start
                 history.append(row)
                 score = row.get("devel_score", global_epoch)  # without devel: the last epoch
                 if score > state["best_score"]:
-                    state["best_score"], state["best_epoch"], stale = score, global_epoch, 0
-                    self.pipeline.classifier.save_weights(str(best_path))
+                    state.update(best_score=score, best_epoch=global_epoch, stale=0)
+                    self._save_best(best_path)
                 else:
-                    stale += 1
+                    state["stale"] = state.get("stale", 0) + 1
                 logger.info("epoch %d (phase %d): %s", global_epoch, phase, _fmt(row))
                 state.update(phase=phase, epoch_in_phase=epoch, history=history)
                 self._save_state(state, checkpoint)
-                if recipe.train.early_stopping and devel is not None and stale >= recipe.train.early_stopping:
-                    logger.info("early stopping: no devel gain for %d epochs", stale)
-                    break
+            if config.early_stopping and devel is not None and state.get("stale", 0) >= config.early_stopping:
+                logger.info("early stopping: no devel gain for %d epochs", state["stale"])
             if phase == 1:
                 phase2_start = len(history)
-            state.update(phase=phase + 1, epoch_in_phase=0)
+            state.update(phase=phase + 1, epoch_in_phase=0, stale=0)
+            self._save_state(state, checkpoint)
         state["done"] = True
         self._save_state(state, tf.train.Checkpoint(model=self.pipeline.classifier))
         if best_path.is_file():
@@ -341,12 +428,12 @@ class Trainer:
 
     def _epoch(self, step: Callable[..., tf.Tensor], inputs: np.ndarray, train: Split, weights: np.ndarray, epoch: int, label: str) -> float:
         batches = self.strategy.experimental_distribute_dataset(self.batches(inputs, train.targets, weights, epoch=epoch))
-        total = -(-len(epoch_order(self.recipe, train.targets, epoch=epoch)) // self.global_batch)
+        total = -(-len(epoch_order(train.targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)) // self.global_batch)
         losses = []
         context = self.progress(total=total, description=label) if self.progress else contextlib.nullcontext(lambda done: None)
         with context as update:
             for number, (x, y, w) in enumerate(batches, start=1):
-                seed = tf.constant([self.recipe.seed, epoch * 100003 + number], dtype=tf.int32)
+                seed = tf.constant([self.seed, epoch * 100003 + number], dtype=tf.int32)
                 losses.append(float(step(x, y, w, seed)))
                 update(number)
         return float(np.mean(losses))
@@ -366,7 +453,7 @@ class Trainer:
         epoch : int
             Seeds the order (with ``seed``), so every epoch differs and every run repeats.
         """
-        order = epoch_order(self.recipe, targets, epoch=epoch)
+        order = epoch_order(targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)
         size = self.global_batch
 
         def generate() -> Any:

@@ -77,8 +77,8 @@ def test_manifest_with_missing_columns(tmp_path):
     result = invoke("run", path, "--out", tmp_path / "run")
     assert result.exit_code == 2
     assert "missing column(s) path" in result.output
-    # the resolved recipe is written before any work starts
-    assert (tmp_path / "run" / "recipe.yaml").is_file()
+    # checks come first: a refused run writes nothing
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_recipe_file():

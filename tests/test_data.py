@@ -117,6 +117,7 @@ def _bad_manifest(tmp_path):
         [str(corrupt), "kick", "train"],
         [str(DRUMS / "audio/bassdrum02.ogg"), "kick", "train"],
         [str(nan), "kick", "train"],
+        [str(DRUMS / "audio/snare01.ogg"), "snare", "train"],  # two classes: one class is refused
     ]
     return _write(tmp_path / "m.csv", ["path", "label", "partition"], rows)
 
@@ -133,15 +134,16 @@ def test_bad_file_stops_decoding_with_its_name(tmp_path):
 
 
 def test_bad_files_are_skipped_and_recorded(tmp_path):
-    from dsplug.data import decode_chunks, write_skipped
+    from dsplug.artifacts import write_atomic
+    from dsplug.data import decode_chunks, skipped_csv
 
     m = load_manifest(_bad_manifest(tmp_path))
     chunks = decode_chunks(m.items, sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.5, pad_mode="zero", on_bad_file="skip")
-    assert [f.path.name for f in chunks.files] == ["bassdrum01.ogg", "bassdrum02.ogg"]
+    assert [f.path.name for f in chunks.files] == ["bassdrum01.ogg", "bassdrum02.ogg", "snare01.ogg"]
     assert [item.path.name for item, _ in chunks.skipped] == ["corrupt.wav", "nan.wav"]
     assert "NaN" in chunks.skipped[1][1] or "nan" in chunks.skipped[1][1].lower()
     assert chunks.audio.shape[1] == 8000 and np.isfinite(chunks.audio).all()
-    assert set(chunks.file_index) == {0, 1}
-    write_skipped(tmp_path / "skipped.csv", chunks.skipped)
+    assert set(chunks.file_index) == {0, 1, 2}
+    write_atomic(tmp_path / "skipped.csv", skipped_csv(chunks.skipped))
     rows = list(csv.DictReader(open(tmp_path / "skipped.csv")))
     assert [r["manifest_line"] for r in rows] == ["3", "5"] and all(r["reason"] for r in rows)

@@ -39,8 +39,8 @@ MIRRORED = textwrap.dedent(
     from dsplug.distribute import make_strategy
     from dsplug.model import build_pipeline
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import _splits
-    from dsplug.train import Trainer
+    from dsplug.workflows.run import _splits
+    from dsplug.workflows.run import trainer_for
 
     results = {}
     for name, batch in (("none", 16), ("mirrored", 8)):  # the same global batch of 16
@@ -53,7 +53,7 @@ MIRRORED = textwrap.dedent(
         strategy = make_strategy(name)
         with strategy.scope():
             pipeline = build_pipeline(recipe, num_outputs=5)
-        trainer = Trainer(recipe=recipe, pipeline=pipeline, run_dir=tempfile.mkdtemp(), strategy=strategy)
+        trainer = trainer_for(recipe, pipeline=pipeline, run_dir=tempfile.mkdtemp(), strategy=strategy)
         fit = trainer.fit(split, None, recipe_hash=point.hash)
         results[name] = {"replicas": strategy.num_replicas_in_sync, "losses": [h["loss"] for h in fit.history],
                          "weights": [w.tolist() for w in pipeline.head.get_weights()]}

@@ -1,4 +1,7 @@
-"""Tests of dsplug.evaluate: metrics vs sklearn/scipy, bootstrap, aggregation, writers, plots."""
+"""Tests of dsplug.evaluate: metrics vs sklearn/scipy, bootstrap, aggregation, writers.
+
+Also ``metrics.json`` (written by ``RunDir.write_metrics``) and the plots of ``dsplug.report.figures``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ import scipy.stats
 from sklearn import metrics as skm
 
 from dsplug import evaluate
+from dsplug.evaluate import bootstrap
+from dsplug.artifacts import RunDir
 from dsplug.errors import DataError
+from dsplug.report import figures
 
 ROOT = Path(__file__).resolve().parents[1]
 TONES_MANIFEST = ROOT / "data" / "tones" / "manifest.csv"
@@ -109,7 +115,7 @@ def test_uar_ignores_classes_absent_from_truth_even_when_predicted() -> None:
 
 def uar_per_row(k: int):
     def metric(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return evaluate._uar_rows(t, p, n_classes=k)
+        return bootstrap.uar_rows(t, p, n_classes=k)
 
     return metric
 
@@ -176,7 +182,7 @@ def test_bootstrap_ci_memory_batches_do_not_change_the_result(monkeypatch) -> No
         )
 
     whole = ci()
-    monkeypatch.setattr(evaluate, "_BOOTSTRAP_CHUNK_ELEMENTS", 120 * 7)  # 7 resamples a batch
+    monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK_ELEMENTS", 120 * 7)  # 7 resamples a batch
     assert ci() == whole
 
 
@@ -237,16 +243,15 @@ def test_evaluate_partition_format_and_json_round_trip(tmp_path: Path) -> None:
     assert devel["uar"] == pytest.approx(skm.balanced_accuracy_score(y_true, probs.argmax(1)))
 
     path = tmp_path / "run" / "metrics.json"
-    evaluate.write_metrics_json(path, {"devel": devel, "test": test})
+    RunDir(tmp_path / "run").write_metrics({"devel": devel, "test": test})
     text = path.read_text()
     assert text.startswith("{\n  ")  # pretty-printed
     assert json.loads(text) == {"devel": devel, "test": test}
 
 
-def test_write_metrics_json_converts_numpy_and_non_finite(tmp_path: Path) -> None:
+def test_write_metrics_converts_numpy_and_non_finite(tmp_path: Path) -> None:
     path = tmp_path / "metrics.json"
-    evaluate.write_metrics_json(
-        path,
+    RunDir(tmp_path).write_metrics(
         {"test": {"uar": np.float32(0.5), "n": np.int64(3), "ci": np.array([0.25, np.nan]),
                   "ok": np.bool_(True)}},
     )
@@ -254,7 +259,7 @@ def test_write_metrics_json_converts_numpy_and_non_finite(tmp_path: Path) -> Non
     assert loaded == {"test": {"uar": 0.5, "n": 3, "ci": [0.25, None], "ok": True}}
     assert isinstance(loaded["test"]["n"], int)
     with pytest.raises(DataError, match="test.bad"):
-        evaluate.write_metrics_json(path, {"test": {"bad": object()}})
+        RunDir(tmp_path).write_metrics({"test": {"bad": object()}})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +321,7 @@ def test_file_level_evaluation_on_tones_manifest(tmp_path: Path) -> None:
         written = list(csv.DictReader(handle))
     assert [row["file"] for row in written] == files
     assert [row["label"] for row in written] == [labels[i] for i in y_true]
+    assert all(row["level"] == "file" and row["start"] == row["end"] == "" for row in written)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,8 +404,9 @@ def test_write_predictions_csv_chunk_rows(tmp_path: Path) -> None:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == ["file", "start", "end", "label", "predicted", "prob_cat",
+    assert reader.fieldnames == ["file", "level", "start", "end", "label", "predicted", "prob_cat",
                                  "prob_dog,wolf", "prob_bird"]
+    assert all(row["level"] == "chunk" for row in rows)
     assert [float(row["start"]) for row in rows] == [0.0, 0.5, 1.0, 0.0, 0.5]
     assert all(row["label"] == "" for row in rows)  # no truth given
     assert [row["predicted"] for row in rows] == [labels[i] for i in probs.argmax(axis=1)]
@@ -420,7 +427,7 @@ def test_plot_confusion_writes_png(tmp_path: Path, k: int) -> None:
     confusion = skm.confusion_matrix(y_true, probs.argmax(1), labels=range(k))
     confusion[0] = 0  # a class without samples must not break the plot
     path = tmp_path / f"confusion{k}.png"
-    evaluate.plot_confusion(path, confusion=confusion, labels=labels_of(k), title="test")
+    figures.plot_confusion(path, confusion=confusion, labels=labels_of(k), title="test")
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[2] in (3, 4)
     assert min(image.shape[:2]) >= 400
@@ -440,7 +447,7 @@ def test_plot_history_writes_png(tmp_path: Path) -> None:
         "lr": [0.1] * epochs,
     }
     path = tmp_path / "training.png"
-    evaluate.plot_history(path, history=history, phase_boundary=5, title="two phases")
+    figures.plot_history(path, history=history, phase_boundary=5, title="two phases")
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[1] > image.shape[0]  # two panels side by side
     assert image[..., :3].std() > 0.05
@@ -499,11 +506,11 @@ def test_other_functions_reject_bad_input(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no positive"):
         evaluate.multilabel_metrics(y_true=np.zeros((3, 2)), scores=GOOD_PROBS, labels=["a", "b"])
     with pytest.raises(DataError, match="shape \\(2, 2\\)"):
-        evaluate.plot_confusion(tmp_path / "c.png", confusion=[[1, 2, 3]], labels=["a", "b"])
+        figures.plot_confusion(tmp_path / "c.png", confusion=[[1, 2, 3]], labels=["a", "b"])
     with pytest.raises(DataError, match="phase_boundary"):
-        evaluate.plot_history(tmp_path / "h.png", history={"loss": [1.0, 0.5]}, phase_boundary=3)
+        figures.plot_history(tmp_path / "h.png", history={"loss": [1.0, 0.5]}, phase_boundary=3)
     with pytest.raises(DataError, match="no series"):
-        evaluate.plot_history(tmp_path / "h.png", history={"lr": [0.1]})
+        figures.plot_history(tmp_path / "h.png", history={"lr": [0.1]})
     with pytest.raises(DataError, match="starts has 2 values"):
         evaluate.write_predictions_csv(
             tmp_path / "p.csv", file_ids=["a", "b", "c"], probs=GOOD_PROBS, labels=["a", "b"],

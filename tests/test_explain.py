@@ -22,8 +22,9 @@ from scipy import signal as sps
 
 from conftest import write_recipe
 from dsplug import explain
-from dsplug.errors import AudioError, DataError, ExportError
+from dsplug.errors import AudioError, DataError, ExportError, RunError
 from dsplug.frontend.layers import image_freq_axis
+from dsplug.report.markdown import add_to_report
 
 SR = 16000
 SECONDS = 0.5
@@ -82,7 +83,7 @@ def files_of(folder, *, partition: str, label: str) -> list:
         return [folder / r["path"] for r in csv.DictReader(f) if r["partition"] == partition and r["label"] == label]
 
 
-def band_rows(run: explain.Run) -> np.ndarray:
+def band_rows(run: explain.RunView) -> np.ndarray:
     """Image rows of the burst band, widened by one Mel band on each side (filter overlap)."""
     fe = run.recipe.frontend
     hz = image_freq_axis(height=run.image_size[0], n_mels=fe.n_mels, sample_rate=SR, fmin=fe.fmin, fmax=fe.fmax)
@@ -96,7 +97,7 @@ def band_rows(run: explain.Run) -> np.ndarray:
 def band_run(tmp_path_factory):
     """A trained run directory of the synthetic control (about 20-30 s on 2 cores)."""
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("band")
     manifest = make_band_dataset(folder)
@@ -109,7 +110,7 @@ def band_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(band_run):
     folder, _ = band_run
-    return explain.load_run(folder / "run")
+    return explain.open_run(folder / "run")
 
 
 @pytest.mark.heavy
@@ -120,7 +121,7 @@ def test_the_control_model_learned_the_task(band_run):
 
 
 @pytest.mark.heavy
-def test_load_run_gives_the_trained_parts(run, band_run):
+def test_open_run_gives_the_trained_parts(run, band_run):
     from dsplug.model import colormap_table
     from dsplug import registry
 
@@ -229,20 +230,20 @@ def test_explain_examples_writes_figure_and_markdown(run, band_run, tmp_path):
 
 
 def test_bad_run_directory_is_an_error(tmp_path):
-    with pytest.raises(ExportError, match="does not exist"):
-        explain.load_run(tmp_path / "nowhere")
+    with pytest.raises(RunError, match="does not exist"):
+        explain.open_run(tmp_path / "nowhere")
     (tmp_path / "recipe.yaml").write_text("data: {manifest: m.csv}\n")
-    with pytest.raises(ExportError, match="missing model.keras, model.json"):
-        explain.load_run(tmp_path)
-    with pytest.raises(ExportError, match="missing"):
+    with pytest.raises(RunError, match="missing data.json, model.keras"):
+        explain.open_run(tmp_path)
+    with pytest.raises(RunError, match="missing"):
         explain.explain_audio(tmp_path, tmp_path / "a.wav", method="gradients", target=None, out=tmp_path / "a.png")
 
 
 def test_add_to_report_replaces_an_earlier_explanations_section(tmp_path):
     (tmp_path / "report.md").write_text("# run\n\n## Results\n\n- UAR 0.9\n\n## Export\n\nsmall\n")
     first = "## Explanations (devel)\n\n![explanations](explanations.png)\n| a | b |\n"
-    explain.add_to_report(tmp_path, markdown=first)
-    explain.add_to_report(tmp_path, markdown=first.replace("| a | b |", "| c | d |"))
+    add_to_report(tmp_path, markdown=first)
+    add_to_report(tmp_path, markdown=first.replace("| a | b |", "| c | d |"))
     text = (tmp_path / "report.md").read_text()
     assert text.count("## Explanations (devel)") == 1 and "| c | d |" in text and "| a | b |" not in text
     assert text.startswith("# run\n\n## Results\n\n- UAR 0.9\n\n## Export\n\nsmall\n\n## Explanations")

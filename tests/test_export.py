@@ -11,10 +11,20 @@ import pytest
 import tf_keras
 
 from conftest import write_recipe
-from dsplug import compress, export
-from dsplug.errors import ExportError
+from dsplug import deploy
+from dsplug.artifacts import RunDir
+from dsplug.deploy import convert as convert_module
+from dsplug.deploy import export
+from dsplug.deploy import qat as qat_module
+from dsplug.deploy.convert import convert
+from dsplug.data import decode_for, manifest_for
+from dsplug.deploy.export import export_config, export_run
+from dsplug.deploy.prune import prune
+from dsplug.errors import ExportError, RunError
+from dsplug.model import load_trained
 from dsplug.recipe.loader import load_recipe
-from dsplug.recipe.run import run_point
+from dsplug.recipe.schema import ExportConfig
+from dsplug.workflows.run import run_point
 from test_run import small_manifest
 
 MODES = ("none", "dynamic", "float16", "int8", "qat")
@@ -54,7 +64,9 @@ def exported(finished_run, tmp_path_factory):
     """export_run with every quantisation mode, on a copy of the run."""
     run_dir = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(finished_run, run_dir)
-    return run_dir, export.export_run(run_dir, quantize=["dynamic", "float16", "int8", "qat"], representative_size=40, qat_epochs=1)
+    run = RunDir(run_dir)
+    config = export_config(run, quantize=["dynamic", "float16", "int8", "qat"], representative_size=40, qat_epochs=1)
+    return run_dir, export_run(run, config=config)
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +74,14 @@ def pruned_export(finished_run, tmp_path_factory):
     """export_run with 50 % pruning, float32 and QAT (prune-preserving for the pruned model), on a copy."""
     run_dir = tmp_path_factory.mktemp("pruned") / "run"
     shutil.copytree(finished_run, run_dir)
-    return run_dir, export.export_run(run_dir, quantize=["none", "qat"], prune=0.5, prune_epochs=2, qat_epochs=1)
+    run = RunDir(run_dir)
+    return run_dir, export_run(run, config=export_config(run, quantize=["none", "qat"], prune=0.5, prune_epochs=2, qat_epochs=1))
 
 
 @pytest.mark.heavy
 def test_every_mode_is_builtin_only_and_quantises_what_it_says(exported):
     run_dir, _ = exported
-    info = {mode: export.inspect_tflite(run_dir / export.model_file_name(mode, pruned=False)) for mode in MODES}
+    info = {mode: deploy.inspect_tflite(run_dir / RunDir.model_file(mode)) for mode in MODES}
     for mode, details in info.items():
         assert details["custom_ops"] == [], mode  # no Flex / custom ops
         assert details["ops"]["RFFT2D"] == 1, mode  # the front-end is inside every model
@@ -84,7 +97,7 @@ def test_every_mode_is_builtin_only_and_quantises_what_it_says(exported):
         assert info[mode]["int8_ops"]["CONV_2D"] == 25, mode
         assert info[mode]["float_ops"]["LOG"] == 1 and info[mode]["float_ops"]["RESIZE_BILINEAR"] == 1, mode
         assert info[mode]["ops"]["QUANTIZE"] >= 1 and info[mode]["ops"]["DEQUANTIZE"] >= 1, mode
-    sizes = {mode: (run_dir / export.model_file_name(mode, pruned=False)).stat().st_size for mode in MODES}
+    sizes = {mode: (run_dir / RunDir.model_file(mode)).stat().st_size for mode in MODES}
     assert sizes["float16"] < 0.6 * sizes["none"]
     assert sizes["int8"] < 0.4 * sizes["none"] and sizes["dynamic"] < 0.4 * sizes["none"]
     assert sizes["qat"] < 0.4 * sizes["none"]
@@ -113,7 +126,7 @@ def test_parity_of_every_mode_against_keras(exported):
         low, high = row["uar_change_ci95"]
         assert low <= row["uar_change"] <= high
     assert rows["none"]["uar_change_ci95"] == [0.0, 0.0]  # identical predictions: no change in any resample
-    table = export.format_parity(original)
+    table = deploy.format_parity(original)
     assert table.count("\n| ") == 2 + len(MODES)  # header, Keras, one row per mode (the separator is "|---")
     assert "model-int8.tflite" in table
 
@@ -122,7 +135,7 @@ def test_parity_of_every_mode_against_keras(exported):
 def test_export_run_writes_every_file_with_its_mode(exported, finished_run):
     run_dir, result = exported
     for mode in MODES:
-        name = export.model_file_name(mode, pruned=False)
+        name = RunDir.model_file(mode)
         assert (run_dir / name).is_file(), name
         meta = json.loads((run_dir / name).with_suffix(".json").read_text())
         assert meta["quantize"] == mode and meta["pruning"] is None
@@ -142,15 +155,15 @@ def test_export_run_writes_every_file_with_its_mode(exported, finished_run):
     assert "model-int8.tflite" in markdown and "model-dynamic.tflite" in markdown and "QAT (original)" in markdown
     # int8 and qat sidecars list the classifier layers that compute in float32, read from the model
     for mode in ("int8", "qat"):
-        name = export.model_file_name(mode, pruned=False)
+        name = RunDir.model_file(mode)
         floats = json.loads((run_dir / name).with_suffix(".json").read_text())["float_layers"]
-        assert floats == export.classifier_float_layers(run_dir / name) == result["models"][name]["float_layers"]
+        assert floats == deploy.classifier_float_layers(run_dir / name) == result["models"][name]["float_layers"]
     assert result["models"]["model-qat.tflite"]["float_layers"] == ["head_arelu"]  # what tfmot cannot quantise (flattened)
     # int8: no op of this SqueezeNet is off by more than 0.7 quantisation steps (AReLU's dense
     # input keeps its positive range, see dsplug.heads.arelu): every layer int8
     assert result["models"]["model-int8.tflite"]["float_layers"] == []
-    assert result["int8_float_threshold"] == export.INT8_FLOAT_THRESHOLD
-    assert f"error exceeded {export.INT8_FLOAT_THRESHOLD:g} steps stay float32" in markdown
+    assert result["int8_float_threshold"] == deploy.INT8_FLOAT_THRESHOLD
+    assert f"error exceeded {deploy.INT8_FLOAT_THRESHOLD:g} steps stay float32" in markdown
     assert result["metadata"]["recipe_hash"] == json.loads((finished_run / "model.json").read_text())["recipe_hash"]
     # the rebuilt pipeline holds the trained weights: same float32 model as `dsplug run` wrote
     assert (run_dir / "model.tflite").read_bytes() == (finished_run / "model.tflite").read_bytes()
@@ -163,7 +176,7 @@ def test_pruning_reaches_the_sparsity_and_shrinks_the_gzip_size(pruned_export, f
     assert 0.45 <= pruning["sparsity"] <= 0.55
     assert pruning["pruned_layers"] == 25 + 2  # SqueezeNet convolutions + the head's two dense layers
     pruned_keras = tf_keras.models.load_model(run_dir / "model-pruned.keras")
-    sparsity, layers, _ = compress.kernel_sparsity(pruned_keras)
+    sparsity, layers, _ = deploy.kernel_sparsity(pruned_keras)
     assert sparsity == pytest.approx(pruning["sparsity"]) and layers == pruning["pruned_layers"]
     meta = json.loads((run_dir / "model-pruned.json").read_text())
     assert meta["quantize"] == "none" and meta["pruning"]["sparsity"] == pruning["sparsity"]
@@ -189,45 +202,45 @@ def test_pruning_reaches_the_sparsity_and_shrinks_the_gzip_size(pruned_export, f
 
 @pytest.mark.heavy
 def test_convert_refuses_what_it_cannot_do(finished_run):
-    run = export.load_run(finished_run)
+    run = load_trained(finished_run, command="export")
     model = run.pipeline.end_to_end
     with pytest.raises(ExportError, match="representative"):
-        export.convert(model, samples=run.samples, quantize="int8")
+        convert(model, samples=run.samples, quantize="int8")
     with pytest.raises(ExportError, match=r"shape \(n, 8000\)"):
-        export.convert(model, samples=run.samples, quantize="int8", representative=np.zeros((3, 100), np.float32))
+        convert(model, samples=run.samples, quantize="int8", representative=np.zeros((3, 100), np.float32))
     with pytest.raises(ExportError, match="quantize must be one of"):
-        export.convert(model, samples=run.samples, quantize="int4")  # type: ignore[arg-type]
+        convert(model, samples=run.samples, quantize="int4")  # type: ignore[arg-type]
     audio = tf_keras.Input((run.samples,))
     flat = tf_keras.Model(audio, tf_keras.layers.Dense(3, activation="softmax")(audio), name="plain")
     with pytest.raises(ExportError, match="classifier"):
-        export.convert(flat, samples=run.samples, quantize="dynamic")
+        convert(flat, samples=run.samples, quantize="dynamic")
     with pytest.raises(ExportError, match="no fake-quantisation.*quantization_aware_finetune"):
-        export.convert(model, samples=run.samples, quantize="qat")
+        convert(model, samples=run.samples, quantize="qat")
 
 
 @pytest.mark.heavy
 def test_int8_keeps_the_layers_above_the_error_threshold_float(finished_run):
     """Selective int8: a threshold below rounding noise (0.29 steps) keeps every classifier op
     float; None quantises all of them; the front-end is float32 either way."""
-    run = export.load_run(finished_run)
-    chunks = export._decode(run.manifest.partition("train")[:12], run.point.recipe, None, "")  # noqa: SLF001
-    convert = dict(samples=run.samples, quantize="int8", representative=chunks.audio)
-    full = export.convert(run.pipeline.end_to_end, float_threshold=None, **convert)
-    assert export.classifier_float_layers(full) == []
-    assert export.inspect_tflite(full)["int8_ops"]["CONV_2D"] == 25
-    cautious = export.convert(run.pipeline.end_to_end, float_threshold=0.1, **convert)
-    floats = export.classifier_float_layers(cautious)
+    run = load_trained(finished_run, command="export")
+    chunks = decode_for(manifest_for(run.recipe.data, seed=run.recipe.seed).partition("train")[:12], config=run.recipe.data, on_bad_file="skip")
+    options = dict(samples=run.samples, quantize="int8", representative=chunks.audio)
+    full = convert(run.pipeline.end_to_end, float_threshold=None, **options)
+    assert deploy.classifier_float_layers(full) == []
+    assert deploy.inspect_tflite(full)["int8_ops"]["CONV_2D"] == 25
+    cautious = convert(run.pipeline.end_to_end, float_threshold=0.1, **options)
+    floats = deploy.classifier_float_layers(cautious)
     assert "squeezenet_v1_1/conv1" in floats and "head/head_logits" in floats
-    details = export.inspect_tflite(cautious)
+    details = deploy.inspect_tflite(cautious)
     assert details["float_ops"]["CONV_2D"] == 25 and "CONV_2D" not in details["int8_ops"]
     assert details["float_ops"]["LOG"] == 1
 
 
 @pytest.mark.heavy
 def test_flatten_inlines_nested_models_and_computes_the_same(finished_run):
-    classifier = export.load_run(finished_run).pipeline.classifier
+    classifier = load_trained(finished_run, command="export").pipeline.classifier
     assert any(isinstance(layer, tf_keras.Model) for layer in classifier.layers)  # backbone, head
-    flat = compress.flatten(classifier)
+    flat = deploy.flatten(classifier)
     assert not any(isinstance(layer, tf_keras.Model) for layer in flat.layers)
     assert flat.count_params() == classifier.count_params() and flat.name == "classifier"
     images = np.random.default_rng(0).uniform(-1, 1, (3, *classifier.input_shape[1:])).astype(np.float32)
@@ -241,54 +254,57 @@ def test_failed_export_leaves_the_run_directory_as_it_was(finished_run, tmp_path
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
 
     # conversion "succeeds" with bytes that are no model: files are written, then parity fails
-    monkeypatch.setattr(export, "convert", lambda model, **options: b"not a flatbuffer")
+    monkeypatch.setattr(convert_module, "convert", lambda model, **options: b"not a flatbuffer")
     with pytest.raises(ExportError, match="export of .* failed"):
-        export.export_run(run_dir, quantize=["none", "int8"])
+        export_run(RunDir(run_dir), config=export_config(RunDir(run_dir), quantize=["none", "int8"]))
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
-    with pytest.raises(ExportError, match="not a finished dsplug run directory.*dsplug run"):
-        export.export_run(tmp_path, quantize=["int8"])
+    run = RunDir(tmp_path)
+    with pytest.raises(RunError, match="not a finished dsplug run directory.*dsplug run"):
+        export_run(run, config=export_config(run, quantize=["int8"]))
     (tmp_path / "recipe.yaml").write_text("name: x\n")
-    with pytest.raises(ExportError, match="missing model.keras"):
-        export.export_run(tmp_path)
+    (tmp_path / "data.json").write_text("{}")
+    with pytest.raises(RunError, match="missing model.keras"):
+        export_run(run, config=ExportConfig())
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path):
+    run = RunDir(tmp_path)
     with pytest.raises(ExportError, match="unknown quantize mode"):
-        export.export_run(tmp_path, quantize=["int4"])
+        export_config(run, quantize=["int4"])
     with pytest.raises(ExportError, match="--prune must be a sparsity"):
-        export.export_run(tmp_path, prune=1.5)
+        export_config(run, prune=1.5)
     with pytest.raises(ExportError, match="qat_epochs >= 1"):
-        export.export_run(tmp_path, quantize=["qat"], qat_epochs=0)
+        export_config(run, quantize=["qat"], qat_epochs=0)
     with pytest.raises(ExportError, match="--int8-float-threshold must be > 0.*--full-integer"):
-        export.export_run(tmp_path, quantize=["int8"], int8_float_threshold=0.0)
+        export_config(run, quantize=["int8"], int8_float_threshold=0.0)
     audio, targets = np.zeros((4, 100), np.float32), np.eye(4, dtype=np.float32)
     with pytest.raises(ExportError, match="sparsity must be in"):
-        compress.prune(None, audio=audio, targets=targets, sparsity=1.0)
+        prune(None, audio=audio, targets=targets, sparsity=1.0)
     with pytest.raises(ExportError, match="at least 2 fine-tuning steps"):
-        compress.prune(None, audio=audio, targets=targets, sparsity=0.5, epochs=1, batch_size=8)
+        prune(None, audio=audio, targets=targets, sparsity=0.5, epochs=1, batch_size=8)
     with pytest.raises(ExportError, match="same n"):
-        compress.prune(None, audio=audio, targets=targets[:3], sparsity=0.5)
+        prune(None, audio=audio, targets=targets[:3], sparsity=0.5)
     with pytest.raises(ExportError, match="at least 1 epoch"):
-        compress.quantization_aware_finetune(None, audio=audio, targets=targets, epochs=0)
+        deploy.quantization_aware_finetune(None, audio=audio, targets=targets, epochs=0)
     with pytest.raises(ExportError, match="same n"):
-        compress.quantization_aware_finetune(None, audio=audio, targets=targets[:3])
+        deploy.quantization_aware_finetune(None, audio=audio, targets=targets[:3])
 
 
 def test_model_file_names():
-    assert export.model_file_name("none", pruned=False) == "model.tflite"
-    assert export.model_file_name("int8", pruned=False) == "model-int8.tflite"
-    assert export.model_file_name("none", pruned=True) == "model-pruned.tflite"
-    assert export.model_file_name("float16", pruned=True) == "model-pruned-float16.tflite"
+    assert RunDir.model_file("none", pruned=False) == "model.tflite"
+    assert RunDir.model_file("int8", pruned=False) == "model-int8.tflite"
+    assert RunDir.model_file("none", pruned=True) == "model-pruned.tflite"
+    assert RunDir.model_file("float16", pruned=True) == "model-pruned-float16.tflite"
 
 
 def test_quantised_scope_is_the_classifier_only():
-    assert export.in_quantized_scope("dsplug/classifier/squeezenet_v1_1/conv1/BiasAdd")
-    assert export.in_quantized_scope("dsplug/frontend/x;dsplug/classifier/head/head_dense/MatMul")
-    assert not export.in_quantized_scope("dsplug/frontend/spectrogram_image/MatMul")
-    assert not export.in_quantized_scope("dsplug/frontend/backbone_preprocess/sub")
+    assert deploy.in_quantized_scope("dsplug/classifier/squeezenet_v1_1/conv1/BiasAdd")
+    assert deploy.in_quantized_scope("dsplug/frontend/x;dsplug/classifier/head/head_dense/MatMul")
+    assert not deploy.in_quantized_scope("dsplug/frontend/spectrogram_image/MatMul")
+    assert not deploy.in_quantized_scope("dsplug/frontend/backbone_preprocess/sub")
 
 
 @pytest.mark.heavy
@@ -320,12 +336,12 @@ def test_cli_int8_threshold_options_reach_the_export(tmp_path, monkeypatch):
     from dsplug.cli import app
 
     calls = []
-    monkeypatch.setattr(export, "export_run", lambda run_dir, **options: calls.append(options) or {})
+    monkeypatch.setattr(export, "export_run", lambda run, *, config, progress=None: calls.append(config) or {})
     runner = CliRunner()
-    for extra, expected in (([], export.INT8_FLOAT_THRESHOLD), (["--int8-float-threshold", "1.5"], 1.5), (["--full-integer"], None)):
+    for extra, expected in (([], deploy.INT8_FLOAT_THRESHOLD), (["--int8-float-threshold", "1.5"], 1.5), (["--full-integer"], None)):
         result = runner.invoke(app, ["export", str(tmp_path), "--quantize", "int8", *extra])
         assert result.exit_code == 0, result.output
-        assert calls[-1]["int8_float_threshold"] == expected and calls[-1]["quantize"] == ["int8"]
+        assert calls[-1].int8_float_threshold == expected and calls[-1].quantize == ["int8"]
 
 
 def test_qat_quantises_batchnorm_together_with_the_layer_before_it():
@@ -338,4 +354,4 @@ def test_qat_quantises_batchnorm_together_with_the_layer_before_it():
     y = layers.BatchNormalization(name="bn_pool")(layers.GlobalAveragePooling2D(name="pool")(x))
     y = layers.BatchNormalization(name="bn_dense")(layers.Dense(2, name="dense")(y))
     model = tf_keras.Model(images, y)
-    assert compress._batchnorm_after_linear(model) == {"bn_conv", "bn_dw", "bn_dense"}
+    assert qat_module._batchnorm_after_linear(model) == {"bn_conv", "bn_dw", "bn_dense"}

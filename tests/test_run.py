@@ -12,7 +12,7 @@ import yaml
 
 from conftest import TONES, write_recipe
 from dsplug.recipe.loader import load_recipe
-from dsplug.recipe.run import run_point
+from dsplug.workflows.run import run_point
 
 pytestmark = pytest.mark.heavy
 
@@ -124,6 +124,8 @@ def test_interrupted_run_resumes_from_the_last_epoch(finished, tmp_path):
     # pretend the run stopped after epoch 2 of phase 1 ... continue with phase 2 only
     state.update(done=False, phase=2, epoch_in_phase=0, history=state["history"][:2])
     state_path.write_text(json.dumps(state))
+    record = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**record, "finished": False}))  # never finished
     run_point(point, run_dir=out)
     resumed = json.loads(state_path.read_text())
     assert [h["phase"] for h in resumed["history"]] == [1, 1, 2]
@@ -133,17 +135,19 @@ def test_interrupted_run_resumes_from_the_last_epoch(finished, tmp_path):
 def test_checkpoints_of_another_recipe_are_refused(finished, tiny, tmp_path):
     _, out, _ = copy_run(finished, tmp_path)
     [other] = load_recipe(tiny, overrides=["train.lr=0.02"])
-    from dsplug.errors import TrainError
+    from dsplug.errors import RunError
 
-    with pytest.raises(TrainError, match="different recipe"):
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(RunError, match="different recipe"):
         run_point(other, run_dir=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the record is untouched
 
 
 def test_cached_features_train_the_head_like_the_full_model(tiny):
     """Phase 1 without augmentation: training on cached backbone features equals the full path."""
     from dsplug.model import build_pipeline
-    from dsplug.recipe.run import _splits
-    from dsplug.train import Trainer
+    from dsplug.workflows.run import _splits
+    from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
 
     overrides = ["augment.policy=none", "train.phase2.epochs=0", "train.optimizer=sgd"]
@@ -158,7 +162,7 @@ def test_cached_features_train_the_head_like_the_full_model(tiny):
         import tempfile
 
         with tempfile.TemporaryDirectory() as run_dir:
-            Trainer(recipe=recipe, pipeline=pipeline, run_dir=run_dir).fit(split, None, recipe_hash=point.hash)
+            trainer_for(recipe, pipeline=pipeline, run_dir=run_dir).fit(split, None, recipe_hash=point.hash)
         weights[cache] = [w.copy() for w in pipeline.head.get_weights()]
     for cached, full in zip(weights[True], weights[False]):
         np.testing.assert_allclose(cached, full, rtol=1e-4, atol=1e-5)
@@ -215,9 +219,9 @@ def test_sweep_writes_one_flat_run_directory_per_point(tiny, tmp_path):
 
 def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
     from dsplug.model import build_pipeline
-    from dsplug.train import Trainer
+    from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
-    from dsplug.recipe.run import _splits
+    from dsplug.workflows.run import _splits
 
     histories = []
     for run in range(2):
@@ -227,7 +231,7 @@ def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
         split = _splits(manifest, chunks, task="classification")["train"]
         pipeline = build_pipeline(recipe, num_outputs=5)
-        result = Trainer(recipe=recipe, pipeline=pipeline, run_dir=tmp_path / f"r{run}").fit(split, None, recipe_hash=point.hash)
+        result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / f"r{run}").fit(split, None, recipe_hash=point.hash)
         histories.append((result.history[0]["loss"], [w.copy() for w in pipeline.head.get_weights()]))
     assert histories[0][0] == pytest.approx(histories[1][0], rel=1e-5)
     for a, b in zip(histories[0][1], histories[1][1]):
@@ -244,10 +248,10 @@ def test_final_fit_trains_on_train_and_devel_and_tests_once(tiny, tmp_path):
 
 
 def test_early_stopping_ends_a_phase(tiny, tmp_path):
-    from dsplug.train import Trainer
+    from dsplug.workflows.run import trainer_for
     from dsplug.model import build_pipeline
     from dsplug import data as data_stage
-    from dsplug.recipe.run import _splits
+    from dsplug.workflows.run import _splits
 
     [point] = load_recipe(tiny, overrides=["train.early_stopping=1", "train.phase1.epochs=6", "train.phase2.epochs=0", "train.lr=0.00001", "augment.policy=none"])
     recipe = point.recipe
@@ -255,7 +259,7 @@ def test_early_stopping_ends_a_phase(tiny, tmp_path):
     chunks = {p: data_stage.decode_chunks(manifest.partition(p), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero") for p in ("train", "devel")}
     splits = _splits(manifest, chunks, task="classification")
     pipeline = build_pipeline(recipe, num_outputs=5)
-    result = Trainer(recipe=recipe, pipeline=pipeline, run_dir=tmp_path / "es").fit(splits["train"], splits["devel"], recipe_hash=point.hash)
+    result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / "es").fit(splits["train"], splits["devel"], recipe_hash=point.hash)
     scores = [h["devel_score"] for h in result.history]
     assert len(result.history) < 6  # stopped early: a tiny lr cannot keep improving devel UAR
     assert all(s <= max(scores[:-1]) for s in scores[-1:])

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import write_recipe
 from dsplug.cli import app
 from dsplug.recipe.loader import load_recipe
-from dsplug.recipe.sweep import summarize
+from dsplug.workflows.sweep import summarize
 from test_run import RECIPE, small_manifest
 
 runner = CliRunner()

@@ -6,34 +6,30 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dsplug.recipe.schema import Recipe
 from dsplug.train import OPTIMIZERS, epoch_order, per_sample_loss, sample_weights
 
-
-def recipe(**data):
-    return Recipe.model_validate({"data": {"manifest": "m.csv", **data}, "seed": 5})
 
 
 TARGETS = np.eye(3, dtype=np.float32)[[0] * 8 + [1] * 2 + [2] * 1]
 
 
 def test_class_weights_equalise_the_classes():
-    w = sample_weights(recipe(balance="class_weights"), TARGETS)
+    w = sample_weights(TARGETS, balance="class_weights", task="classification")
     per_class = [w[TARGETS[:, c] == 1].sum() for c in range(3)]
     np.testing.assert_allclose(per_class, per_class[0], rtol=1e-6)
-    np.testing.assert_array_equal(sample_weights(recipe(), TARGETS), np.ones(11))
+    np.testing.assert_array_equal(sample_weights(TARGETS, balance="none", task="classification"), np.ones(11))
 
 
 def test_oversampling_balances_each_epoch_and_is_seeded():
-    order = epoch_order(recipe(balance="oversample"), TARGETS, epoch=1)
+    order = epoch_order(TARGETS, seed=5, balance="oversample", task="classification", epoch=1)
     counts = np.bincount(TARGETS[order].argmax(1))
     assert counts.tolist() == [8, 8, 8]
-    np.testing.assert_array_equal(order, epoch_order(recipe(balance="oversample"), TARGETS, epoch=1))
-    assert not np.array_equal(order, epoch_order(recipe(balance="oversample"), TARGETS, epoch=2))
+    np.testing.assert_array_equal(order, epoch_order(TARGETS, seed=5, balance="oversample", task="classification", epoch=1))
+    assert not np.array_equal(order, epoch_order(TARGETS, seed=5, balance="oversample", task="classification", epoch=2))
 
 
 def test_plain_order_is_a_seeded_permutation():
-    order = epoch_order(recipe(), TARGETS, epoch=3)
+    order = epoch_order(TARGETS, seed=5, balance="none", task="classification", epoch=3)
     assert sorted(order.tolist()) == list(range(11))
 
 

@@ -24,17 +24,46 @@ from dsplug.frontend.layers import image_freq_axis
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_images"]
+__all__ = ["freq_ticks", "plot_images"]
 
 #: Candidate frequency ticks in Hz; those inside the image's range are used.
 _TICKS_HZ = (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
 _MAX_PANELS = 64
 
 
-def _freq_ticks(
+def freq_ticks(
     height: int, *, n_mels: int, sample_rate: int, fmin: float, fmax: float | None
 ) -> tuple[np.ndarray, list[str]]:
-    """Row positions and labels of Mel-spaced frequency ticks."""
+    """Frequency-axis ticks of a front-end image: row positions and labels in Hz.
+
+    Candidate frequencies (0, 250, 500 Hz, 1, 2, 4, 8, 16, 32 kHz) inside ``[fmin, fmax]`` are
+    placed on the image's Mel-spaced rows; a tick closer than ``height / 16`` rows to the one
+    below it is dropped.
+
+    Parameters
+    ----------
+    height : int
+        Image height in pixels (rows; low frequencies in the last row).
+    n_mels : int
+        Mel bands of the front-end.
+    sample_rate : int
+        Sample rate in Hz.
+    fmin, fmax : float
+        The front-end's Mel range in Hz (``fmax=None``: ``sample_rate / 2``).
+
+    Returns
+    -------
+    positions : np.ndarray [shape=(t,), dtype=float64]
+        Row coordinates of the ticks (0 = top row), for ``Axes.set_yticks``.
+    labels : list of str [length t]
+        Their labels, e.g. ``"500"``, ``"2k"``.
+
+    Examples
+    --------
+    >>> positions, labels = freq_ticks(128, n_mels=128, sample_rate=16000, fmin=0.0, fmax=None)
+    >>> labels
+    ['0', '250', '500', '1k', '2k', '4k', '8k']
+    """
     rows_hz = image_freq_axis(
         height=height, n_mels=n_mels, sample_rate=sample_rate, fmin=fmin, fmax=fmax
     )
@@ -121,7 +150,7 @@ def plot_images(
     starts_arr = np.asarray(starts, dtype=np.float64).reshape(-1)
     if starts_arr.size != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {starts_arr.size} start times")
-    ticks = _freq_ticks(
+    ticks = freq_ticks(
         images.shape[1], n_mels=n_mels, sample_rate=sample_rate, fmin=fmin, fmax=fmax
     )
     out_path = Path(out)

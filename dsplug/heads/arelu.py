@@ -102,7 +102,7 @@ class AReLU(tf_keras.layers.Layer):
         ``tf.minimum``, TFLite's int8 converter gives the pre-activation that feeds it the
         range of the minimum's output, [min, 0], so its positive half is clipped: harmless
         there, but it reads as a 45-step quantisation error and kept the preceding dense layer
-        float32 in :func:`dsplug.export.convert` (and if ``x`` also fed another op, that op
+        float32 in :func:`dsplug.deploy.convert.convert` (and if ``x`` also fed another op, that op
         would get the clipped values: measured relative error 0.98 instead of 0.016).
         """
         alpha = tf.clip_by_value(tf.cast(self.alpha, inputs.dtype), ALPHA_MIN, ALPHA_MAX)

@@ -11,9 +11,9 @@ The field descriptions are the recipe reference: ``docs/`` is generated from the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Version of the recipe format written into every resolved recipe.
 RECIPE_VERSION = 1
@@ -22,13 +22,13 @@ RECIPE_VERSION = 1
 class Section(BaseModel):
     """A strict recipe section: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
 
 class PluginSection(BaseModel):
     """A section that selects a plugin by ``name``; other keys are the plugin's options."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
     name: str = Field(description="Entry-point name of the plugin (see `dsplug plugins`).")
 
@@ -55,7 +55,7 @@ class DataConfig(Section):
     classes: list[str] | None = Field(
         None, description="Class names in output order; default: sorted labels of the data."
     )
-    sample_rate: int = Field(16000, gt=0, description="Sample rate in Hz audio is resampled to.")
+    sample_rate: int = Field(16000, ge=1000, le=768000, description="Sample rate in Hz audio is resampled to.")
     chunk_seconds: float = Field(3.0, gt=0, description="Length of one chunk in seconds.")
     hop_seconds: float | None = Field(
         None, gt=0, description="Hop between chunk starts in seconds; default: chunk_seconds."
@@ -82,7 +82,7 @@ class FrontendConfig(Section):
 
     window_ms: float = Field(32.0, gt=0, description="STFT (Hann) window length in ms.")
     hop_ms: float = Field(16.0, gt=0, description="STFT hop in ms (paper: 50 % of the window).")
-    n_mels: int = Field(128, gt=0, description="Number of Mel bands.")
+    n_mels: int = Field(128, gt=0, le=512, description="Number of Mel bands.")
     fmin: float = Field(0.0, ge=0, description="Lowest Mel frequency in Hz.")
     fmax: float | None = Field(None, gt=0, description="Highest Mel frequency in Hz; default sr/2.")
     top_db: float | None = Field(
@@ -92,7 +92,7 @@ class FrontendConfig(Section):
         "viridis",
         description="A `dsplug.colormaps` plugin name, or any matplotlib colour-map name.",
     )
-    image_size: list[int] | None = Field(
+    image_size: list[Annotated[int, Field(ge=8, le=1024)]] | None = Field(
         None,
         min_length=2,
         max_length=2,
@@ -252,7 +252,11 @@ class Recipe(Section):
     """A dsplug recipe (format version 1)."""
 
     version: Literal[1] = Field(RECIPE_VERSION, description="Recipe format version.")
-    name: str = Field("run", description="Run name (used for run directory names).")
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Run name: the run directory is runs/NAME (letters, digits, '.', '_', '-'; no '/').",
+    )
     seed: int = Field(0, description="Seed for splits, shuffling, initialisation, bootstrap.")
     data: DataConfig
     frontend: FrontendConfig = Field(default_factory=FrontendConfig)  # type: ignore[arg-type]
@@ -261,3 +265,40 @@ class Recipe(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)  # type: ignore[arg-type]
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)  # type: ignore[arg-type]
     export: ExportConfig = Field(default_factory=ExportConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _cross_field_checks(self) -> Recipe:
+        """Checks that involve several keys (each message names the keys and the fix)."""
+        if self.augment.p_min > self.augment.p_max:
+            raise ValueError(
+                f"augment.p_min ({self.augment.p_min}) must not exceed augment.p_max ({self.augment.p_max})"
+            )
+        split = self.data.split
+        if split.devel + split.test >= 1:
+            raise ValueError(
+                f"data.split.devel + data.split.test must be below 1, got {split.devel + split.test:g}"
+            )
+        rate = self.data.sample_rate
+        fmax = self.frontend.fmax or rate / 2
+        if fmax > rate / 2 or self.frontend.fmin >= fmax:
+            raise ValueError(
+                f"frontend.fmin/fmax must satisfy 0 <= fmin < fmax <= sample_rate/2 ({rate / 2:g} Hz), "
+                f"got fmin={self.frontend.fmin:g}, fmax={fmax:g}"
+            )
+        if self.data.chunk_seconds * 1000 < self.frontend.window_ms:
+            raise ValueError(
+                f"data.chunk_seconds ({self.data.chunk_seconds:g} s) is shorter than one STFT window "
+                f"(frontend.window_ms {self.frontend.window_ms:g} ms); use longer chunks or a shorter window"
+            )
+        if self.frontend.window_ms * rate / 1000 < 16:
+            raise ValueError(
+                f"frontend.window_ms ({self.frontend.window_ms:g} ms) is too short at data.sample_rate "
+                f"{rate} Hz: a window needs at least 16 samples"
+            )
+        layers = self.train.phase2.finetune_layers
+        if layers != "all" and (layers < 0 or (layers >= 1 and layers != int(layers))):
+            raise ValueError(
+                "train.phase2.finetune_layers: expected a count (integer >= 1) or a fraction in (0, 1), "
+                f"or all; got {layers}"
+            )
+        return self

@@ -8,11 +8,12 @@ dsplug's ``.pth`` reader. The photos are the ones that ship with matplotlib and 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import math
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import matplotlib.cbook
@@ -26,12 +27,8 @@ from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.nn import functional as F
 
-from dsplug import registry
-from dsplug.api import RecipeError, TorchWeights, WeightsError
-from dsplug.testing import check_backbone
-from dsplug.weights import build_backbone, resolve_weights
-from dsplug.weights.locate import find_file
-from dsplug.weights.pth import load_torch_state_dict
+from dsplug.api import Backbone, Options, RecipeError, TorchWeights, WeightsError
+from dsplug.testing import build_backbone, check_backbone, resolve_weights
 from dsplug_efficientnet_lite import IMAGENET_WEIGHTS, EfficientNetLite0
 from dsplug_efficientnet_lite.architecture import VARIANTS
 
@@ -162,10 +159,24 @@ class TorchEfficientNetLite(nn.Module):
         return self._fc(x.mean((2, 3)))
 
 
+def _entry_point(name: str) -> importlib.metadata.EntryPoint:
+    [found] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == name]
+    return found
+
+
 def _pth(name: str) -> Path:
-    path = find_file(IMAGENET_WEIGHTS[name], weights_dir=None)
-    assert path is not None, f"install it: {IMAGENET_WEIGHTS[name].pip_install}"
-    return path
+    """The bundled .pth, from the installed distribution (independently of dsplug's lookup)."""
+    source = IMAGENET_WEIGHTS[name]
+    try:
+        distribution = importlib.metadata.distribution(source.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(f"install it: {source.pip_install}")
+    return Path(str(distribution.locate_file(source.path_in_distribution)))
+
+
+def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The state dict read by PyTorch itself (not by dsplug's reader)."""
+    return {key: value.numpy() for key, value in torch.load(path, weights_only=True).items()}
 
 
 def torch_logits(name: str, images: np.ndarray) -> np.ndarray:
@@ -179,7 +190,7 @@ def torch_logits(name: str, images: np.ndarray) -> np.ndarray:
 
 def keras_logits(name: str, images: np.ndarray, *, weights_dir: Path) -> np.ndarray:
     """dsplug's backbone (weights="imagenet") + the ImageNet classifier of the .pth."""
-    backbone = registry.load("backbones", name)()
+    backbone = _entry_point(name).load()()
     size = VARIANTS[name].resolution
     features = build_backbone(
         backbone, weights="imagenet", input_shape=(size, size, 3), weights_dir=str(weights_dir)
@@ -332,11 +343,11 @@ def test_unknown_source_and_small_input() -> None:
 
 
 def test_registered_with_their_distribution() -> None:
-    infos = {i.name: i for i in registry.list_plugins("backbones")}
     for name in NAMES:
-        assert infos[name].distribution == "dsplug-efficientnet-lite"
-        assert infos[name].status == "ok"
-        cls = registry.load("backbones", name)
+        entry_point = _entry_point(name)
+        assert entry_point.dist is not None and entry_point.dist.name == "dsplug-efficientnet-lite"
+        cls = entry_point.load()
+        assert issubclass(cls, Backbone) and issubclass(cls.Options, Options)
         assert cls.input_size == (VARIANTS[name].resolution,) * 2
 
 

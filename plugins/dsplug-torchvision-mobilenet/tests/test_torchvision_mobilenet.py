@@ -9,10 +9,11 @@ The photos are the ones that ship with matplotlib and scikit-learn.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import matplotlib.cbook
@@ -26,13 +27,8 @@ from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.nn import functional as F
 
-from dsplug import registry
-from dsplug.api import RecipeError, WeightsError
-from dsplug.testing import check_backbone
-from dsplug.weights import build_backbone, resolve_weights
-from dsplug.weights.locate import find_file, torch_hub_dir
-from dsplug.weights.pth import load_torch_state_dict
-from dsplug.weights.torch import assign_torch_state
+from dsplug.api import Backbone, Options, RecipeError, WeightsError
+from dsplug.testing import build_backbone, check_backbone, resolve_weights
 from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2
 
@@ -137,9 +133,17 @@ class TorchMobileNetV2(nn.Module):
 
 
 def _pth() -> Path:
-    path = find_file(IMAGENET_WEIGHTS, weights_dir=None)
-    assert path is not None, f"install it: {IMAGENET_WEIGHTS.pip_install}"
-    return path
+    """The bundled .pth, from the installed distribution (independently of dsplug's lookup)."""
+    try:
+        distribution = importlib.metadata.distribution(IMAGENET_WEIGHTS.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(f"install it: {IMAGENET_WEIGHTS.pip_install}")
+    return Path(str(distribution.locate_file(IMAGENET_WEIGHTS.path_in_distribution)))
+
+
+def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The state dict read by PyTorch itself (not by dsplug's reader)."""
+    return {key: value.numpy() for key, value in torch.load(path, weights_only=True).items()}
 
 
 def torch_logits(images: np.ndarray) -> np.ndarray:
@@ -152,7 +156,7 @@ def torch_logits(images: np.ndarray) -> np.ndarray:
 
 def keras_logits(images: np.ndarray, *, weights_dir: Path) -> np.ndarray:
     """dsplug's backbone (weights="imagenet") + the ImageNet classifier of the .pth."""
-    backbone = registry.load("backbones", NAME)()
+    backbone = MobileNetV2Torchvision()
     shape = images.shape[1:]
     features = build_backbone(backbone, weights="imagenet", input_shape=shape, weights_dir=str(weights_dir))
     state = load_torch_state_dict(_pth())
@@ -185,16 +189,28 @@ def test_same_padding_would_be_wrong(tmp_path: Path) -> None:
     """The explicit symmetric padding matters: TF "same" on stride-2 layers changes logits."""
     images = photos(224)
     expected = torch_logits(images)
-    state = load_torch_state_dict(_pth())
-    ours = mobilenet_v2(input_shape=(224, 224, 3), include_top=True)
-    config = ours.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "ZeroPadding2D":
-            layer["config"]["padding"] = ((0, 1), (0, 1))  # what "same" pads on even inputs
-    tf_same = tf_keras.Model.from_config(config)
-    for model in (ours, tf_same):
-        mapping = MobileNetV2Torchvision().torch_mapping(model)
-        assign_torch_state(model, state, mapping=mapping, source="mobilenet_v2")
+
+    class WithTop(MobileNetV2Torchvision):
+        """torchvision's whole model, classifier included."""
+
+        name = "mobilenet_v2_torchvision_with_top"
+
+        def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+            return mobilenet_v2(input_shape=input_shape, include_top=True)
+
+    class TfSame(WithTop):
+        """The same with TF's "same" padding on the stride-2 layers."""
+
+        name = "mobilenet_v2_torchvision_tf_same"
+
+        def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+            config = super().build(input_shape=input_shape).get_config()
+            for layer in config["layers"]:
+                if layer["class_name"] == "ZeroPadding2D":
+                    layer["config"]["padding"] = ((0, 1), (0, 1))  # what "same" pads on even inputs
+            return tf_keras.Model.from_config(config)
+
+    ours, tf_same = (build_backbone(cls(), weights=str(_pth()), input_shape=(224, 224, 3)) for cls in (WithTop, TfSame))
     x = MobileNetV2Torchvision().preprocess(tf.constant(images))
     scale = np.abs(expected).max()
     assert np.abs(ours(x).numpy() - expected).max() / scale < REL_TOLERANCE
@@ -251,8 +267,7 @@ def test_file_found_in_torch_hub_cache_before_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    hub = torch_hub_dir()
-    assert hub == tmp_path / "torch" / "hub" / "checkpoints"
+    hub = tmp_path / "torch" / "hub" / "checkpoints"  # where torchvision downloads it
     hub.mkdir(parents=True)
     (hub / IMAGENET_WEIGHTS.file_name).write_bytes(b"a truncated download")
     with pytest.raises(WeightsError, match="PyTorch Hub cache") as info:
@@ -289,10 +304,10 @@ def test_unknown_source_and_small_input() -> None:
 
 
 def test_registered_with_its_distribution() -> None:
-    infos = {i.name: i for i in registry.list_plugins("backbones")}
-    assert infos[NAME].distribution == "dsplug-torchvision-mobilenet"
-    assert infos[NAME].status == "ok"
-    assert registry.load("backbones", NAME) is MobileNetV2Torchvision
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == NAME]
+    assert entry_point.dist is not None and entry_point.dist.name == "dsplug-torchvision-mobilenet"
+    assert entry_point.load() is MobileNetV2Torchvision
+    assert issubclass(MobileNetV2Torchvision, Backbone) and issubclass(MobileNetV2Torchvision.Options, Options)
 
 
 def test_contract() -> None:

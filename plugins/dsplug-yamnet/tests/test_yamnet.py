@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import numpy as np
@@ -22,13 +22,11 @@ import tensorflow as tf
 import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
-from dsplug import registry
-from dsplug.audio import load_audio
-from dsplug.errors import PluginError, WeightsError
-from dsplug.testing import check_backbone
-from dsplug.weights import build_backbone, resolve_weights
+from dsplug.api import PluginError, WeightsError
+from dsplug.testing import build_backbone, check_backbone, recipe_pipeline, resolve_weights, tflite
 from dsplug_yamnet import AUDIOSET, Yamnet, YamnetLogMelPatches, audioset_classifier, patch_count
 from dsplug_yamnet import savedmodel as yamnet_weights
+from real_audio import load_audio
 
 ROOT = Path(__file__).resolve().parents[3]
 DRUMS = ROOT / "data" / "drums" / "audio"
@@ -200,7 +198,8 @@ def test_contract() -> None:
 
 
 def test_registered_as_an_audio_backbone() -> None:
-    cls = registry.load("backbones", "yamnet")
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == "yamnet"]
+    cls = entry_point.load()
     assert cls is Yamnet and cls.input_kind == "audio" and list(cls.weight_sources) == ["audioset"]
     assert cls.sample_rate == RATE
 
@@ -267,15 +266,10 @@ augment: {{policy: none}}
 
 @pytest.mark.heavy
 def test_pipeline_exports_to_builtin_tflite_with_parity(converted: Path, tmp_path: Path) -> None:
-    from dsplug import export
-    from dsplug.model import build_pipeline
-    from dsplug.recipe.loader import load_recipe
-
     path = tmp_path / "yamnet.yaml"
     path.write_text(YAMNET_RECIPE.format(manifest=ROOT / "data" / "drums" / "multilabel.csv"))
-    [point] = load_recipe(path)
-    pipeline = build_pipeline(point.recipe, num_outputs=5)
-    content = export.convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
+    pipeline = recipe_pipeline(path, num_outputs=5)
+    content = tflite(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
     audio = np.stack([x[i * RATE // 2 : i * RATE // 2 + RATE] for x in _real_inputs().values() for i in (0, 2)])
     lite, ops = _tflite_outputs(content, audio)
     keras = pipeline.end_to_end(audio, training=False).numpy()

@@ -85,6 +85,7 @@ class EfficientNetLiteBackbone(Backbone):
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         if "key" in cls.__dict__:
+            cls.name = cls.key  # the entry-point name (the registry sets it too)
             cls.weight_sources = {"imagenet": IMAGENET_WEIGHTS[cls.key]}
 
     @property
@@ -125,7 +126,7 @@ class EfficientNetLiteBackbone(Backbone):
         RecipeError
             If ``input_shape`` is not (height, width, 3) with sides >= 32.
         """
-        shape = self.image_shape(input_shape, name=self.name or self.key)
+        shape = self.image_shape(input_shape, name=self.name)
         return efficientnet_lite(variant=self.variant, input_shape=shape)  # type: ignore[arg-type]
 
     def torch_mapping(self, model: tf_keras.Model) -> dict[str, str]:

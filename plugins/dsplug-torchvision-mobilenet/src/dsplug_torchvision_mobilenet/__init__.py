@@ -53,6 +53,7 @@ class MobileNetV2Torchvision(Backbone):
     """MobileNetV2 as in torchvision (Sandler et al. 2018): 224 px, ImageNet mean/std, 1280
     channels, torchvision's ImageNet weights."""
 
+    name = "mobilenet_v2_torchvision"  # the entry-point name (the registry sets it too)
     input_size: ClassVar[tuple[int, int]] = (224, 224)
     min_input_size: ClassVar[int] = 32
     weight_sources: ClassVar[Mapping[str, WeightSource]] = {"imagenet": IMAGENET_WEIGHTS}
@@ -92,7 +93,7 @@ class MobileNetV2Torchvision(Backbone):
         RecipeError
             If ``input_shape`` is not (height, width, 3) with sides >= 32.
         """
-        shape = self.image_shape(input_shape, name=self.name or "mobilenet_v2_torchvision")
+        shape = self.image_shape(input_shape, name=self.name)
         return mobilenet_v2(input_shape=shape)  # type: ignore[arg-type]
 
     def torch_mapping(self, model: tf_keras.Model) -> dict[str, str]:

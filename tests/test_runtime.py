@@ -1,4 +1,4 @@
-"""The TFLite runtime (dsplug.inference) on a real exported model and the bundled recordings.
+"""The TFLite runtime (dsplug.runtime) on a real exported model and the bundled recordings.
 
 One tiny model (SqueezeNet 1.1, random weights, 32x32 images, 0.5 s chunks, 0.25 s hop) is
 trained for zero epochs and exported once per module by the real run wiring; every test runs
@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from conftest import DRUMS, ROOT, TONES, write_recipe
-from dsplug import inference
+from dsplug import runtime
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, DataError, ExportError
 
@@ -45,7 +45,7 @@ evaluate: {{bootstrap: 0}}
 def run_dir(tmp_path_factory):
     """A run directory exported by run_point: model.tflite + model.json + model.keras."""
     from dsplug.recipe.loader import load_recipe
-    from dsplug.recipe.run import run_point
+    from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("inference")
     with open(TONES / "manifest.csv") as f:
@@ -68,7 +68,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(run_dir):
-    return inference.load_model(run_dir / "model.tflite", threads=1)
+    return runtime.load_model(run_dir / "model.tflite", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -95,46 +95,55 @@ def test_load_model_reads_the_metadata(model, run_dir):
     assert (model.sample_rate, model.chunk_samples, model.hop_seconds) == (16000, 8000, 0.25)
     assert model.n_outputs == 5 and model.task == "classification"
     # a run directory is accepted too
-    assert inference.load_model(run_dir).path == run_dir / "model.tflite"
+    assert runtime.load_model(run_dir).path == run_dir / "model.tflite"
 
 
 def test_bad_models_fail_with_clear_errors(run_dir, tmp_path):
     with pytest.raises(ExportError, match="does not exist"):
-        inference.load_model(tmp_path / "nope.tflite")
+        runtime.load_model(tmp_path / "nope.tflite")
 
     noise = tmp_path / "noise.tflite"
     noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     shutil.copy(run_dir / "model.json", tmp_path / "noise.json")
     with pytest.raises(ExportError, match="not a TFLite model.*TFL3"):
-        inference.load_model(noise)
+        runtime.load_model(noise)
 
     keras_file = tmp_path / "model.keras.tflite"  # right suffix, wrong content (a zip)
     shutil.copy(run_dir / "model.keras", keras_file)
     with pytest.raises(ExportError, match="not a TFLite model"):
-        inference.load_model(keras_file)
+        runtime.load_model(keras_file)
 
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes((run_dir / "model.tflite").read_bytes()[:100_000])
     shutil.copy(run_dir / "model.json", tmp_path / "truncated.json")
     with pytest.raises(ExportError, match="damaged"):
-        inference.load_model(truncated)
+        runtime.load_model(truncated)
 
     alone = tmp_path / "alone" / "model.tflite"
     alone.parent.mkdir()
     shutil.copy(run_dir / "model.tflite", alone)
     with pytest.raises(ExportError, match=r"metadata file .*model\.json not found.*dsplug export RUN_DIR"):
-        inference.load_model(alone)
+        runtime.load_model(alone)
 
     meta = json.loads((run_dir / "model.json").read_text())
-    (alone.parent / "model.json").write_text(json.dumps({**meta, "chunk_seconds": 1.0}))
+    # the metadata of another model (1 s chunks; 2 classes) next to this one
+    other = {**meta, "chunk_seconds": 1.0, "input": {**meta["input"], "shape": [1, 16000]}}
+    (alone.parent / "model.json").write_text(json.dumps(other))
     with pytest.raises(ExportError, match=r"does not belong.*input shape is \[1, 8000\]"):
-        inference.load_model(alone)
-    (alone.parent / "model.json").write_text(json.dumps({**meta, "classes": ["a", "b"]}))
+        runtime.load_model(alone)
+    (alone.parent / "model.json").write_text(json.dumps({**meta, "classes": ["a", "b"], "output": {**meta["output"], "shape": [1, 2]}}))
     with pytest.raises(ExportError, match="5 outputs but the metadata lists 2 classes"):
-        inference.load_model(alone)
+        runtime.load_model(alone)
+    # metadata that contradicts itself
+    (alone.parent / "model.json").write_text(json.dumps({**meta, "chunk_seconds": 1.0}))
+    with pytest.raises(ExportError, match=r"model\.json: invalid model metadata.*chunk_seconds=1\.0.*dsplug export RUN_DIR"):
+        runtime.load_model(alone)
+    (alone.parent / "model.json").write_text(json.dumps({**meta, "classes": ["a", "b"]}))
+    with pytest.raises(ExportError, match="invalid model metadata.*5 outputs but 2 classes"):
+        runtime.load_model(alone)
     (alone.parent / "model.json").write_text("{not json")
-    with pytest.raises(ExportError, match="cannot read the model metadata"):
-        inference.load_model(alone)
+    with pytest.raises(ExportError, match=r"model\.json is damaged or unreadable.*dsplug export RUN_DIR"):
+        runtime.load_model(alone)
 
 
 # ---------------------------------------------------------------------------------- files
@@ -146,7 +155,7 @@ def test_predict_files_on_a_file_and_a_folder(model, keras_model, tmp_path):
     (folder / "notes.txt").write_text("not audio")
     shutil.copy(TONES / "audio" / "spk3_0002_T3.ogg", folder / ".hidden.ogg")
 
-    predictions = inference.predict_files(model, [LONG, folder])
+    predictions = runtime.predict_files(model, [LONG, folder])
     assert [p.file for p in predictions] == [str(LONG), str(folder / "b.ogg"), str(folder / "nested" / "a.OGG")]
     for p in predictions:
         signal, chunks = frames_of(p.file, model)
@@ -166,13 +175,13 @@ def test_predict_files_on_a_file_and_a_folder(model, keras_model, tmp_path):
     # the chunks of one file are different inputs and give different outputs
     assert np.ptp(predictions[0].chunk_probabilities, axis=0).max() > 1e-4
 
-    votes = inference.predict_files(model, [LONG], aggregate="vote")[0]
+    votes = runtime.predict_files(model, [LONG], aggregate="vote")[0]
     counts = np.bincount(votes.chunk_probabilities.argmax(axis=1), minlength=5)
     np.testing.assert_allclose(votes.probabilities, counts / counts.sum())
 
 
 def test_resampled_short_and_16k_files(model, tmp_path):
-    [short] = inference.predict_files(model, [SHORT])
+    [short] = runtime.predict_files(model, [SHORT])
     assert short.notes == (
         "resampled from 44100 Hz to 16000 Hz",
         "2 channels mixed down to mono",
@@ -186,51 +195,51 @@ def test_resampled_short_and_16k_files(model, tmp_path):
     # the same samples stored at 16 kHz: no resampling note, the same outputs
     wav = tmp_path / "crash_16k.wav"
     sf.write(wav, load_audio(LONG, sample_rate=16000), 16000, subtype="FLOAT")
-    [native], [original] = inference.predict_files(model, [wav]), inference.predict_files(model, [LONG])
+    [native], [original] = runtime.predict_files(model, [wav]), runtime.predict_files(model, [LONG])
     assert native.notes == ()
     np.testing.assert_allclose(native.chunk_probabilities, original.chunk_probabilities, atol=1e-6)
 
 
 def test_bad_audio_inputs(model, tmp_path):
     with pytest.raises(DataError, match="no audio given"):
-        inference.predict_files(model, [])
+        runtime.predict_files(model, [])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("x")
     with pytest.raises(AudioError, match="holds no audio files"):
-        inference.predict_files(model, [LONG, tmp_path / "empty"])
+        runtime.predict_files(model, [LONG, tmp_path / "empty"])
     with pytest.raises(AudioError, match="does not exist"):
-        inference.predict_files(model, [LONG, tmp_path / "missing.wav"])
+        runtime.predict_files(model, [LONG, tmp_path / "missing.wav"])
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEjunk" * 4)
     with pytest.raises(AudioError, match="broken.wav"):
-        inference.predict_files(model, [broken])
+        runtime.predict_files(model, [broken])
     with pytest.raises(DataError, match="aggregate"):
-        inference.predict_files(model, [LONG], aggregate="median")
+        runtime.predict_files(model, [LONG], aggregate="median")
 
 
 def test_csv_and_json_writers(model, tmp_path):
-    predictions = inference.predict_files(model, [LONG, SHORT])
+    predictions = runtime.predict_files(model, [LONG, SHORT])
     out = tmp_path / "out" / "predictions.csv"
-    assert inference.write_predictions_csv(out, predictions) == out
+    assert runtime.write_predictions_csv(out, predictions) == out
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "level", "start", "end", "label"] + [f"prob_{c}" for c in model.classes]
+    assert list(rows[0]) == ["file", "level", "start", "end", "label", "predicted"] + [f"prob_{c}" for c in model.classes]
     assert [r["level"] for r in rows] == ["chunk"] * 10 + ["file"] + ["chunk", "file"]
     file_row = rows[10]
     assert file_row["file"] == str(LONG) and float(file_row["end"]) == pytest.approx(predictions[0].duration, abs=1e-3)
     got = [float(file_row[f"prob_{c}"]) for c in model.classes]
     np.testing.assert_allclose(got, predictions[0].probabilities, atol=1e-6)
-    assert file_row["label"] == predictions[0].label
+    assert file_row["predicted"] == predictions[0].label and file_row["label"] == ""  # the truth is unknown
     assert [float(r["start"]) for r in rows[:10]] == pytest.approx(predictions[0].starts)
     assert os.listdir(out.parent) == ["predictions.csv"]  # no temporary file left behind
 
     # a failed write leaves the previous file untouched
     before = out.read_text()
     with pytest.raises(DataError, match="no predictions"):
-        inference.write_predictions_csv(out, [])
+        runtime.write_predictions_csv(out, [])
     assert out.read_text() == before and os.listdir(out.parent) == ["predictions.csv"]
 
-    data = json.loads(inference.predictions_json(predictions))
+    data = json.loads(runtime.predictions_json(predictions))
     assert data["classes"] == list(model.classes) and len(data["files"]) == 2
     first = data["files"][0]
     assert first["label"] == predictions[0].label and len(first["chunks"]) == 10
@@ -252,7 +261,7 @@ def stream_in_random_blocks(streamer, signal, *, seed):
 
 def test_streamer_windows_match_offline_chunks(model):
     signal, chunks = frames_of(LONG, model)
-    streamer = inference.Streamer(model, hop_seconds=0.25)
+    streamer = runtime.Streamer(model, hop_seconds=0.25)
     results = stream_in_random_blocks(streamer, signal, seed=0)
     full = 1 + (signal.size - 8000) // 4000  # windows that lie wholly inside the audio
     assert [r.time for r in results] == pytest.approx([0.5 + 0.25 * i for i in range(full)])
@@ -266,15 +275,15 @@ def test_streamer_windows_match_offline_chunks(model):
     assert all(r.latency_ms > 0 for r in results)
 
     # the default hop is a quarter chunk; pushing nothing yields nothing
-    default = inference.Streamer(model)
+    default = runtime.Streamer(model)
     assert default.hop_seconds == 0.125 and default.push(np.zeros(0, np.float32)) == []
     assert default.push(signal[:7999]) == [] and len(default.push(signal[7999:8000])) == 1
 
 
 def test_streamer_smoothing_averages_recent_windows(model):
     signal = load_audio(LONG, sample_rate=16000)
-    plain = stream_in_random_blocks(inference.Streamer(model, hop_seconds=0.25), signal, seed=1)
-    smooth = stream_in_random_blocks(inference.Streamer(model, hop_seconds=0.25, smoothing=3), signal, seed=2)
+    plain = stream_in_random_blocks(runtime.Streamer(model, hop_seconds=0.25), signal, seed=1)
+    smooth = stream_in_random_blocks(runtime.Streamer(model, hop_seconds=0.25, smoothing=3), signal, seed=2)
     raw = np.stack([r.raw_probabilities for r in plain])
     assert len(smooth) == len(plain)
     for i, r in enumerate(smooth):
@@ -282,14 +291,14 @@ def test_streamer_smoothing_averages_recent_windows(model):
         assert r.label == model.classes[int(np.argmax(r.probabilities))]
         assert r.confidence == pytest.approx(r.probabilities.max())
     with pytest.raises(AudioError, match="smoothing"):
-        inference.Streamer(model, smoothing=0)
+        runtime.Streamer(model, smoothing=0)
     with pytest.raises(AudioError, match="1-D"):
-        inference.Streamer(model).push(np.zeros((10, 2), np.float32))
+        runtime.Streamer(model).push(np.zeros((10, 2), np.float32))
 
 
 def test_stream_file_summaries(model):
     seen = []
-    summary = inference.stream_file(model, LONG, realtime=False, block_seconds=0.1, hop_seconds=0.25, on_result=seen.append)
+    summary = runtime.stream_file(model, LONG, realtime=False, block_seconds=0.1, hop_seconds=0.25, on_result=seen.append)
     signal = load_audio(LONG, sample_rate=16000)
     assert summary.windows == len(seen) == 1 + (signal.size - 8000) // 4000
     assert summary.duration == pytest.approx(signal.size / 16000)
@@ -298,13 +307,13 @@ def test_stream_file_summaries(model):
     assert summary.real_time_factor == pytest.approx(summary.processing_seconds / summary.duration)
     assert 0 < summary.real_time_factor < 1
     assert summary.notes == ("resampled from 44100 Hz to 16000 Hz",)
-    assert "window(s)" in inference.format_stream_summary(summary)
+    assert "window(s)" in runtime.format_stream_summary(summary)
     assert json.dumps(summary.as_dict())
 
     # real-time pace: a 0.03 s file padded to one 0.5 s chunk takes 0.5 s of wall time, but
     # the sleeping is not counted as processing
     started = time.perf_counter()
-    paced = inference.stream_file(model, SHORT, realtime=True)
+    paced = runtime.stream_file(model, SHORT, realtime=True)
     assert time.perf_counter() - started >= 0.49 and paced.wall_seconds >= 0.49
     assert paced.windows == 1 and paced.processing_seconds < 0.25
     assert paced.notes[-1].startswith("shorter than one chunk")
@@ -349,11 +358,11 @@ def fake_module(folder, source, monkeypatch):
 def test_microphone_needs_sounddevice_and_portaudio(model, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if not installed
     with pytest.raises(AudioError, match="pip install sounddevice"):
-        inference.stream_microphone(model, seconds=1.0)
+        runtime.stream_microphone(model, seconds=1.0)
     # installed, but the PortAudio library is missing (sounddevice raises OSError on import)
     fake_module(tmp_path / "no_portaudio", "raise OSError('PortAudio library not found')\n", monkeypatch)
     with pytest.raises(AudioError, match="PortAudio library.*libportaudio2"):
-        inference.stream_microphone(model, seconds=1.0)
+        runtime.stream_microphone(model, seconds=1.0)
 
 
 def test_microphone_stream_reads_blocks_for_the_given_time(model, monkeypatch, tmp_path):
@@ -361,13 +370,13 @@ def test_microphone_stream_reads_blocks_for_the_given_time(model, monkeypatch, t
     np.save(tmp_path / "signal.npy", signal)
     fake_module(tmp_path / "fake", FAKE_SOUNDDEVICE.format(signal=str(tmp_path / "signal.npy")), monkeypatch)
     seen = []
-    summary = inference.stream_microphone(model, seconds=2.0, hop_seconds=0.25, on_result=seen.append)
+    summary = runtime.stream_microphone(model, seconds=2.0, hop_seconds=0.25, on_result=seen.append)
     assert summary.source == "microphone" and summary.duration == 2.0
     assert summary.windows == len(seen) == 1 + (32000 - 8000) // 4000
     windows = np.stack([signal[end - 8000 : end] for end in range(8000, 32001, 4000)])
     np.testing.assert_allclose(np.stack([r.raw_probabilities for r in seen]), model.predict_chunks(windows), atol=1e-6)
     with pytest.raises(AudioError, match="python -m sounddevice"):
-        inference.stream_microphone(model, seconds=1.0, device="missing")
+        runtime.stream_microphone(model, seconds=1.0, device="missing")
 
 
 # --------------------------------------------------------------------------------- TF-free
@@ -381,12 +390,13 @@ TF_FREE = textwrap.dedent(
                 raise ImportError("blocked in this test: " + name)
             return None
     sys.meta_path.insert(0, Block())
-    from dsplug import inference
-    model = inference.load_model(sys.argv[1])
-    [p] = inference.predict_files(model, [sys.argv[2]])
-    s = inference.stream_file(model, sys.argv[2], realtime=False)
+    from dsplug import runtime
+    model = runtime.load_model(sys.argv[1])
+    [p] = runtime.predict_files(model, [sys.argv[2]])
+    s = runtime.stream_file(model, sys.argv[2], realtime=False)
     print(json.dumps({"probs": p.probabilities.tolist(), "notes": p.notes, "windows": s.windows,
-                      "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}))
+                      "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+                      "dsplug": sorted(m for m in sys.modules if m.split(".")[0] == "dsplug")}))
     """
 )
 
@@ -399,15 +409,18 @@ def test_runtime_needs_no_tensorflow_or_librosa(model, run_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == [] and result["windows"] > 0
+    # no training code either: the runtime, audio I/O, the exported model's description, errors
+    runtime_modules = {"dsplug", "dsplug.artifacts", "dsplug.audio", "dsplug.errors", "dsplug.runtime"}
+    assert {m for m in result["dsplug"] if not m.startswith("dsplug.runtime.")} <= runtime_modules, result["dsplug"]
     assert result["notes"] == ["resampled from 44100 Hz to 16000 Hz"]
-    [here] = inference.predict_files(model, [LONG])
+    [here] = runtime.predict_files(model, [LONG])
     np.testing.assert_allclose(result["probs"], here.probabilities, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- bench
 def test_bench_reports_sane_numbers(run_dir):
     path = run_dir / "model.tflite"
-    result = inference.bench(path, threads=1, runs=20, warmup=2)
+    result = runtime.bench(path, threads=1, runs=20, warmup=2)
     assert result["file_bytes"] == path.stat().st_size
     assert 0 < result["latency_min_ms"] <= result["latency_p50_ms"] <= result["latency_p95_ms"] < 1000
     assert result["latency_min_ms"] <= result["latency_mean_ms"]
@@ -426,10 +439,10 @@ def test_bench_reports_sane_numbers(run_dir):
     assert result["parameters"] == sum(int(np.prod(d["shape"])) for d in constants)
     assert result["parameters"] > 700_000  # SqueezeNet 1.1 alone has 722k weights
 
-    text = inference.format_bench(result)
+    text = runtime.format_bench(result)
     assert f"{result['parameters']:,}" in text and "p95" in text and "peak memory" in text
     with pytest.raises(ExportError, match="runs"):
-        inference.bench(path, threads=1, runs=0)
+        runtime.bench(path, threads=1, runs=0)
 
 
 # ---------------------------------------------------------------------- quantised tensors
@@ -462,7 +475,7 @@ def test_int8_input_and_output_tensors_are_quantised(tmp_path):
         "input": {"name": "audio", "shape": [1, 800], "dtype": "float32"},
         "output": {"shape": [1, 3], "meaning": "probabilities"}, "quantize": "int8",
     }))
-    model = inference.load_model(path)
+    model = runtime.load_model(path)
     assert model._input["dtype"] == np.int8 and model._output["dtype"] == np.int8
     assert model._input["quantization"][1] != 0  # the zero point matters for this input
     got = model.predict_chunks(frames)

@@ -40,9 +40,9 @@ def compare(
     list of dict
         One row per backbone (see :func:`format_table` for the columns).
     """
-    from dsplug import export
-    from dsplug.inference import bench
-    from dsplug.recipe.run import run_point
+    from dsplug.artifacts import RunDir
+    from dsplug.runtime import bench
+    from dsplug.workflows.run import run_point
 
     if not backbones:
         raise DsplugError("--backbones: name at least one backbone, e.g. densenet121,mobilenet_v2")
@@ -61,7 +61,7 @@ def compare(
             reporter.info(f"== {entry}")
         result = run_point(point, run_dir=run_dir, reporter=reporter)
         exported = result["export"]
-        small = run_dir / export.model_file_name(mode, pruned=False)
+        small = run_dir / RunDir.model_file(mode)
         history = list(csv.DictReader(open(run_dir / "history.csv"))) if (run_dir / "history.csv").is_file() else []
         timing = bench(run_dir / "model.tflite", threads=1, runs=runs, warmup=3)
         metrics = result["metrics"]

@@ -3,19 +3,24 @@
 The Markdown report holds the recipe summary, the data summary, training curves, metrics with
 confidence intervals, the confusion matrix (counts and row percentages, as in the paper's
 Figure 3), per-class recall, example spectrograms per class, and export sizes and parity. The
-HTML rendering embeds every image as a data URI, so one file can be shared.
+HTML rendering embeds every image as a data URI, so one file can be shared. Later commands add
+sections to ``report.md`` (:func:`add_to_report`, e.g. ``dsplug explain --examples``). The
+figures themselves are drawn by :mod:`dsplug.report.figures`.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dsplug.artifacts import RunDir, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +144,9 @@ def write_report(
     if "parity" in exported and (run_dir / "export.md").is_file():  # quantised / pruned models too
         more = (run_dir / "export.md").read_text(encoding="utf-8").splitlines()[1:]
         lines += [f"#{line}" if line.startswith("## ") else line for line in more]
-    markdown_path = run_dir / "report.md"
     text = "\n".join(lines)
-    markdown_path.write_text(text, encoding="utf-8")
-    (run_dir / "report.html").write_text(to_html(text, base=run_dir, title=f"dsplug run: {recipe.name}"), encoding="utf-8")
+    markdown_path = write_atomic(run_dir / RunDir.REPORT, text)
+    write_atomic(run_dir / RunDir.REPORT_HTML, to_html(text, base=run_dir, title=f"dsplug run: {recipe.name}"))
     return markdown_path
 
 
@@ -166,21 +170,40 @@ def to_html(markdown_text: str, *, base: Path, title: str) -> str:
     )
 
 
-def plot_examples(path: str | Path, *, images: np.ndarray, labels: Sequence[str], title: str = "") -> None:
-    """One example image per class in a row (what the model sees), titled by class."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def add_to_report(run_dir: str | os.PathLike[str], *, markdown: str) -> Path:
+    """Put a section into ``run_dir/report.md``, replacing an earlier one with the same heading.
 
-    n = len(images)
-    figure = Figure(figsize=(2.2 * n, 2.6))
-    FigureCanvasAgg(figure)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        axes = figure.add_subplot(1, n, i + 1)
-        axes.imshow(np.clip(image, 0, 255).astype(np.uint8), aspect="auto")
-        axes.set_title(label, fontsize=9)
-        axes.set_xticks([])
-        axes.set_yticks([])
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    The section's heading is the first line of ``markdown`` (a ``## `` heading, e.g. the
+    ``## Explanations (devel)`` snippet of :func:`dsplug.explain.explain_examples`). An earlier
+    section with that heading (from it to the next ``## `` heading or the end) is replaced, so
+    adding it again does not repeat it; otherwise the section is appended.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run directory (``report.md`` is created if absent).
+    markdown : str
+        The section, starting with its ``## `` heading line.
+
+    Returns
+    -------
+    Path
+        The report file.
+
+    Raises
+    ------
+    ValueError
+        ``markdown`` does not start with a ``## `` heading.
+    """
+    heading = markdown.split("\n", 1)[0]
+    if not heading.startswith("## "):
+        raise ValueError(f"a report section starts with a '## ' heading line, got {heading!r}")
+    report = Path(run_dir) / RunDir.REPORT
+    text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    lines = text.splitlines()
+    if heading in lines:
+        first = lines.index(heading)
+        rest = [i for i in range(first + 1, len(lines)) if lines[i].startswith("## ")]
+        lines = lines[:first] + (lines[rest[0]:] if rest else [])
+    body = "\n".join(lines).rstrip("\n")
+    return write_atomic(report, (body + "\n\n" if body else "") + markdown.rstrip("\n") + "\n")

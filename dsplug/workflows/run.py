@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dsplug import data as data_stage
-from dsplug import report
+from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
 from dsplug.recipe.loader import RecipePoint
 
@@ -106,81 +106,112 @@ def _evaluate(task: str, split: Any, outputs: np.ndarray, chunk_set: Any, classe
     return metrics, file_outputs
 
 
-def load_manifest_of(recipe: Any) -> data_stage.Manifest:
-    """The recipe's manifest, validated, with partitions (column or seeded group split)."""
-    data = recipe.data
-    return data_stage.load_manifest(
-        data.manifest,
-        task=data.task,
-        classes=data.classes,
-        split=(data.split.devel, data.split.test),
-        seed=recipe.seed,
+def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: Any = None, strategy: Any = None) -> Any:
+    """A :class:`~dsplug.train.Trainer` for a recipe: its augmentation plugins and policy loaded here.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The validated recipe.
+    pipeline : Pipeline
+        Built from the recipe (in ``strategy``'s scope).
+    run_dir : path
+        Checkpoints go to ``run_dir/checkpoints``.
+    """
+    from dsplug import registry
+    from dsplug.augment.policy import SapAugmentPolicy
+    from dsplug.model import plugin_options
+    from dsplug.train import Trainer
+
+    aug = recipe.augment
+    augmentations = []
+    if aug.policy != "none":
+        for index, method in enumerate(aug.methods):
+            cls = registry.load("augmentations", method.name)
+            augmentations.append(cls(options=plugin_options(cls, method, key=f"augment.methods.{index}")))
+    policy = SapAugmentPolicy(a=aug.a, s=aug.s, p_min=aug.p_min, p_max=aug.p_max) if augmentations else None
+    return Trainer(
+        config=recipe.train, pipeline=pipeline, task=recipe.data.task, checkpoints=Path(run_dir) / "checkpoints",
+        augmentations=augmentations, policy=policy, seed=recipe.seed, balance=recipe.data.balance,
+        pretrained=recipe.model.backbone.weights.lower() != "none", progress=progress, strategy=strategy,
     )
+
+
+def load_manifest_of(recipe: Any) -> data_stage.Manifest:
+    """The recipe's manifest, validated, with partitions (column or seeded group split), and
+    something to evaluate on (devel or test)."""
+    manifest = data_stage.manifest_for(recipe.data, seed=recipe.seed)
+    data_stage.check_evaluable(manifest)
+    return manifest
 
 
 def run_point(point: RecipePoint, *, run_dir: str | Path, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run one recipe point into ``run_dir``: data, training, evaluation, export.
 
-    The resolved recipe is written first (``recipe.yaml``). Then ``data.json``, ``history.csv``,
-    ``training.png``, ``metrics.json``, ``predictions.csv``, ``confusion.png``,
-    ``model.keras``, ``model.tflite`` (+ ``model.json``) and ``report.md``.
+    Everything that can be checked is checked before anything is written (the output folder, the
+    manifest, a run of another recipe already there); then the directory is locked, the run record
+    (``run.json``, ``recipe.yaml``) is written and the stages follow (see
+    :class:`~dsplug.artifacts.RunDir`). A finished run of the same recipe is a record: it is
+    reported again, never rewritten. An interrupted one resumes from its last epoch.
 
     Returns
     -------
     dict
-        ``{"run_dir", "data", "metrics", "export"}``.
+        ``{"run_dir", "data", "metrics", "export", "reused"}``.
+
+    Raises
+    ------
+    RunError
+        The folder cannot be written, is in use, or holds a run of another recipe.
     """
     reporter = reporter or SilentReporter()
     recipe = point.recipe
     if recipe.train.distribute == "multiworker" and not chief_from_environment():
         # every worker trains; only the chief writes the run directory
         with tempfile.TemporaryDirectory(prefix="dsplug-worker-") as scratch:
-            return _run(point, run_dir=Path(scratch), reporter=reporter)
-    return _run(point, run_dir=Path(run_dir), reporter=reporter)
+            return _run(point, run=RunDir(scratch), reporter=reporter)
+    return _run(point, run=RunDir(run_dir), reporter=reporter)
 
 
-def _run(point: RecipePoint, *, run_dir: Path, reporter: Reporter) -> dict[str, Any]:
+def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, Any]:
     recipe = point.recipe
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(point.to_yaml(), encoding="utf-8")
-    reporter.info(f"run directory: {run_dir}")
-
+    run.check_writable()
     manifest = load_manifest_of(recipe)
-    summary = data_stage.summarize(manifest)
-    (run_dir / "data.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    reporter.info(data_stage.format_summary(summary))
+    with run.lock():
+        if run.begin(recipe_hash=point.hash, name=recipe.name, recipe_yaml=point.to_yaml()):
+            reporter.info(f"{run.path} already holds this recipe's finished run; reporting it (delete the folder to train again)")
+            return {"run_dir": str(run.path), "data": run.data_summary(), "metrics": run.metrics(), "export": run.export_summary(), "reused": True}
+        reporter.info(f"run directory: {run.path}")
+        chunks, skipped = _decode(recipe, manifest, reporter=reporter)
+        summary = data_stage.with_skipped(data_stage.summarize(manifest), skipped)
+        run.write_data_summary(summary)
+        reporter.info(data_stage.format_summary(summary))
+        if skipped:
+            write_atomic(run / RunDir.SKIPPED, data_stage.skipped_csv(skipped))
+            reporter.info(f"skipped {len(skipped)} undecodable file(s); see {run / RunDir.SKIPPED}")
+        data_stage.check_decoded(manifest, chunks["train"])
+        result = _train_evaluate_export(point, run_dir=run.path, manifest=manifest, chunks=chunks, summary=summary, reporter=reporter)
+        run.finish()
+        return {**result, "reused": False}
 
-    # decode every file once (all partitions), before any training starts
-    chunks: dict[str, Any] = {}
-    skipped: list[Any] = []
-    for name in data_stage.PARTITIONS:
-        items = manifest.partition(name)
-        if not items:
-            continue
-        with reporter.progress(total=len(items), description=f"decoding {name}") as update:
-            chunks[name] = data_stage.decode_chunks(
-                items,
-                sample_rate=recipe.data.sample_rate,
-                chunk_seconds=recipe.data.chunk_seconds,
-                hop_seconds=recipe.data.hop_seconds or recipe.data.chunk_seconds,
-                pad_mode=recipe.data.pad_mode,
-                on_bad_file=recipe.data.on_bad_file,
-                progress=update,
-            )
-        skipped += chunks[name].skipped
-    if skipped:
-        data_stage.write_skipped(run_dir / "skipped_files.csv", skipped)
-        reporter.info(f"skipped {len(skipped)} bad file(s); see {run_dir / 'skipped_files.csv'}")
-    return _train_evaluate_export(point, run_dir=run_dir, manifest=manifest, chunks=chunks, summary=summary, reporter=reporter)
+
+def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -> tuple[dict[str, Any], list[Any]]:
+    """Decode every file once (all partitions), before any training starts."""
+    chunks = {
+        name: data_stage.decode_for(manifest.partition(name), config=recipe.data, progress=reporter.progress, description=f"decoding {name}")
+        for name in data_stage.PARTITIONS if manifest.partition(name)
+    }
+    return chunks, [skip for part in chunks.values() for skip in part.skipped]
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
-    from dsplug import evaluate, export
+    from dsplug import deploy, evaluate
     from dsplug.distribute import make_strategy
-    from dsplug.model import build_pipeline, chunk_samples, precision
+    from dsplug.model import build_pipeline, precision
     from dsplug.data import Split
     from dsplug.model import predict_batches as predict
-    from dsplug.train import Trainer, write_history
+    from dsplug.report import figures, markdown
+    from dsplug.train import write_history
 
     recipe = point.recipe
     task = recipe.data.task
@@ -202,7 +233,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         reporter.info(f"data parallel: {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__}), global batch {recipe.train.batch_size * strategy.num_replicas_in_sync}")
     with precision(recipe.train.mixed_precision), strategy.scope():
         pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
-    trainer = Trainer(recipe=recipe, pipeline=pipeline, run_dir=run_dir, progress=reporter.progress, strategy=strategy)
+    trainer = trainer_for(recipe, pipeline=pipeline, run_dir=run_dir, progress=reporter.progress, strategy=strategy)
     with precision(recipe.train.mixed_precision):
         result = trainer.fit(train_split, devel_split, recipe_hash=point.hash)
     if strategy.num_replicas_in_sync > 1 or recipe.train.mixed_precision:
@@ -219,7 +250,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
         series = {("devel_uar" if k == "devel_score" and task == "classification" else k): v for k, v in series.items() if not all(np.isnan(v))}
-        evaluate.plot_history(run_dir / "training.png", history=series, phase_boundary=result.phase2_start, title=recipe.name)
+        figures.plot_history(run_dir / "training.png", history=series, phase_boundary=result.phase2_start, title=recipe.name)
     if result.history:
         reporter.info(f"best epoch {result.best_epoch} (devel score {result.best_score:.4f})" if devel_split is not None else f"trained {len(result.history)} epochs")
     else:
@@ -236,7 +267,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
             m = metrics[name]
             ci = f" ({recipe.evaluate.confidence:.0%} CI {m['uar_ci95'][0]:.3f}-{m['uar_ci95'][1]:.3f})" if m["uar_ci95"] else ""
             reporter.info(f"{name}: UAR {m['uar']:.3f}{ci}, accuracy {m['accuracy']:.3f}, n={m['n']} files")
-    evaluate.write_metrics_json(run_dir / "metrics.json", metrics)
+    RunDir(run_dir).write_metrics(metrics)
     if task != "regression":
         for name, files, outputs, targets in rows:
             evaluate.write_predictions_csv(
@@ -246,16 +277,15 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
             )
         if task == "classification" and rows:
             last = rows[-1][0]
-            evaluate.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
+            figures.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
 
     pipeline.end_to_end.save(run_dir / "model.keras")
-    samples = chunk_samples(recipe)
-    meta = export.metadata(recipe=recipe, classes=classes, recipe_hash=point.hash, samples=samples)
-    exported = export.export_model(pipeline.end_to_end, path=run_dir / "model.tflite", meta=meta)
+    meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
+    exported = deploy.export_model(pipeline.end_to_end, path=run_dir / "model.tflite", meta=meta)
     check = splits.get("devel") or splits["train"]
     sample = check.audio[: min(len(check.audio), 64)]
     keras_out = predict(pipeline.end_to_end, sample, batch_size=recipe.train.batch_size)
-    lite_out = export.tflite_outputs(run_dir / "model.tflite", sample)
+    lite_out = deploy.tflite_outputs(run_dir / "model.tflite", sample)
     parity = {
         "chunks": len(sample),
         "max_abs_diff": float(np.max(np.abs(keras_out - lite_out))) if len(sample) else 0.0,
@@ -266,14 +296,10 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
     reporter.info(f"exported {exported['path']} ({exported['bytes'] / 1e6:.1f} MB); TFLite vs Keras max |diff| {parity['max_abs_diff']:.2e}, top-1 agreement {parity['top1_agreement']:.3f}")
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # the recipe's export section: quantised/pruned models too
-        exported = export.export_run(
-            run_dir, quantize=wanted.quantize, prune=wanted.prune, representative_size=wanted.representative_size,
-            prune_epochs=wanted.prune_epochs, prune_lr=wanted.prune_lr, qat_epochs=wanted.qat_epochs,
-            qat_lr=wanted.qat_lr, int8_float_threshold=wanted.int8_float_threshold, progress=reporter.progress,
-        )
+        exported = deploy.export_run(RunDir(run_dir), config=wanted, progress=reporter.progress)
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)
-    report.write_report(
+    markdown.write_report(
         run_dir, recipe=recipe, recipe_hash=point.hash, data_summary=data_stage.format_summary(summary),
         metrics=metrics, exported=exported, best_epoch=result.best_epoch, epochs=len(result.history),
     )
@@ -282,6 +308,8 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
 
 def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: list[str], task: str) -> None:
     """Draw one image per class (first devel/train file of each class), as the model sees it."""
+    from dsplug.report import figures
+
     if task != "classification" or pipeline.input_kind != "image":
         return
     split = splits.get("devel") or splits["train"]
@@ -289,7 +317,7 @@ def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: 
     picks = [int(np.flatnonzero(labels == c)[0]) for c in range(len(classes)) if (labels == c).any()]
     layer = pipeline.frontend.get_layer("spectrogram_image")
     images = layer(split.audio[picks]).numpy()
-    report.plot_examples(run_dir / "examples.png", images=images, labels=[classes[labels[i]] for i in picks])
+    figures.plot_examples(run_dir / "examples.png", images=images, labels=[classes[labels[i]] for i in picks])
 
 
 def default_recipe() -> Any:

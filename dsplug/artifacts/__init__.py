@@ -1,0 +1,63 @@
+"""What dsplug writes and later commands read: the run directory and the exported model's description.
+
+Two owners, one definition each:
+
+* :class:`RunDir` owns a run directory: its file names, reading and writing its records (recipe,
+  data summary, metrics, predictions), the lock that keeps one run per directory, and the rule
+  that a finished run is a record a later command never rewrites.
+* :class:`ModelMetadata` describes an exported model (labels, audio format, task, provenance).
+  The exporter writes it and the runtime reads it; it is TensorFlow-free.
+
+Every file a later command reads is written atomically (:func:`write_atomic`: a temporary file in
+the same folder, flushed, then renamed over the target), so an interrupted command leaves either
+the old file or the new one, never half of one.
+
+Examples
+--------
+>>> run = RunDir("runs/demo")  # doctest: +SKIP
+>>> run.metrics()["test"]["uar"]  # doctest: +SKIP
+0.62
+>>> meta = ModelMetadata.from_json_file("runs/demo/model.json")  # doctest: +SKIP
+>>> meta.classes, meta.sample_rate  # doctest: +SKIP
+(['T1', 'T2', 'T3', 'T4', 'T5_neutral'], 16000)
+"""
+
+from dsplug.artifacts.files import (
+    PathLike,
+    check_writable_dir,
+    check_writable_file,
+    read_json,
+    to_jsonable,
+    write_atomic,
+    write_json,
+)
+from dsplug.artifacts.metadata import (
+    MULTILABEL_THRESHOLD,
+    PREDICTION_COLUMNS,
+    ModelMetadata,
+    OutputInfo,
+    TensorInfo,
+    decide,
+    output_columns,
+    predictions_csv,
+)
+from dsplug.artifacts.rundir import RunDir
+
+__all__ = [
+    "MULTILABEL_THRESHOLD",
+    "PREDICTION_COLUMNS",
+    "ModelMetadata",
+    "OutputInfo",
+    "PathLike",
+    "RunDir",
+    "TensorInfo",
+    "check_writable_dir",
+    "check_writable_file",
+    "decide",
+    "output_columns",
+    "predictions_csv",
+    "read_json",
+    "to_jsonable",
+    "write_atomic",
+    "write_json",
+]

@@ -1,0 +1,151 @@
+"""Atomic writes and JSON records: what every command uses to write files a later command reads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsplug.errors import DataError, DsplugError, RunError
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+# --------------------------------------------------------------------------------------------
+# atomic writes
+# --------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: PathLike, content: str | bytes) -> Path:
+    """Write ``content`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Parent folders are created. A reader sees the old file or the complete new one, never a
+    partial write, also when the writing process is killed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The target file.
+    content : str or bytes
+        Text (written as UTF-8, newlines unchanged) or bytes.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def to_jsonable(value: Any, *, where: str = "value") -> Any:
+    """Convert NumPy values (and nested containers of them) to JSON types.
+
+    Non-finite floats become ``None`` (JSON has no NaN).
+
+    Raises
+    ------
+    DataError
+        A value JSON cannot hold (the message names where it is).
+    """
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item, where=f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist(), where=where)
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item, where=f"{where}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, Path):
+        return str(value)
+    raise DataError(
+        f"{where} has type {type(value).__name__}, which JSON cannot hold; use numbers, strings, "
+        "lists or dicts"
+    )
+
+
+def write_json(path: PathLike, document: Any) -> Path:
+    """Write ``document`` as indented JSON, atomically (NumPy values converted, NaN -> null)."""
+    text = json.dumps(to_jsonable(document, where=Path(path).name), indent=2, allow_nan=False)
+    return write_atomic(path, text + "\n")
+
+
+def read_json(path: PathLike, *, error: type[DsplugError] = RunError, fix: str) -> Any:
+    """Read a JSON file dsplug wrote; a missing, unreadable or damaged file raises ``error``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    error : type of DsplugError
+        The error class to raise.
+    fix : str
+        What the user should do, appended to the message.
+    """
+    file = Path(path)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise error(f"{file} does not exist; {fix}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{file} is damaged or unreadable ({type(err).__name__}: {err}); {fix}") from err
+
+
+def check_writable_dir(path: PathLike, *, what: str) -> None:
+    """Refuse a folder path that is a file or cannot be created or written (before any work).
+
+    Raises
+    ------
+    RunError
+        Naming the path and the problem.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{what} {str(folder)!r} is a file, not a folder; choose another path")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"cannot write the {what} {str(folder)!r}: {existing} is not writable; choose another path")
+
+
+def check_writable_file(path: PathLike, *, what: str) -> None:
+    """Refuse an output file path that is a folder or whose folder cannot be written (before any work).
+
+    Raises
+    ------
+    RunError
+        Naming the path and the problem.
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise RunError(f"{what} {str(file)!r} is a folder; give a file name")
+    if file.exists() and not os.access(file, os.W_OK):
+        raise RunError(f"cannot write the {what} {str(file)!r}: the file is not writable; choose another path")
+    check_writable_dir(file.parent if str(file.parent) else Path("."), what=f"folder of the {what}")

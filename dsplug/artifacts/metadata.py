@@ -1,0 +1,297 @@
+"""The exported model's description (:class:`ModelMetadata`) and the predictions CSV format: one definition each, TensorFlow-free."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dsplug.version import __version__
+from dsplug.artifacts.files import PathLike, read_json, to_jsonable
+from dsplug.errors import DataError, ExportError
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["classification", "multilabel", "regression"]
+Quantize = Literal["none", "dynamic", "float16", "int8", "qat"]
+
+#: Threshold above which a class is "on" in a multi-label prediction.
+MULTILABEL_THRESHOLD = 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# the exported model's description
+# --------------------------------------------------------------------------------------------
+
+
+class TensorInfo(BaseModel):
+    """Shape and type of the model's input tensor."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = "audio"
+    shape: list[int] = Field(min_length=2, max_length=2)
+    dtype: Literal["float32"] = "float32"
+
+
+class OutputInfo(BaseModel):
+    """Shape and meaning of the model's output tensor."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    shape: list[int] = Field(min_length=2, max_length=2)
+    meaning: Literal["probabilities", "values"] = "probabilities"
+
+
+class ModelMetadata(BaseModel):
+    """The description of an exported model: one definition for the writer and the runtime.
+
+    The model takes one chunk of mono audio, float32 in [-1, 1], shape ``(1, samples)`` with
+    ``samples = round(chunk_seconds * sample_rate)``, and gives ``(1, k)`` outputs: class
+    probabilities (softmax for ``classification``, independent sigmoids for ``multilabel``) or
+    regression values.
+
+    Attributes
+    ----------
+    name, description : str
+        Human-readable model name (the recipe's ``name``) and one-line description.
+    dsplug_version : str
+        The dsplug version that exported the model.
+    recipe_hash : str
+        sha256 prefix of the resolved recipe the model was trained from.
+    task : {"classification", "multilabel", "regression"}
+    classes : list of str
+        Output names in order (may be empty for regression).
+    sample_rate : int
+        Hz.
+    chunk_seconds, hop_seconds : float
+        Chunk length, and the hop between chunks used for files and streams (seconds).
+    pad_mode : {"zero", "repeat"}
+        How a chunk shorter than the input is filled.
+    backbone : str
+        The backbone plugin's name.
+    quantize : {"none", "dynamic", "float16", "int8", "qat"}
+    pruning, qat : dict or None
+        Pruning / quantization-aware-training summaries of the model, if any.
+    float_layers : list of str or None
+        int8 models: the classifier layers that compute in float32.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["dsplug-tflite"] = "dsplug-tflite"
+    name: str = "dsplug model"
+    description: str = ""
+    dsplug_version: str = __version__
+    recipe_hash: str = ""
+    task: Task
+    classes: list[str]
+    sample_rate: int = Field(gt=0)
+    chunk_seconds: float = Field(gt=0)
+    hop_seconds: float = Field(gt=0)
+    pad_mode: Literal["zero", "repeat"] = "zero"
+    input: TensorInfo
+    output: OutputInfo
+    backbone: str = ""
+    quantize: Quantize = "none"
+    pruning: dict[str, Any] | None = None
+    qat: dict[str, Any] | None = None
+    float_layers: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelMetadata:
+        expected = round(self.chunk_seconds * self.sample_rate)
+        if self.input.shape != [1, expected]:
+            raise ValueError(
+                f"input shape {self.input.shape} does not hold chunk_seconds={self.chunk_seconds} at "
+                f"{self.sample_rate} Hz ([1, {expected}])"
+            )
+        if self.task != "regression" and self.output.shape[-1] != len(self.classes):
+            raise ValueError(f"{self.output.shape[-1]} outputs but {len(self.classes)} classes")
+        return self
+
+    @property
+    def samples(self) -> int:
+        """Samples in one input chunk."""
+        return int(self.input.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs per chunk."""
+        return int(self.output.shape[-1])
+
+    @classmethod
+    def for_model(
+        cls,
+        *,
+        name: str,
+        task: Task,
+        classes: Sequence[str],
+        sample_rate: int,
+        chunk_seconds: float,
+        hop_seconds: float | None,
+        pad_mode: Literal["zero", "repeat"],
+        backbone: str,
+        recipe_hash: str,
+        quantize: Quantize = "none",
+        pruning: Mapping[str, Any] | None = None,
+        qat: Mapping[str, Any] | None = None,
+    ) -> ModelMetadata:
+        """The metadata of a model trained from a recipe (shapes derived from the audio settings)."""
+        samples = round(chunk_seconds * sample_rate)
+        what = {"classification": "classifies", "multilabel": "tags", "regression": "rates"}[task]
+        return cls(
+            name=name,
+            description=(
+                f"dsplug {__version__}: {what} {chunk_seconds:g} s chunks of mono {sample_rate} Hz audio"
+                + (f" into {', '.join(classes)}" if task != "regression" else "")
+                + f" ({backbone}, recipe {recipe_hash})"
+            ),
+            recipe_hash=recipe_hash,
+            task=task,
+            classes=list(classes),
+            sample_rate=sample_rate,
+            chunk_seconds=chunk_seconds,
+            hop_seconds=hop_seconds or chunk_seconds,
+            pad_mode=pad_mode,
+            input=TensorInfo(shape=[1, samples]),
+            output=OutputInfo(
+                shape=[1, max(len(classes), 1)],
+                meaning="values" if task == "regression" else "probabilities",
+            ),
+            backbone=backbone,
+            quantize=quantize,
+            pruning=dict(pruning) if pruning is not None else None,
+            qat=dict(qat) if qat is not None else None,
+        )
+
+    @classmethod
+    def parse(cls, document: Any, *, source: str) -> ModelMetadata:
+        """Validate metadata read from ``source`` (a file name, for messages).
+
+        Raises
+        ------
+        ExportError
+            Not dsplug metadata, or a field is missing or invalid (each problem is named).
+        """
+        if not isinstance(document, dict) or document.get("format") != "dsplug-tflite":
+            got = document.get("format") if isinstance(document, dict) else type(document).__name__
+            raise ExportError(
+                f"{source}: not dsplug model metadata (format {got!r}, expected 'dsplug-tflite'); "
+                "re-export the model with `dsplug export RUN_DIR`"
+            )
+        try:
+            return cls.model_validate(document)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'metadata'}: {e['msg']}" for e in err.errors()
+            )
+            raise ExportError(
+                f"{source}: invalid model metadata: {problems}; re-export the model with "
+                "`dsplug export RUN_DIR`"
+            ) from err
+
+    @classmethod
+    def from_json_file(cls, path: PathLike) -> ModelMetadata:
+        """Read a ``model.json`` sidecar.
+
+        Raises
+        ------
+        ExportError
+            The file is missing, unreadable or invalid.
+        """
+        document = read_json(path, error=ExportError, fix="re-export the model with `dsplug export RUN_DIR`")
+        return cls.parse(document, source=str(path))
+
+    def to_json(self) -> str:
+        """The metadata as indented JSON text."""
+        return json.dumps(to_jsonable(self.model_dump(mode="json")), indent=2) + "\n"
+
+    def check_tensors(self, *, input_shape: Sequence[int], output_shape: Sequence[int], model: str) -> None:
+        """Refuse metadata that does not belong to a model with these tensor shapes.
+
+        Raises
+        ------
+        ExportError
+            The input is not ``(1, samples)`` or the output width differs from the classes.
+        """
+        shape = [int(s) for s in input_shape]
+        if shape != self.input.shape:
+            raise ExportError(
+                f"the metadata does not belong to {model}: the model's input shape is {shape}, but the "
+                f"metadata declares {self.input.shape} (chunk_seconds={self.chunk_seconds} at "
+                f"{self.sample_rate} Hz); keep each model with the metadata exported with it "
+                "(`dsplug export RUN_DIR` writes both)"
+            )
+        n_out = int(output_shape[-1])
+        if n_out != self.n_outputs:
+            declared = (
+                f"declares {self.n_outputs}" if self.task == "regression" else f"lists {len(self.classes)} classes"
+            )
+            raise ExportError(
+                f"the metadata does not belong to {model}: the model has {n_out} outputs but the "
+                f"metadata {declared}; keep each model with the metadata exported with it "
+                "(`dsplug export RUN_DIR` writes both)"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# predictions
+# --------------------------------------------------------------------------------------------
+
+
+def output_columns(classes: Sequence[str], *, task: str, k: int) -> list[str]:
+    """Output column names: ``prob_<class>``, or ``value`` / ``value_<name>`` for regression."""
+    if task != "regression":
+        return [f"prob_{c}" for c in classes]
+    if len(classes) == k:
+        return [f"value_{c}" for c in classes] if k > 1 else ["value"]
+    return ["value"] if k == 1 else [f"value_{i}" for i in range(k)]
+
+
+def decide(outputs: np.ndarray, *, classes: Sequence[str], task: str) -> str:
+    """The label of one output row: arg-max class, the classes above 0.5 (";"-joined), or the value(s)."""
+    if task == "classification":
+        return classes[int(np.argmax(outputs))]
+    if task == "multilabel":
+        return ";".join(c for c, p in zip(classes, outputs) if p > MULTILABEL_THRESHOLD)
+    return ";".join(f"{float(v):.6g}" for v in outputs)
+
+
+PREDICTION_COLUMNS = ("file", "level", "start", "end", "label", "predicted")
+
+
+def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str]) -> str:
+    """CSV text of prediction rows: ``file, level, start, end, label, predicted`` + output columns.
+
+    One format for evaluation and inference: ``label`` is the true class (empty when unknown),
+    ``predicted`` the model's decision, ``level`` ``file`` or ``chunk``, times in seconds (empty
+    for file rows of evaluation), then one column per output.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Each with the keys of :data:`PREDICTION_COLUMNS` (missing ones are empty) and
+        ``outputs``: the row's values, one per output column.
+    columns : sequence of str
+        The output column names (:func:`output_columns`).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*PREDICTION_COLUMNS, *columns])
+    for row in rows:
+        values = [float(v) for v in row["outputs"]]
+        if len(values) != len(columns):
+            raise DataError(f"a prediction row has {len(values)} outputs, the header {len(columns)}")
+        cells = []
+        for key in PREDICTION_COLUMNS:
+            value = row.get(key)
+            cells.append(f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value))
+        writer.writerow([*cells, *(f"{v:.6g}" for v in values)])
+    return buffer.getvalue()

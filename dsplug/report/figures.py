@@ -1,0 +1,213 @@
+"""Figures of a run: confusion matrix, training curves and example images per class.
+
+Each function writes one PNG with matplotlib's object API on the Agg canvas (no pyplot, no
+global backend change), so it is safe in worker processes and tests. matplotlib is imported when
+a figure is drawn, not when the module is imported.
+
+Examples
+--------
+>>> from dsplug.report import figures
+>>> figures.plot_confusion("confusion.png", confusion=[[8, 2], [1, 9]], labels=["no", "yes"],
+...                        title="devel (files)")  # doctest: +SKIP
+>>> figures.plot_history("training.png", history={"loss": [0.9, 0.5], "devel_uar": [0.6, 0.8]},
+...                      phase_boundary=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsplug.errors import DataError
+from dsplug.evaluate import check_confusion
+
+__all__ = ["plot_confusion", "plot_examples", "plot_history"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def _new_figure(*, width: float, height: float) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: PathLike, *, what: str) -> None:
+    """Write ``figure`` to ``path`` at 120 dpi (format from the suffix; parent folders are created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    logger.debug("wrote %s to %s", what, out)
+
+
+def plot_confusion(
+    path: PathLike,
+    *,
+    confusion: Sequence[Sequence[int]] | np.ndarray,
+    labels: Sequence[str],
+    title: str = "",
+) -> None:
+    """Draw a confusion matrix with counts and row percentages in every cell (PNG).
+
+    Cell colour is the row percentage (share of the true class predicted as each class), so the
+    diagonal shows the per-class recall, as in Figure 3 of the DeepSpectrumLite paper. Figure
+    and font sizes adapt to the number of classes (readable up to about 20).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image (format from the suffix, e.g. ``.png``); parent folders are created.
+    confusion : array-like [shape=(k, k), dtype=int]
+        Counts, rows = true class, columns = predicted class.
+    labels : sequence of str [length k]
+        Class names.
+    title : str
+        Figure title.
+
+    Raises
+    ------
+    DataError
+        If ``confusion`` is not a square matrix of non-negative counts matching ``labels``.
+    """
+    counts, names = check_confusion(confusion, labels)
+    k = len(names)
+    support = counts.sum(axis=1, keepdims=True)
+    percent = np.divide(100.0 * counts, support, out=np.zeros(counts.shape), where=support > 0)
+
+    side = min(max(4.5, 0.6 * k + 2.5), 14.0)  # inches; 2.5 for ticks, labels and title
+    cell_points = 72.0 * (side - 2.5) / k
+    font = float(np.clip(0.24 * cell_points, 6.0, 11.0))
+    figure = _new_figure(width=side + 1.0, height=side)
+    axes = figure.add_subplot()
+    image = axes.imshow(percent, cmap="Blues", vmin=0.0, vmax=100.0)
+    colorbar = figure.colorbar(image, ax=axes, shrink=0.8)
+    colorbar.set_label("% of true class")
+    for row in range(k):
+        for col in range(k):
+            text = f"{counts[row, col]}\n{percent[row, col]:.1f}%" if support[row, 0] else "0\n–"
+            axes.text(col, row, text, ha="center", va="center", fontsize=font,
+                      color="white" if percent[row, col] > 55 else "black")
+    axes.set_xticks(np.arange(k), labels=names, rotation=45 if k > 4 else 0,
+                    ha="right" if k > 4 else "center", fontsize=font + 1)
+    axes.set_yticks(np.arange(k), labels=names, fontsize=font + 1)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    if title:
+        axes.set_title(title)
+    _save(figure, path, what="confusion matrix plot")
+
+
+def plot_history(
+    path: PathLike,
+    *,
+    history: Mapping[str, Sequence[float]],
+    phase_boundary: int | None = None,
+    title: str = "",
+) -> None:
+    """Draw training curves per epoch: losses on the left, other metrics (UAR, ...) on the right.
+
+    A series goes to the loss panel when its name contains ``loss``; series named ``lr``,
+    ``learning_rate`` or ``epoch`` are not drawn; every other series goes to the metric panel.
+    Epochs are numbered from 1 on the x axis.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image (format from the suffix); parent folders are created.
+    history : mapping of str to sequence of float
+        Series name (e.g. ``loss``, ``val_loss``, ``uar``, ``val_uar``) -> one value per epoch.
+        NaN values leave gaps.
+    phase_boundary : int, optional
+        Number of phase-1 epochs, i.e. the 0-based index of the first phase-2 epoch; a dashed
+        vertical line is drawn between epoch ``phase_boundary`` and ``phase_boundary + 1``.
+    title : str
+        Figure title.
+
+    Raises
+    ------
+    DataError
+        If no series can be drawn, a series is not 1-D numeric, or ``phase_boundary`` lies
+        outside the epochs.
+    """
+    skip = {"lr", "learning_rate", "epoch"}
+    series: dict[str, np.ndarray] = {}
+    for name, values in history.items():
+        if name in skip:
+            continue
+        problem = f"history[{name!r}] must be a non-empty list of numbers (one per epoch)"
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{problem}, got {values!r:.80}") from err
+        if arr.ndim != 1 or arr.size == 0:
+            raise DataError(f"{problem}, got shape {arr.shape}")
+        series[name] = arr
+    if not series:
+        raise DataError(f"history has no series to plot; got keys {sorted(history)}")
+    epochs = max(arr.size for arr in series.values())
+    if phase_boundary is not None and not 0 <= phase_boundary <= epochs:
+        raise DataError(
+            f"phase_boundary must be an epoch index in [0, {epochs}], got {phase_boundary!r}"
+        )
+    losses = {name: arr for name, arr in series.items() if "loss" in name}
+    others = {name: arr for name, arr in series.items() if "loss" not in name}
+    panels = [(group, ylabel) for group, ylabel in ((losses, "loss"), (others, "metric")) if group]
+
+    figure = _new_figure(width=5.0 * len(panels) + 1.0, height=4.0)
+    for i, (group, ylabel) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), i)
+        for name, arr in group.items():
+            axes.plot(np.arange(1, arr.size + 1), arr, marker="o" if epochs <= 30 else None,
+                      markersize=3, label=name)
+        if phase_boundary is not None:
+            axes.axvline(phase_boundary + 0.5, color="grey", linestyle="--", label="phase 2 starts")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    _save(figure, path, what="training history plot")
+
+
+def plot_examples(path: PathLike, *, images: np.ndarray, labels: Sequence[str], title: str = "") -> None:
+    """One example image per class in a row (what the model sees), titled by class.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image (format from the suffix, e.g. ``.png``).
+    images : np.ndarray [shape=(n, H, W, 3)]
+        Front-end colour images, RGB in [0, 255].
+    labels : sequence of str [length n]
+        The class of each image (its panel title).
+    title : str
+        Figure title.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(images)
+    figure = Figure(figsize=(2.2 * n, 2.6))
+    FigureCanvasAgg(figure)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        axes = figure.add_subplot(1, n, i + 1)
+        axes.imshow(np.clip(image, 0, 255).astype(np.uint8), aspect="auto")
+        axes.set_title(label, fontsize=9)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)

@@ -1,0 +1,59 @@
+"""The on-device runtime: run an exported model on files, folders, streams and the microphone; benchmark it.
+
+An exported model is ``model.tflite`` plus its sidecar ``model.json`` (same folder, same stem,
+:class:`dsplug.artifacts.ModelMetadata`). The model takes one raw mono chunk and returns class
+probabilities (or values); the whole front-end runs inside it, so the runtime only decodes,
+resamples and cuts audio. It imports neither TensorFlow nor librosa nor any training code:
+numpy, soundfile, ai-edge-litert, :mod:`dsplug.audio` and :mod:`dsplug.artifacts` suffice.
+
+Examples
+--------
+>>> from dsplug.runtime import bench, format_bench, load_model, predict_files, stream_file
+>>> model = load_model("runs/demo/model.tflite")  # doctest: +SKIP
+>>> [p] = predict_files(model, ["data/tones/audio/spk5_0001_T3.ogg"])  # doctest: +SKIP
+>>> p.label, p.probabilities.round(2)  # doctest: +SKIP
+('T3', array([0.04, 0.1 , 0.71, 0.1 , 0.05]))
+>>> summary = stream_file(model, "data/drums/audio/kick_soft01.ogg", realtime=False)  # doctest: +SKIP
+>>> print(format_bench(bench("runs/demo/model.tflite", threads=1)))  # doctest: +SKIP
+"""
+
+from dsplug.runtime.bench import bench, count_parameters, format_bench
+from dsplug.runtime.model import Model, load_model
+from dsplug.runtime.predict import (
+    AUDIO_EXTENSIONS,
+    FilePrediction,
+    collect_audio_files,
+    predict_files,
+    predictions_json,
+    write_predictions_csv,
+)
+from dsplug.runtime.stream import (
+    StreamResult,
+    StreamSummary,
+    Streamer,
+    format_stream_result,
+    format_stream_summary,
+    stream_file,
+    stream_microphone,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "FilePrediction",
+    "Model",
+    "StreamResult",
+    "StreamSummary",
+    "Streamer",
+    "bench",
+    "collect_audio_files",
+    "count_parameters",
+    "format_bench",
+    "format_stream_result",
+    "format_stream_summary",
+    "load_model",
+    "predict_files",
+    "predictions_json",
+    "stream_file",
+    "stream_microphone",
+    "write_predictions_csv",
+]

@@ -1,0 +1,249 @@
+"""Load an exported model (``.tflite`` + its ``model.json``) into a LiteRT interpreter.
+
+The model takes one raw mono chunk, float32 of shape (1, chunk_samples) in [-1, 1] at the
+metadata's sample rate, and returns (1, k) outputs (class probabilities, or values for
+regression). Its description is :class:`dsplug.artifacts.ModelMetadata`, read from the sidecar
+``model.json`` next to the ``.tflite`` file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from dsplug.artifacts import ModelMetadata
+from dsplug.errors import AudioError, ExportError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ai_edge_litert.interpreter import Interpreter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Model", "load_model", "resolve_model_path"]
+
+
+class Model:
+    """An exported dsplug model loaded into a LiteRT interpreter (not thread-safe).
+
+    Create it with :func:`load_model`.
+
+    Attributes
+    ----------
+    path : Path
+        The ``.tflite`` file.
+    metadata : ModelMetadata
+        The sidecar ``model.json``.
+    classes : tuple of str
+        Class names, in output order (may be empty for regression).
+    task : {"classification", "multilabel", "regression"}
+        What the outputs mean: softmax probabilities, independent probabilities, or values.
+    sample_rate : int
+        Sample rate in Hz the model expects.
+    chunk_samples : int
+        Samples in one input chunk.
+    chunk_seconds : float
+        Chunk length in seconds.
+    hop_seconds : float
+        Hop between chunks used for files (from the metadata).
+    pad_mode : {"zero", "repeat"}
+        How a chunk shorter than ``chunk_samples`` is filled.
+    n_outputs : int
+        Outputs per chunk (``k``).
+    threads : int or None
+        Threads asked of the interpreter (None: the runtime's default).
+    """
+
+    def __init__(self, *, path: Path, metadata: ModelMetadata, interpreter: Interpreter, threads: int | None) -> None:
+        self.path = path
+        self.metadata = metadata
+        self.threads = threads
+        self.classes: tuple[str, ...] = tuple(metadata.classes)
+        self.task: str = metadata.task
+        self.sample_rate = metadata.sample_rate
+        self.chunk_seconds = metadata.chunk_seconds
+        self.hop_seconds = metadata.hop_seconds
+        self.pad_mode: Literal["zero", "repeat"] = metadata.pad_mode
+        self._interpreter = interpreter
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
+        self.chunk_samples = int(self._input["shape"][1])
+        self.n_outputs = int(self._output["shape"][-1])
+
+    def __repr__(self) -> str:
+        return (
+            f"Model({str(self.path)!r}, task={self.task!r}, classes={list(self.classes)}, "
+            f"chunk={self.chunk_seconds:g} s at {self.sample_rate} Hz)"
+        )
+
+    def predict_chunks(self, chunks: np.ndarray) -> np.ndarray:
+        """Run the model on chunks, one invocation per chunk.
+
+        Parameters
+        ----------
+        chunks : np.ndarray [shape=(n, chunk_samples)]
+            Raw mono audio in [-1, 1] at :attr:`sample_rate`; ``n`` may be 0.
+
+        Returns
+        -------
+        outputs : np.ndarray [shape=(n, n_outputs), dtype=float32]
+            Probabilities (or values) per chunk. Integer (quantised) input and output tensors
+            are quantised / dequantised with the tensors' scale and zero point.
+
+        Raises
+        ------
+        AudioError
+            If ``chunks`` has the wrong shape or holds non-finite samples.
+        """
+        array = np.asarray(chunks, dtype=np.float32)
+        if array.ndim != 2 or array.shape[1] != self.chunk_samples:
+            raise AudioError(
+                f"chunks must have shape (n, {self.chunk_samples}) ({self.chunk_seconds:g} s at "
+                f"{self.sample_rate} Hz), got {array.shape}; cut audio with dsplug.audio.chunk_signal"
+            )
+        if not np.isfinite(array).all():
+            raise AudioError("chunks hold NaN or infinite samples; the audio is damaged")
+        outputs = np.empty((array.shape[0], self.n_outputs), dtype=np.float32)
+        for i, chunk in enumerate(array):
+            self._interpreter.set_tensor(self._input["index"], _quantize(chunk[None, :], self._input))
+            self._interpreter.invoke()
+            outputs[i] = _dequantize(self._interpreter.get_tensor(self._output["index"])[0], self._output)
+        return outputs
+
+
+def _quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
+    """Float values -> the input tensor's dtype (``q = round(x / scale) + zero_point`` if integer)."""
+    dtype = np.dtype(details["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype, copy=False)
+    scale, zero_point = details["quantization"]  # scale > 0: checked by load_model
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _dequantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
+    """The output tensor's values -> float32 (``(q - zero_point) * scale`` if integer)."""
+    if not np.issubdtype(np.dtype(details["dtype"]), np.integer):
+        return values.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def resolve_model_path(path: str | os.PathLike[str]) -> Path:
+    """The ``.tflite`` file of ``path`` (a file, or a run directory holding ``model.tflite``).
+
+    Raises
+    ------
+    ExportError
+        The file does not exist, or the folder holds no ``model.tflite``.
+    """
+    model_path = Path(path)
+    if model_path.is_dir():
+        inside = model_path / "model.tflite"
+        if not inside.is_file():
+            raise ExportError(
+                f"{model_path} is a folder without model.tflite; pass the .tflite file, or run "
+                f"`dsplug export {model_path}` to write it"
+            )
+        return inside
+    if not model_path.is_file():
+        raise ExportError(
+            f"model file {str(model_path)!r} does not exist; pass the model.tflite of a run "
+            "directory (written by `dsplug run` or `dsplug export RUN_DIR`)"
+        )
+    return model_path
+
+
+def _check_flatbuffer(model_path: Path) -> None:
+    """Refuse a file without the TFLite identifier ``TFL3`` (bytes 4-8) before the interpreter sees it."""
+    try:
+        with open(model_path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        raise ExportError(f"cannot read model file {model_path}: {err}") from err
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ExportError(
+            f"{model_path} is not a TFLite model (no 'TFL3' identifier at bytes 4-8); pass the "
+            "model.tflite written by `dsplug run` or `dsplug export RUN_DIR`"
+        )
+
+
+def _read_metadata(model_path: Path) -> ModelMetadata:
+    """The sidecar ``model.json`` of ``model_path`` (same folder, same stem)."""
+    meta_path = model_path.with_suffix(".json")
+    if not meta_path.is_file():
+        raise ExportError(
+            f"{model_path}: metadata file {meta_path} not found; it is expected next to the model "
+            "with the same name and suffix .json, and `dsplug export RUN_DIR` writes both"
+        )
+    return ModelMetadata.from_json_file(meta_path)
+
+
+def _open_interpreter(model_path: Path, *, threads: int | None) -> Interpreter:
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as err:
+        raise ExportError(
+            f"{model_path}: the LiteRT interpreter cannot load the model ({str(err).strip()[:300]}); "
+            "the file is damaged or was written by a newer converter: re-export it with "
+            "`dsplug export RUN_DIR`"
+        ) from err
+    return interpreter
+
+
+def _check_tensors(model_path: Path, meta: ModelMetadata, interpreter: Interpreter) -> None:
+    """One input and one output tensor, shaped as the metadata says; integer ones quantised."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ExportError(
+            f"{model_path}: expected one input and one output tensor, found {len(inputs)} and "
+            f"{len(outputs)}; this is not a model exported by dsplug"
+        )
+    meta.check_tensors(input_shape=inputs[0]["shape"], output_shape=outputs[0]["shape"], model=str(model_path))
+    for what, details in (("input", inputs[0]), ("output", outputs[0])):
+        if np.issubdtype(np.dtype(details["dtype"]), np.integer) and not details["quantization"][0]:
+            raise ExportError(
+                f"{model_path}: the {what} tensor has integer type {np.dtype(details['dtype'])} but no "
+                "quantisation scale, so its values cannot be mapped to audio / probabilities; "
+                "re-export the model with `dsplug export RUN_DIR`"
+            )
+
+
+def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
+    """Load an exported model and its metadata.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``model.tflite`` (its ``model.json`` must sit next to it), or a run directory holding
+        ``model.tflite``.
+    threads : int, optional
+        CPU threads for the interpreter (>= 1); None leaves the runtime's default (one thread
+        with ai-edge-litert 2.x).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ExportError
+        The file is missing or not a TFLite flatbuffer; the metadata is missing, unreadable or
+        does not match the model.
+    """
+    model_path = resolve_model_path(path)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ExportError(f"threads must be a positive integer or None, got {threads!r}")
+    _check_flatbuffer(model_path)
+    meta = _read_metadata(model_path)
+    interpreter = _open_interpreter(model_path, threads=threads)
+    _check_tensors(model_path, meta, interpreter)
+    model = Model(path=model_path, metadata=meta, interpreter=interpreter, threads=threads)
+    logger.debug("loaded %r", model)
+    return model
