@@ -119,7 +119,8 @@ def _train_step(backbone: tf_keras.Model, audio: np.ndarray, labels: np.ndarray)
 def test_yamnet_stays_frozen_when_the_trainer_unfreezes_everything(converted: Path) -> None:
     model = build_backbone(Lean(), weights="audioset", input_shape=(RATE,))
     model.trainable = False  # phase 1
-    for layer in model.layers:  # phase 2 with finetune_layers: all
+    model.trainable = True  # phase 2 with finetune_layers: all (unfreezes every layer)
+    for layer in model.layers:
         layer.trainable = True
     frozen = {id(v) for v in _yamnet_weights(model)}
     assert frozen and not frozen & {id(v) for v in model.trainable_weights}
