@@ -23,7 +23,8 @@ are nowhere, never give random weights.
 Plugins import only :mod:`dsplug.api`, and their tests only it and this module: so this module
 also offers what a plugin's tests need of dsplug's pipeline, the way a run uses the plugin:
 :func:`build_backbone` and :func:`resolve_weights` (pretrained weights as dsplug finds and loads
-them), :func:`recipe_pipeline`, :func:`tflite` and :func:`run_recipe`.
+them), :func:`installed_file` (a package source's published file), :func:`recipe_pipeline`,
+:func:`tflite` and :func:`run_recipe`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 from dsplug.testing.backbone import check_backbone
 from dsplug.testing.common import varied_options
 from dsplug.testing.groups import check_augmentation, check_colormap, check_head
-from dsplug.testing.runs import recipe_pipeline, run_recipe, tflite
+from dsplug.testing.runs import installed_file, recipe_pipeline, run_recipe, tflite
 from dsplug.weights import build_backbone, resolve_weights
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "check_backbone",
     "check_colormap",
     "check_head",
+    "installed_file",
     "recipe_pipeline",
     "resolve_weights",
     "run_recipe",

@@ -1,5 +1,6 @@
 """What a run does with a plugin, for the plugin's own tests (which import only ``dsplug.api``
-and ``dsplug.testing``): the recipe's pipeline, its TFLite model, a whole run.
+and ``dsplug.testing``): the recipe's pipeline, its TFLite model, a whole run; and where an
+installed package keeps a declared weights file.
 
 Examples
 --------
@@ -10,13 +11,36 @@ Examples
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from dsplug.api import PackageWeights
 from dsplug.errors import RecipeError
 
-__all__ = ["recipe_pipeline", "run_recipe", "tflite"]
+__all__ = ["installed_file", "recipe_pipeline", "run_recipe", "tflite"]
+
+
+def installed_file(source: PackageWeights) -> Path:
+    """The file (or folder) of a package source in its installed distribution.
+
+    Read from the distribution's metadata, independently of dsplug's search, so a test can
+    compare what dsplug loads with the published file.
+
+    Raises
+    ------
+    AssertionError
+        The distribution is not installed or lacks the file; the message has the install command.
+    """
+    try:
+        distribution = importlib.metadata.distribution(source.distribution)
+    except importlib.metadata.PackageNotFoundError as err:
+        raise AssertionError(f"{source.distribution} is not installed: {source.pip_install}") from err
+    path = Path(str(distribution.locate_file(source.path_in_distribution)))
+    assert path.exists(), f"{source.distribution} has no {source.path_in_distribution}: {source.pip_install}"
+    return path
 
 
 def _point(recipe: str | os.PathLike[str], overrides: Sequence[str]) -> Any:

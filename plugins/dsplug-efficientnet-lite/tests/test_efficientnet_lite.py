@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsplug.api import Backbone, Options, RecipeError, TorchWeights, WeightsError
-from dsplug.testing import build_backbone, check_backbone, resolve_weights
+from dsplug.testing import build_backbone, check_backbone, installed_file, resolve_weights
 from dsplug_efficientnet_lite import IMAGENET_WEIGHTS, EfficientNetLite0
 from dsplug_efficientnet_lite.architecture import VARIANTS
 
@@ -165,13 +165,8 @@ def _entry_point(name: str) -> importlib.metadata.EntryPoint:
 
 
 def _pth(name: str) -> Path:
-    """The bundled .pth, from the installed distribution (independently of dsplug's lookup)."""
-    source = IMAGENET_WEIGHTS[name]
-    try:
-        distribution = importlib.metadata.distribution(source.distribution)
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail(f"install it: {source.pip_install}")
-    return Path(str(distribution.locate_file(source.path_in_distribution)))
+    """The published .pth in its installed package (independently of dsplug's search)."""
+    return installed_file(IMAGENET_WEIGHTS[name])
 
 
 def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:

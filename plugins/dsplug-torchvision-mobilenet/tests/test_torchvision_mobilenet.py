@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsplug.api import Backbone, Options, RecipeError, WeightsError
-from dsplug.testing import build_backbone, check_backbone, resolve_weights
+from dsplug.testing import build_backbone, check_backbone, installed_file, resolve_weights
 from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2
 
@@ -133,12 +133,8 @@ class TorchMobileNetV2(nn.Module):
 
 
 def _pth() -> Path:
-    """The bundled .pth, from the installed distribution (independently of dsplug's lookup)."""
-    try:
-        distribution = importlib.metadata.distribution(IMAGENET_WEIGHTS.distribution)
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail(f"install it: {IMAGENET_WEIGHTS.pip_install}")
-    return Path(str(distribution.locate_file(IMAGENET_WEIGHTS.path_in_distribution)))
+    """The published .pth in its installed package (independently of dsplug's search)."""
+    return installed_file(IMAGENET_WEIGHTS)
 
 
 def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
 from dsplug.api import PluginError, WeightsError
-from dsplug.testing import build_backbone, check_backbone, recipe_pipeline, resolve_weights, tflite
+from dsplug.testing import build_backbone, check_backbone, installed_file, recipe_pipeline, resolve_weights, tflite
 from dsplug_yamnet import AUDIOSET, Yamnet, YamnetLogMelPatches, audioset_classifier, patch_count
 from dsplug_yamnet import savedmodel as yamnet_weights
 from real_audio import load_audio
@@ -39,15 +39,9 @@ LOG_MEL_TOL = 1e-3
 
 
 def _savedmodel() -> Path:
-    try:
-        found = Path(str(importlib.metadata.distribution(AUDIOSET.distribution).locate_file(AUDIOSET.path_in_distribution)))
-    except importlib.metadata.PackageNotFoundError:
-        found = None
-    if found is None or not yamnet_weights.is_savedmodel(found):
-        pytest.fail(
-            "YAMNet's SavedModel is not installed; the conversion proof needs it: "
-            f"{yamnet_weights.INSTALL_COMMAND}"
-        )
+    """YAMNet's SavedModel in the installed package (the conversion proof needs it)."""
+    found = installed_file(AUDIOSET)  # fails naming the install command when it is missing
+    assert yamnet_weights.is_savedmodel(found), f"{found} is no SavedModel: {yamnet_weights.INSTALL_COMMAND}"
     return found
 
 
