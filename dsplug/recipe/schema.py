@@ -3,7 +3,7 @@
 A recipe is a YAML mapping validated against :class:`Recipe`. Unknown keys are errors, values
 are type-checked strictly (``'5'`` is not a number). Sections that select a plugin
 (``model.backbone``, ``model.head``, each entry of ``augment.methods``) take ``name`` plus the
-options the plugin declares in its ``Options`` dataclass; those are validated against the plugin
+options the plugin declares in its ``Options`` model; those are validated against the plugin
 in :mod:`dsplug.recipe.loader`.
 
 The field descriptions are the recipe reference: ``docs/`` is generated from them.

@@ -126,9 +126,9 @@ def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: An
     aug = recipe.augment
     augmentations = []
     if aug.policy != "none":
-        for method in aug.methods:
+        for index, method in enumerate(aug.methods):
             cls = registry.load("augmentations", method.name)
-            augmentations.append(cls(options=plugin_options(cls, method)))
+            augmentations.append(cls(options=plugin_options(cls, method, key=f"augment.methods.{index}")))
     policy = SapAugmentPolicy(a=aug.a, s=aug.s, p_min=aug.p_min, p_max=aug.p_max) if augmentations else None
     return Trainer(
         config=recipe.train, pipeline=pipeline, task=recipe.data.task, checkpoints=Path(run_dir) / "checkpoints",

@@ -29,7 +29,7 @@ upper half of a float32).
 
 Examples
 --------
->>> from dsplug.pth import load_torch_state_dict
+>>> from dsplug.weights.pth import load_torch_state_dict
 >>> state = load_torch_state_dict("mobilenet_v2-b0353104.pth")  # doctest: +SKIP
 >>> state["features.0.0.weight"].shape, state["features.0.0.weight"].dtype  # doctest: +SKIP
 ((32, 3, 3, 3), dtype('float32'))

