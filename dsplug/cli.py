@@ -149,6 +149,27 @@ def validate_cmd(
             typer.echo(f"  {point.slug}")
 
 
+@app.command("init")
+def init_cmd(
+    data: Annotated[Path, typer.Argument(help="A manifest CSV (path,label[,partition][,group]) or a folder of class folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The recipe file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe file.")] = False,
+    version: VersionOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write the recipe to start from, chosen from the data, each value commented with why."""
+    _setup(debug)
+    with _errors():
+        from dsplug.artifacts import check_writable_file, write_atomic
+        from dsplug.workflows.init import initial_recipe
+
+        if out.exists() and not force:
+            raise RecipeError(f"{out} exists; choose another -o path or pass --force to replace it")
+        check_writable_file(out, what="recipe file")
+        write_atomic(out, initial_recipe(data, out=out))
+        typer.echo(f"wrote {out}; check it with `dsplug validate {out}`, then `dsplug run {out}`")
+
+
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],

@@ -252,6 +252,13 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         weights=weights_arg(recipe),
         weights_dir=recipe.model.backbone.weights_dir,
     )
+    if recipe.model.taps != "last":
+        if backbone_plugin.input_kind != "image":
+            raise RecipeError(
+                f"model.taps: {recipe.model.taps!r} needs an image backbone; {recipe.model.backbone.name!r} "
+                "takes raw audio: set model.taps: last"
+            )
+        backbone = tapped(backbone, layers=tap_layers(backbone, taps=recipe.model.taps))
     features = tf_keras.Input(backbone.output_shape[1:], dtype="float32", name="features")
     head_model = tf_keras.Model(
         features, head.build(features, num_outputs=num_outputs, task=task), name="head"
@@ -275,6 +282,84 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         image_size=size,
         input_kind=backbone_plugin.input_kind,
     )
+
+
+def stage_ends(backbone: tf_keras.Model) -> list[str]:
+    """The layers that end the backbone's stages, shallow to deep: where mid-level features are.
+
+    A stage is a run of blocks of one feature width. With residual blocks (MobileNet, EfficientNet,
+    ResNet) its end is the last residual addition of that width; without them (VGG, DenseNet,
+    SqueezeNet) it is the last layer of each spatial resolution. The backbone's output is always
+    last.
+
+    Returns
+    -------
+    list of str
+        Layer names.
+    """
+    spatial = [layer for layer in backbone.layers if len(getattr(layer, "output_shape", ()) or ()) == 4]
+    adds = [layer for layer in spatial if isinstance(layer, tf_keras.layers.Add)]
+    ends: list[str] = []
+    if adds:
+        for layer, after in zip(adds, [*adds[1:], None]):
+            if after is None or after.output_shape[-1] != layer.output_shape[-1]:
+                ends.append(layer.name)
+    else:
+        for layer, after in zip(spatial, [*spatial[1:], None]):
+            if after is None or after.output_shape[1:3] != layer.output_shape[1:3]:
+                ends.append(layer.name)
+    last = backbone.layers[-1].name
+    return [name for name in ends if name != last] + [last]
+
+
+def tap_layers(backbone: tf_keras.Model, *, taps: str | list[str]) -> list[str]:
+    """The layers ``model.taps`` names: ``auto`` (the ends of the three deepest stages) or a list.
+
+    Raises
+    ------
+    RecipeError
+        A named layer is not in the backbone (the message lists the stage ends to choose from).
+    """
+    ends = stage_ends(backbone)
+    if taps == "auto":
+        inner = ends[:-1] if len(ends) > 3 else ends
+        return inner[-3:]
+    names = {layer.name for layer in backbone.layers}
+    unknown = [name for name in taps if name not in names]
+    if unknown:
+        raise RecipeError(
+            f"model.taps: no layer {', '.join(map(repr, unknown))} in backbone {backbone.name!r}; its stage "
+            f"ends are {', '.join(ends)}"
+        )
+    return list(taps)
+
+
+def tapped(backbone: tf_keras.Model, *, layers: list[str]) -> tf_keras.Model:
+    """A feature extractor giving the mean- and max-pooled outputs of several backbone layers.
+
+    Mid-level features transfer to spectrograms better than the last layer's ImageNet-specific ones.
+
+    Parameters
+    ----------
+    backbone : tf_keras.Model
+        (batch, H, W, 3) -> feature maps.
+    layers : list of str
+        Layer names whose (batch, h, w, c) outputs are pooled.
+
+    Returns
+    -------
+    tf_keras.Model
+        (batch, H, W, 3) -> (batch, 2 * sum(c)): per layer the spatial mean, then the spatial max.
+    """
+    pooled = []
+    for name in layers:
+        output = backbone.get_layer(name).output
+        pooled += [
+            tf_keras.layers.GlobalAveragePooling2D(name=f"tap_mean_{name}")(output),
+            tf_keras.layers.GlobalMaxPooling2D(name=f"tap_max_{name}")(output),
+        ]
+    joined = pooled[0] if len(pooled) == 1 else tf_keras.layers.Concatenate(name="taps")(pooled)
+    return tf_keras.Model(backbone.input, joined, name=f"{backbone.name}_taps")
 
 
 def predict_batches(model: tf_keras.Model, inputs: np.ndarray, *, batch_size: int) -> np.ndarray:

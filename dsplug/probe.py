@@ -23,10 +23,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from dsplug.data import Split
 from dsplug.errors import TrainError
+from dsplug.recipe.schema import ProbeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +208,96 @@ def select_and_fit(
         coef=coef.astype(np.float32), intercept=intercept.astype(np.float32), c=chosen,
         scores=scores, selection=selection, fit_chunks=int(fit_rows.sum()),
     )
+
+
+def fit_head(
+    pipeline: Any,
+    *,
+    train: Split,
+    devel: Split | None,
+    groups: dict[str, np.ndarray],
+    config: ProbeConfig,
+    final_fit: bool,
+    seed: int,
+    batch_size: int,
+    progress: Any = None,
+) -> ProbeFit:
+    """Fit a pipeline's linear head as a probe on its frozen features, in place.
+
+    The features are what the head's output layer (``head_logits``) sees: the backbone's (tapped,
+    pooled) features of every train and devel chunk, computed once in inference mode. ``C`` is chosen
+    by cross-validation over the groups of train + devel; the head is fitted on train, or on
+    train + devel with ``final_fit``; its ``head_logits`` weights are then set.
+
+    Parameters
+    ----------
+    pipeline : dsplug.model.Pipeline
+        Built with the ``linear`` head.
+    train, devel : Split
+        Decoded chunks with one-hot targets (devel may be None).
+    groups : dict of str to np.ndarray
+        ``{"train": (n_files,), "devel": (n_files,)}``: the group (speaker, ...) of each file.
+    config : ProbeConfig
+        The recipe's ``train.probe`` section.
+    final_fit : bool
+        Fit the final head on train + devel.
+    seed : int
+        Seeds the folds.
+    batch_size : int
+        Chunks per forward pass.
+    progress : callable, optional
+        ``progress(total=, description=)`` context yielding ``update(done)``.
+
+    Raises
+    ------
+    TrainError
+        The head has no ``head_logits`` layer (use the ``linear`` head).
+    """
+    import tf_keras
+
+    try:
+        logits = pipeline.head.get_layer("head_logits")
+    except ValueError as err:
+        raise TrainError("train.method: probe fits a linear head; set model.head.name: linear") from err
+    if any(layer.weights for layer in pipeline.head.layers if layer is not logits):
+        raise TrainError("train.method: probe needs a head whose only weights are its output layer; set model.head.name: linear")
+    pooled = tf_keras.Model(pipeline.head.input, logits.input, name="probe_features")
+    parts = [("train", train)] + ([("devel", devel)] if devel is not None else [])
+    features, labels, files, row_groups, fit_rows = [], [], [], [], []
+    offset = 0
+    for name, split in parts:
+        features.append(_features(pipeline, pooled, split.audio, batch_size=batch_size, progress=progress, description=f"features {name}"))
+        labels.append(split.targets.argmax(axis=1))
+        files.append(split.file_index + offset)
+        row_groups.append(np.asarray(groups[name])[split.file_index])
+        fit_rows.append(np.full(len(split.audio), name == "train" or final_fit))
+        offset += len(split.file_targets)
+    fit = select_and_fit(
+        features=np.concatenate(features), labels=np.concatenate(labels), files=np.concatenate(files),
+        groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in features), bool),
+        fit_rows=np.concatenate(fit_rows), n_classes=int(train.targets.shape[1]), cs=config.c_grid,
+        folds=config.folds, seed=seed,
+    )
+    logits.set_weights([fit.coef, fit.intercept])
+    return fit
+
+
+def _features(pipeline: Any, pooled: Any, audio: np.ndarray, *, batch_size: int, progress: Any, description: str) -> np.ndarray:
+    """The head's input features of audio chunks, batch by batch, in inference mode."""
+    import contextlib
+
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def extract(x: tf.Tensor) -> tf.Tensor:
+        return pooled(pipeline.backbone(pipeline.frontend(x, training=False), training=False), training=False)
+
+    steps = range(0, len(audio), batch_size)
+    context = progress(total=len(steps), description=description) if progress else contextlib.nullcontext(None)
+    parts = []
+    with context as update:
+        for done, start in enumerate(steps, start=1):
+            parts.append(extract(tf.constant(audio[start : start + batch_size])).numpy())
+            if update:
+                update(done)
+    return np.concatenate(parts).astype(np.float32)

@@ -235,7 +235,11 @@ def _strip_optional(annotation: Any) -> Any:
 
 
 def _is_list_type(annotation: Any) -> bool:
-    return typing.get_origin(_strip_optional(annotation)) in (list, tuple)
+    """True if the key accepts a list (then a list value is its value, not a sweep)."""
+    annotation = _strip_optional(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_list_type(member) for member in typing.get_args(annotation))
+    return typing.get_origin(annotation) in (list, tuple)
 
 
 def _model_at(path: Sequence[str | int]) -> type[BaseModel] | None:

@@ -125,6 +125,12 @@ class ModelConfig(Section):
     """Backbone and head."""
 
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)  # type: ignore[arg-type]
+    taps: Literal["last", "auto"] | list[str] = Field(
+        "last",
+        description="Which backbone depths feed the head: last (the final feature maps), auto (the ends "
+        "of the three deepest stages, mean- and max-pooled and concatenated: mid-level features transfer "
+        "to spectrograms better), or a list of layer names.",
+    )
     head: HeadConfig = Field(default_factory=HeadConfig)  # type: ignore[arg-type]
 
 
@@ -148,9 +154,32 @@ class Phase2Config(Section):
     lr: float | None = Field(None, gt=0, description="Explicit phase-2 lr (overrides lr_factor).")
 
 
-class TrainConfig(Section):
-    """Two-phase fine-tuning."""
+class ProbeConfig(Section):
+    """The linear probe (``train.method: probe``): a logistic-regression head on frozen features."""
 
+    folds: int = Field(
+        5, ge=2, le=50,
+        description="Cross-validation folds over the groups of train+devel that choose the "
+        "regularisation (fewer if there are fewer groups).",
+    )
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [float(f"{c:.3g}") for c in (10 ** (k / 2) for k in range(-8, 3))],
+        min_length=1,
+        description="Candidate inverse L2 strengths C; the best by cross-validated file-level UAR wins "
+        "(ties: the smaller C).",
+    )
+
+
+class TrainConfig(Section):
+    """Training: two-phase fine-tuning, or a linear probe on frozen features."""
+
+    method: Literal["finetune", "probe"] = Field(
+        "finetune",
+        description="finetune: the paper's two phases (gradient descent on the head, then on the top "
+        "backbone layers); probe: a logistic-regression head fitted on frozen-backbone features, its "
+        "regularisation chosen by cross-validation over groups (fast, robust on small data).",
+    )
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)  # type: ignore[arg-type]
     batch_size: int = Field(32, gt=0, description="Batch size.")
     optimizer: Literal["adadelta", "adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad"] = Field(
         "adadelta", description="Optimiser (paper: adadelta)."
@@ -164,8 +193,8 @@ class TrainConfig(Section):
     )
     final_fit: bool = Field(
         False,
-        description="Paper's final mode: retrain on train+devel with the same epochs, then "
-        "evaluate once on test.",
+        description="Paper's final mode: retrain on train+devel (the same epochs; for a probe, the "
+        "chosen regularisation), then evaluate once on test.",
     )
     cache_features: bool = Field(
         True,
@@ -294,6 +323,12 @@ class Recipe(Section):
             raise ValueError(
                 f"frontend.window_ms ({self.frontend.window_ms:g} ms) is too short at data.sample_rate "
                 f"{rate} Hz: a window needs at least 16 samples"
+            )
+        if self.train.method == "probe" and (self.model.head.name != "linear" or self.data.task != "classification"):
+            raise ValueError(
+                "train.method: probe fits a logistic-regression head for classification: it needs "
+                f"model.head.name: linear (got {self.model.head.name!r}) and data.task: classification "
+                f"(got {self.data.task!r}); use train.method: finetune otherwise"
             )
         layers = self.train.phase2.finetune_layers
         if layers != "all" and (layers < 0 or (layers >= 1 and layers != int(layers))):
