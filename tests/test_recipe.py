@@ -39,8 +39,7 @@ def test_demo_recipe_resolves_with_documented_defaults():
     assert r.augment.a == 0.5 and r.augment.s == 10.0
     resolved = point.to_dict()
     # plugin options are filled with the plugin's own defaults in the resolved recipe
-    assert resolved["model"]["head"]["units"] == 128
-    assert "dropout" in resolved["model"]["head"]
+    assert resolved["model"]["head"] == {"name": "linear", "dropout": 0.0, "pooling": "avg"}
     assert [m["name"] for m in resolved["augment"]["methods"]] == ["cutmix", "specaugment"]
     assert "max_size" in resolved["augment"]["methods"][0]
 
