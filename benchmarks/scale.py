@@ -10,7 +10,10 @@ child process and prints:
 
 * decode throughput: hours of audio decoded, resampled, chunked and written per minute;
 * the shard writer's peak RSS (``VmHWM`` of the child), and its growth over the RSS after
-  imports; the in-memory path (``data.storage: memory``) for comparison on the smallest sizes.
+  imports; the in-memory path (``data.storage: memory``) for comparison on the smallest sizes;
+* the reader: chunks per second of one shuffled epoch of the train partition through
+  ``ShardSet.dataset`` (batch 64, in a child with TensorFlow), and through ``ChunkSet.dataset``
+  where the in-memory path is measured (an upper bound of what training can consume).
 
 Targets of issue #16 (for ``dsplug run``, wired in after integration): peak RSS at 200 h <= 1.3x
 that at 1 h and under 4 GB; epoch throughput >= 90 % of the in-memory path. The two TODO
@@ -128,11 +131,33 @@ def _child(manifest: Path, cache: Path, storage: str) -> None:
     }))
 
 
-def measure_decode(manifest: Path, *, cache: Path, storage: str = "disk") -> dict[str, Any]:
-    """Decode ``manifest`` in a child process (fresh memory); its figures (``seconds``, ``peak_mb`` ...)."""
+def _reader(manifest: Path, cache: Path, storage: str) -> None:
+    """In a fresh process: one shuffled epoch of the train partition through ``source.dataset``
+    (batch 64; the shards are already written); prints chunks/s and peak RSS as JSON."""
+    import tensorflow as tf  # noqa: F401  imported before the timing
+
+    from dsplug import data
+
+    config = _config(manifest, cache=cache, storage=storage)
+    source = data.decode_for(data.load_manifest(manifest).partition("train"), config=config, storage=storage)
+    for _ in source.dataset(batch_size=64, shuffle=True, seed=0, epoch=0).take(2):
+        pass  # warm-up: tracing, file opening
+    start, count = time.perf_counter(), 0
+    for index, _ in source.dataset(batch_size=64, shuffle=True, seed=0, epoch=1):
+        count += int(index.shape[0])
+    seconds = time.perf_counter() - start
+    print("RESULT" + json.dumps({"storage": storage, "chunks": count, "chunks_per_s": count / seconds, "peak_mb": _status_mb("VmHWM")}))
+
+
+def measure_decode(manifest: Path, *, cache: Path, storage: str = "disk", mode: str = "--child") -> dict[str, Any]:
+    """Decode ``manifest`` in a child process (fresh memory); its figures (``seconds``, ``peak_mb`` ...).
+
+    ``mode="--reader"``: instead, one shuffled epoch through the tf.data reader (:func:`_reader`).
+    """
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(manifest), str(cache), storage],
-        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, __file__, mode, str(manifest), str(cache), storage],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"},
     )
     if done.returncode != 0 or "RESULT" not in done.stdout:
         raise RuntimeError(f"decoding {manifest} failed:\n{done.stderr[-3000:]}")
@@ -167,7 +192,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; 1 s chunks, "
           "50 % overlap, 16 kHz, float16 shards; 30 s FLAC files of real speech (distinct gains)\n")
-    header = f"{'hours':>6} {'files':>6} {'chunks':>8} {'decode h/min':>13} {'writer peak RSS':>16} {'growth':>8} {'in-memory peak':>15} {'run peak RSS':>13} {'train vs memory':>16}"
+    header = (f"{'hours':>6} {'files':>6} {'chunks':>8} {'decode h/min':>13} {'writer peak RSS':>16} {'growth':>8} "
+              f"{'in-memory peak':>15} {'read chunks/s disk (memory)':>28} {'reader peak RSS':>16} {'run peak RSS':>13} {'train vs memory':>16}")
     print(header)
     results = []
     for hours in args.hours:
@@ -179,22 +205,26 @@ def main() -> None:
             shutil.rmtree(cache)
         disk = measure_decode(manifest, cache=cache)
         memory = measure_decode(manifest, cache=cache, storage="memory") if hours <= args.memory_up_to else None
+        read_disk = measure_decode(manifest, cache=cache, mode="--reader")
+        read_memory = measure_decode(manifest, cache=cache, storage="memory", mode="--reader") if memory else None
         run, train = measure_run(manifest, cache=cache), measure_training(manifest, cache=cache)
         rate = disk["audio_hours"] / (disk["seconds"] / 60)
         in_memory = f"{memory['peak_mb']:.0f} MB" if memory else "-"
         run_peak = f"{run['peak_mb']:.0f} MB" if run else "TODO"
         speed = f"{train['disk'] / train['memory']:.0%}" if train else "TODO"
+        reading = f"{read_disk['chunks_per_s']:,.0f}" + (f" ({read_memory['chunks_per_s']:,.0f})" if read_memory else "")
         print(
             f"{hours:>6g} {disk['files']:>6} {disk['chunks']:>8} {rate:>13.1f} {disk['peak_mb']:>13.0f} MB "
-            f"{disk['peak_mb'] - disk['baseline_mb']:>5.0f} MB {in_memory:>15} {run_peak:>13} {speed:>16}",
+            f"{disk['peak_mb'] - disk['baseline_mb']:>5.0f} MB {in_memory:>15} {reading:>28} {read_disk['peak_mb']:>13.0f} MB "
+            f"{run_peak:>13} {speed:>16}",
             flush=True,
         )
-        results.append({"hours": hours, "disk": disk, "memory": memory, "run": run, "train": train})
+        results.append({"hours": hours, "disk": disk, "memory": memory, "read_disk": read_disk, "read_memory": read_memory, "run": run, "train": train})
     (args.out / "scale.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        _child(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) == 5 and sys.argv[1] in ("--child", "--reader"):
+        (_child if sys.argv[1] == "--child" else _reader)(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     else:
         main()

@@ -181,7 +181,7 @@ def test_bad_files_are_skipped_and_remembered(cache, items, tmp_path):
         data.shard_chunks(listed, config=_config())  # remembered, still an error
 
 
-def test_storage_choice_is_automatic_and_logged(cache, items, caplog):
+def test_storage_choice_is_automatic_and_logged(cache, items, caplog, tmp_path):
     import logging
 
     caplog.set_level(logging.INFO, logger="dsplug.data.source")
@@ -191,8 +191,11 @@ def test_storage_choice_is_automatic_and_logged(cache, items, caplog):
     assert data.choose_storage(items, config=_config(storage="disk")).storage == "disk"
     assert isinstance(data.decode_for(items, config=_config(), storage="memory"), data.ChunkSet)
     assert isinstance(data.decode_for(items, config=_config(), storage="disk"), data.ShardSet)
+    assert data.cache_root() == cache
     memory = data.decode_for(items, config=_config())
     assert small.decoded_bytes == memory.audio.nbytes
+    elsewhere = data.decode_for(items, config=_config(cache_dir=str(tmp_path / "elsewhere")), storage="disk")
+    assert elsewhere.stats["folder"].startswith(str(tmp_path / "elsewhere")) and elsewhere.stats["decoded"] == len(items)
 
 
 def test_phase1_features_go_to_shard_aligned_files(cache, items, tmp_path):

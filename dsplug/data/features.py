@@ -71,7 +71,7 @@ def cached_features(
         for batch in source.batches(batch_size=batch_size):
             parts.append(np.asarray(extract(batch), dtype=np.float32))
             if progress is not None:
-                progress(sum(len(p) for p in parts))
+                progress(min(len(parts) * batch_size, len(source)))
         return dataclasses.replace(source, audio=np.concatenate(parts))
     target = Path(folder).expanduser()
     shape = _feature_shape(source, extract=extract)
