@@ -244,3 +244,22 @@ def test_memory_stays_flat_while_writing_shards(tmp_path_factory):
     memory_large = scale.measure_decode(large, cache=folder / "unused", storage="memory")
     assert memory_large["peak_mb"] - disk_large["peak_mb"] > 0.8 * decoded_mb  # the measurement sees growth
     assert os.path.getsize(next((folder / "cache-large").rglob("*.bin"))) > 0
+
+
+def test_float16_storage_is_negligible_for_the_front_end(cache, items):
+    """The images the model sees from float16-stored chunks equal those of float32 chunks to a small
+    fraction of one colour step (0-255), also for quiet chunks (the front-end peak-normalises)."""
+    from dsplug.model import build_frontend
+    from dsplug.workflows.run import default_recipe
+
+    layer = build_frontend(default_recipe(), size=(224, 224))
+    config = _config(chunk_seconds=1.0, hop_seconds=0.5)
+    exact = data.decode_for(items, config=config).audio
+    stored = data.decode_for(items, config=config, storage="disk")
+    by_key = _by_chunk(stored)
+    memory = data.decode_for(items, config=config)
+    half = np.stack([by_key[(str(memory.files[f].path), round(float(s), 6))] for f, s in zip(memory.file_index, memory.starts)])
+    for gain in (1.0, 0.01):  # as recorded, and 40 dB quieter
+        quiet = (exact * gain).astype(np.float16).astype(np.float32) if gain != 1.0 else half
+        difference = np.abs(layer(quiet).numpy() - layer(exact * gain).numpy())
+        assert difference.mean() < 0.05 and np.percentile(difference, 99) < 1.0, (gain, difference.mean())
