@@ -21,7 +21,7 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["plugins"], ["validate", "x"], ["run", "x"]])
+@pytest.mark.parametrize("command", [[], ["plugins"], ["validate", "x"], ["run", "x"], ["manifest", "x"]])
 def test_version_and_help_on_every_command(command):
     result = invoke(*command[:1], "--version")
     assert result.exit_code == 0 and __version__ in result.output

@@ -11,9 +11,10 @@ The field descriptions are the recipe reference: ``docs/`` is generated from the
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Version of the recipe format written into every resolved recipe.
 RECIPE_VERSION = 1
@@ -33,19 +34,50 @@ class PluginSection(BaseModel):
     name: str = Field(description="Entry-point name of the plugin (see `dsplug plugins`).")
 
 
+def check_group_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile ``data.group_pattern``: a regular expression with one group, or a group named ``group``.
+
+    Raises
+    ------
+    ValueError
+        The pattern does not compile, or has no group, or several groups and none named ``group``.
+    """
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"data.group_pattern '{pattern}' is not a valid regular expression: {err}") from err
+    if "group" not in compiled.groupindex and compiled.groups != 1:
+        raise ValueError(
+            f"data.group_pattern '{pattern}' has {compiled.groups} groups; it needs exactly one "
+            r"(e.g. '^(spk\d+)_') or one named group (e.g. '^(?P<group>[^_]+)_(?P<take>\d+)')"
+        )
+    return compiled
+
+
 class SplitConfig(Section):
     """How to split a manifest that has no ``partition`` column."""
 
-    devel: float = Field(0.15, gt=0, lt=1, description="Fraction of groups put in devel.")
-    test: float = Field(0.15, gt=0, lt=1, description="Fraction of groups put in test.")
+    devel: float = Field(
+        0.15, gt=0, lt=1,
+        description="About this fraction of the files goes to devel, in whole groups, every class spread "
+        "over the partitions (stratified group k-fold; see docs/concepts.md).",
+    )
+    test: float = Field(0.15, gt=0, lt=1, description="About this fraction of the files goes to test, like devel.")
 
 
 class DataConfig(Section):
     """The dataset and how audio becomes fixed-length chunks."""
 
     manifest: str = Field(
-        description="REQUIRED. Manifest CSV (path, label[, partition][, group]); relative to "
+        description="REQUIRED. Manifest CSV (path, label[, partition][, group]), or a folder with one "
+        "subfolder of audio files per class (optionally inside train/devel/test folders); relative to "
         "the recipe file's folder."
+    )
+    group_pattern: str | None = Field(
+        None,
+        description="Regular expression searched in each file name whose one group (or group named "
+        "`group`) is the speaker/session, e.g. `^(spk\\d+)_`; for a folder, or a CSV without a group "
+        "column. A file name it does not match is an error.",
     )
     task: Literal["classification", "multilabel", "regression"] = Field(
         "classification",
@@ -75,6 +107,28 @@ class DataConfig(Section):
         description="error: stop before training on an unreadable/invalid file; skip: warn, "
         "skip it and record it in skipped_files.csv.",
     )
+    storage: Literal["auto", "memory", "disk"] = Field(
+        "auto",
+        description="Where decoded chunks live: memory (one array), disk (shards in data.cache_dir, "
+        "read by tf.data, reused by later runs), auto (memory up to 1 GiB of decoded float32 chunks).",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Folder of the on-disk chunk shards; default $DSPLUG_CACHE/chunks, else "
+        "~/.cache/dsplug/chunks. Relative to the current folder.",
+    )
+    shard_dtype: Literal["float16", "float32"] = Field(
+        "float16",
+        description="Sample type in the shards: float16 halves disk and reads (mean image "
+        "difference 0.01 of 255, see docs/scaling.md); float32 is exact.",
+    )
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _group_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_group_pattern(value)
+        return value
 
 
 class FrontendConfig(Section):
