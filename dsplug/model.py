@@ -25,10 +25,10 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug import registry
-from dsplug.api import Backbone, Head, Options, Plugin
+from dsplug.api import Backbone, Head
 from dsplug.artifacts import RunDir
 from dsplug.errors import PluginNotFound, RecipeError, RunError
-from dsplug.recipe.loader import RecipePoint, load_recipe, validate_options
+from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
 from dsplug.recipe.schema import Recipe
 from dsplug.weights import build_backbone
 
@@ -48,23 +48,6 @@ def colormap_table(name: str) -> np.ndarray:
     from dsplug.frontend.colormaps import colormap_table as matplotlib_table
 
     return matplotlib_table(name)
-
-
-def plugin_options(plugin: type[Plugin], section: Any, *, key: str) -> Options:
-    """A plugin's ``Options`` from a recipe section (its keys that are the plugin's options).
-
-    Parameters
-    ----------
-    plugin : type
-        The plugin class.
-    section : pydantic model or mapping
-        The recipe section (``recipe.model.head``, an entry of ``recipe.augment.methods``).
-    key : str
-        The section's recipe path, for messages (``model.head``).
-    """
-    values = section.model_dump() if hasattr(section, "model_dump") else dict(section)
-    fields = plugin.Options.model_fields
-    return validate_options(plugin, {k: v for k, v in values.items() if k in fields}, key=key)
 
 
 def load_backbone(recipe: Recipe) -> Backbone:

@@ -41,6 +41,7 @@ class CutMix(Augmentation):
         max_size: int = Field(
             56,
             ge=0,
+            le=1024,
             description="Side in pixels of the patch at strength 1, for a 224 x 224 image; scaled by "
             "sqrt(H * W) / 224 for other image sizes. Paper: 56.",
         )

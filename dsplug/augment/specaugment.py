@@ -70,12 +70,14 @@ class SpecAugment(Augmentation):
         time_mask: int = Field(
             67,
             ge=0,
+            le=1024,
             description="Width in columns of the time mask at strength 1, for a 224-pixel-wide image; "
             "scaled by W / 224. Paper: 67.",
         )
         freq_mask: int = Field(
             67,
             ge=0,
+            le=1024,
             description="Height in rows of the frequency mask at strength 1, for a 224-pixel-high "
             "image; scaled by H / 224. Paper: 67.",
         )

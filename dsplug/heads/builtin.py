@@ -89,7 +89,7 @@ class MLPHead(Head):
     class Options(Options):
         """Options of the ``mlp`` head (recipe section ``model.head``)."""
 
-        units: int = Field(512, ge=1, description="Hidden layer units. Paper: 512 (700 CSS, 128 RAVDESS).")
+        units: int = Field(512, ge=1, le=65536, description="Hidden layer units. Paper: 512 (700 CSS, 128 RAVDESS).")
         dropout: float = Field(
             0.25, ge=0, lt=1, description="Dropout after the hidden layer. Paper: 0.25 (0.4 CSS, 0.5 RAVDESS)."
         )
@@ -174,7 +174,7 @@ class RegressionHead(Head):
         """Options of the ``regression`` head (recipe section ``model.head``)."""
 
         units: int = Field(
-            512, ge=0, description="Units of the hidden layer (with AReLU); 0: no hidden layer (a linear model)."
+            512, ge=0, le=65536, description="Units of the hidden layer (with AReLU); 0: no hidden layer (a linear model)."
         )
         dropout: float = Field(0.25, ge=0, lt=1, description="Dropout rate after the hidden layer (none without one).")
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")

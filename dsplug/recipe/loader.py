@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from dsplug import registry
 from dsplug.api import Options, Plugin
 from dsplug.errors import DsplugError, RecipeError
+from dsplug.recipe.reading import check_finite, read_recipe_file
 from dsplug.recipe.schema import Recipe
 
 #: Where plugin sections live: (path pattern, plugin group). ``*`` matches a list index.
@@ -69,94 +70,6 @@ class RecipePoint:
         """sha256 of the resolved recipe (first 16 hex digits)."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------------------- I/O
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate keys (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-#: Limits on what a recipe file may expand to (YAML aliases can make a 400-byte file expand to
-#: gigabytes: the "billion laughs").
-MAX_RECIPE_BYTES = 1_000_000
-MAX_RECIPE_NODES = 100_000
-
-
-def _load_yaml(text: str, *, source: Path) -> Any:
-    """Parse YAML (duplicate keys refused), refusing documents whose aliases expand too far."""
-    loader = _UniqueKeyLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        sizes: dict[int, int] = {}
-
-        def expanded(item: yaml.Node) -> int:
-            if id(item) in sizes:
-                return sizes[id(item)]
-            sizes[id(item)] = MAX_RECIPE_NODES + 1  # a node reached again while being counted: a cycle
-            children = item.value if isinstance(item, yaml.SequenceNode) else (
-                [part for pair in item.value for part in pair] if isinstance(item, yaml.MappingNode) else []
-            )
-            total = 1
-            for child in children:
-                total += expanded(child)
-                if total > MAX_RECIPE_NODES:
-                    break
-            sizes[id(item)] = total
-            return total
-
-        if expanded(node) > MAX_RECIPE_NODES:
-            raise RecipeError(
-                f"{source}: the YAML expands to more than {MAX_RECIPE_NODES} values (through aliases "
-                "'*name' or recursion); write the recipe out without aliases"
-            )
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def read_recipe_file(path: str | Path) -> dict[str, Any]:
-    """Read a recipe YAML file into a mapping.
-
-    Raises
-    ------
-    RecipeError
-        The file is missing, not YAML, or not a mapping at the top level.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file {str(path)!r} does not exist; check the path")
-    if path.stat().st_size > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path}: {path.stat().st_size} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES})")
-    try:
-        raw = _load_yaml(path.read_text(encoding="utf-8"), source=path)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise RecipeError(
-            f"{path}: not valid YAML{where}: {problem}; fix the syntax (indentation, ':' after keys)"
-        ) from err
-    except UnicodeDecodeError as err:
-        raise RecipeError(f"{path}: not a text file (UTF-8 YAML expected)") from err
-    if not isinstance(raw, dict):
-        raise RecipeError(
-            f"{path}: a recipe must be a YAML mapping of sections (data:, model:, ...), "
-            f"got {type(raw).__name__}"
-        )
-    return raw
 
 
 # ------------------------------------------------------------------------------- overrides
@@ -307,12 +220,15 @@ _BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 def _bounds(field: FieldInfo) -> str:
     """A field's range in words: ``a value in [0, 1)``, ``an integer >= 1``..."""
-    limits = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt") if hasattr(m, name)}
+    limits = {
+        name: f"{value}" if isinstance(value, int) else f"{value:g}"
+        for m in field.metadata for name in ("ge", "gt", "le", "lt") if hasattr(m, name) for value in [getattr(m, name)]
+    }
     noun = "an integer" if _strip_optional(field.annotation) is int else "a value"
-    low = [(f"[{limits['ge']:g}", f">= {limits['ge']:g}")] if "ge" in limits else []
-    low += [(f"({limits['gt']:g}", f"> {limits['gt']:g}")] if "gt" in limits else []
-    high = [(f"{limits['le']:g}]", f"<= {limits['le']:g}")] if "le" in limits else []
-    high += [(f"{limits['lt']:g})", f"< {limits['lt']:g}")] if "lt" in limits else []
+    low = [(f"[{limits['ge']}", f">= {limits['ge']}")] if "ge" in limits else []
+    low += [(f"({limits['gt']}", f"> {limits['gt']}")] if "gt" in limits else []
+    high = [(f"{limits['le']}]", f"<= {limits['le']}")] if "le" in limits else []
+    high += [(f"{limits['lt']})", f"< {limits['lt']}")] if "lt" in limits else []
     if low and high:
         return f"{noun} in {low[0][0]}, {high[0][0]}"
     return " and ".join(f"{noun} {words}" for _, words in low + high)
@@ -335,7 +251,7 @@ def _format_error(
         return f"{key}: unknown key{hint}{allowed}"
     if kind == "value_error":  # a model validator's message names its keys itself
         message = str(error.get("ctx", {}).get("error", error["msg"]))
-        return f"{key}: {message}" if key else message
+        return f"{key}: {message}" if key and not message.startswith(key) else message
     if kind == "missing":
         return f"{key}: required; set it in the recipe or with -o {key}=VALUE"
     if kind in _EXPECTED:
@@ -346,10 +262,15 @@ def _format_error(
         best = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
         hint = f"; did you mean {best[0]!r}?" if best else ""
         return f"{key}: expected one of {expected}, got {_describe(value)}{hint}"
+    if fields is None and loc:
+        parent = _model_at(loc[:-1])
+        fields = dict(parent.model_fields) if parent else None
     field = (fields or {}).get(str(error["loc"][-1])) if error["loc"] else None
     if kind in _BOUNDS and field is not None:
         return f"{key}: expected {_bounds(field)}, got {_describe(value)}"
-    message = error["msg"].replace("Input should be", "expected a value").rstrip(".")
+    if kind == "string_pattern_mismatch" and key == "name":
+        return f"name: expected 1 to 100 letters, digits, '.', '_' or '-' (the run folder runs/NAME; no '/'), got {_describe(value)}"
+    message = error["msg"].replace("Input should be ", "expected ").rstrip(".")
     return f"{key}: {message}, got {_describe(value)}"
 
 
@@ -401,6 +322,23 @@ def validate_options(plugin: type[Plugin], values: dict[str, Any], *, key: str, 
         _raise_validation(err, tuple(key.split(".")), source, errors, dict(options_model.model_fields))
 
 
+def plugin_options(plugin: type[Plugin], section: Any, *, key: str) -> Options:
+    """A plugin's ``Options`` from a recipe section (its keys that are the plugin's options).
+
+    Parameters
+    ----------
+    plugin : type
+        The plugin class.
+    section : pydantic model or mapping
+        The recipe section (``recipe.model.head``, an entry of ``recipe.augment.methods``).
+    key : str
+        The section's recipe path, for messages (``model.head``).
+    """
+    values = section.model_dump() if hasattr(section, "model_dump") else dict(section)
+    fields = plugin.Options.model_fields
+    return validate_options(plugin, {k: v for k, v in values.items() if k in fields}, key=key)
+
+
 def _validate_plugin_options(raw: dict[str, Any], source: str) -> None:
     """Check plugin names and options; fill each section with the plugin's defaults."""
     for path, group, section in _plugin_sections(raw):
@@ -440,6 +378,10 @@ def validate_recipe(raw: dict[str, Any], *, base_dir: str | Path, source: str = 
     Recipe
         With plugin defaults filled in and ``data.manifest`` made absolute.
     """
+    try:
+        check_finite(raw)
+    except RecipeError as err:
+        raise RecipeError(f"{source}: {err}") from None
     try:
         data = Recipe.model_validate(raw).model_dump(mode="json")  # defaults filled in
     except ValidationError as err:

@@ -19,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: Version of the recipe format written into every resolved recipe.
 RECIPE_VERSION = 1
 
+#: Bounds on what one chunk may cost: samples per chunk, chunks per second of audio (the
+#: chunk / hop overlap) and STFT frames per chunk (a 2**24-sample chunk is 64 MB of float32).
+MAX_CHUNK_SAMPLES = 2**24
+MAX_CHUNK_OVERLAP = 100
+MAX_FRAMES = 65536
+
 
 class Section(BaseModel):
     """A strict recipe section: unknown keys and wrong types are errors."""
@@ -88,7 +94,7 @@ class DataConfig(Section):
         None, description="Class names in output order; default: sorted labels of the data."
     )
     sample_rate: int = Field(16000, ge=1000, le=768000, description="Sample rate in Hz audio is resampled to.")
-    chunk_seconds: float = Field(3.0, gt=0, description="Length of one chunk in seconds.")
+    chunk_seconds: float = Field(3.0, gt=0, le=600, description="Length of one chunk in seconds.")
     hop_seconds: float | None = Field(
         None, gt=0, description="Hop between chunk starts in seconds; default: chunk_seconds."
     )
@@ -146,13 +152,18 @@ class FrontendConfig(Section):
         "viridis",
         description="A `dsplug.colormaps` plugin name, or any matplotlib colour-map name.",
     )
-    image_size: list[Annotated[int, Field(ge=8, le=1024)]] | None = Field(
+    image_size: list[int] | None = Field(
         None,
-        min_length=2,
-        max_length=2,
-        description="[height, width] in pixels; default: the backbone's input size.",
+        description="[height, width] in pixels, each 8 to 1024; default: the backbone's input size.",
     )
     normalize_signal: bool = Field(True, description="Peak-normalise each chunk first.")
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (len(value) != 2 or not all(8 <= side <= 1024 for side in value)):
+            raise ValueError(f"frontend.image_size: expected [height, width] with sides from 8 to 1024 pixels, got {value}")
+        return value
 
 
 class BackboneConfig(PluginSection):
@@ -234,7 +245,7 @@ class TrainConfig(Section):
         "regularisation chosen by cross-validation over groups (fast, robust on small data).",
     )
     probe: ProbeConfig = Field(default_factory=ProbeConfig)  # type: ignore[arg-type]
-    batch_size: int = Field(32, gt=0, description="Batch size.")
+    batch_size: int = Field(32, gt=0, le=65536, description="Batch size.")
     optimizer: Literal["adadelta", "adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad"] = Field(
         "adadelta", description="Optimiser (paper: adadelta)."
     )
@@ -296,7 +307,7 @@ class AugmentConfig(Section):
 class EvaluateConfig(Section):
     """Metrics and confidence intervals."""
 
-    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for the CIs (0: none).")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples for the CIs (0: none).")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the CIs.")
     aggregate: Literal["mean", "vote"] = Field(
         "mean", description="Chunk to file: mean of probabilities or majority vote."
@@ -320,7 +331,7 @@ class ExportConfig(Section):
     qat_epochs: int = Field(3, ge=1, description="Epochs of quantization-aware fine-tuning.")
     qat_lr: float = Field(1e-5, gt=0, description="Adam learning rate of quantization-aware fine-tuning.")
     representative_size: int = Field(
-        200, ge=1, description="Training chunks that calibrate int8 (and QAT) quantisation ranges."
+        200, ge=1, le=100_000, description="Training chunks that calibrate int8 (and QAT) quantisation ranges."
     )
     int8_float_threshold: float | None = Field(
         1.5,
@@ -340,7 +351,7 @@ class Recipe(Section):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
         description="Run name: the run directory is runs/NAME (letters, digits, '.', '_', '-'; no '/').",
     )
-    seed: int = Field(0, description="Seed for splits, shuffling, initialisation, bootstrap.")
+    seed: int = Field(0, ge=0, le=4_294_967_295, description="Seed for splits, shuffling, initialisation, bootstrap.")
     data: DataConfig
     frontend: FrontendConfig = Field(default_factory=FrontendConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
@@ -372,6 +383,26 @@ class Recipe(Section):
             raise ValueError(
                 f"data.chunk_seconds ({self.data.chunk_seconds:g} s) is shorter than one STFT window "
                 f"(frontend.window_ms {self.frontend.window_ms:g} ms); use longer chunks or a shorter window"
+            )
+        chunk = self.data.chunk_seconds * rate
+        if chunk > MAX_CHUNK_SAMPLES:
+            raise ValueError(
+                f"data.chunk_seconds ({self.data.chunk_seconds:g} s) at data.sample_rate {rate} Hz makes chunks of "
+                f"{chunk:.0f} samples, more than {MAX_CHUNK_SAMPLES}; use shorter chunks"
+            )
+        hop = self.data.hop_seconds
+        if hop is not None and (hop * rate < 1 or self.data.chunk_seconds / hop > MAX_CHUNK_OVERLAP):
+            raise ValueError(
+                f"data.hop_seconds ({hop:g} s) must be at least one sample at {rate} Hz and at least "
+                f"data.chunk_seconds / {MAX_CHUNK_OVERLAP} ({self.data.chunk_seconds / MAX_CHUNK_OVERLAP:g} s): "
+                "smaller hops multiply the chunks (and the memory) without new audio"
+            )
+        hop_samples = self.frontend.hop_ms * rate / 1000
+        if hop_samples < 1 or chunk / hop_samples > MAX_FRAMES:
+            raise ValueError(
+                f"frontend.hop_ms ({self.frontend.hop_ms:g} ms) must be at least one sample at {rate} Hz and give "
+                f"at most {MAX_FRAMES} STFT frames per chunk (it gives {chunk / max(hop_samples, 1e-9):.0f}); "
+                "use a longer hop"
             )
         if self.frontend.window_ms * rate / 1000 < 16:
             raise ValueError(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from dsplug.api import Backbone, KerasWeights, PackageWeights, TorchWeights, WeightSource
 from dsplug.errors import WeightsError
-from dsplug.weights.keras import DOWNLOAD_TIMEOUT_S, pick_file, resolve_keras_file
+from dsplug.weights.keras import DOWNLOAD_TIMEOUT_S, offline, pick_file, resolve_keras_file
 from dsplug.weights.locate import (
     ENV_OFFLINE,
     ENV_WEIGHTS_DIR,
@@ -44,6 +44,7 @@ from dsplug.weights.locate import (
     missing_package_message,
     search_dirs,
 )
+from dsplug.weights.pth import load_torch_state_dict
 from dsplug.weights.torch import load_torch_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,7 @@ __all__ = [
     "RECIPE_KEY",
     "ResolvedWeights",
     "build_backbone",
+    "check_weights",
     "declared_source",
     "load_weights",
     "resolve_weights",
@@ -172,6 +174,48 @@ def resolve_weights(
             f"path, or put the file in a folder given as {RECIPE_KEY}"
         )
     return ResolvedWeights(key, path, None)
+
+
+def check_weights(
+    plugin: Backbone,
+    weights: str | os.PathLike[str] | None,
+    *,
+    input_shape: tuple[int, ...],
+    weights_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Check, without downloading or building anything, that ``weights`` can be loaded: the pre-flight.
+
+    What :func:`resolve_weights` would raise is raised; a Keras file that is not on this machine
+    is fine while downloads are allowed. A ``.pth`` path is read (its format, sizes and pickle
+    checked) and needs a backbone that maps PyTorch names.
+
+    Returns
+    -------
+    str
+        What will be loaded, for the user (``random initialisation``, the file, or the download).
+
+    Raises
+    ------
+    WeightsError
+        As :func:`resolve_weights`; also an unreadable ``.pth`` or one the backbone cannot map.
+    """
+    if weights is None:
+        return "random initialisation"
+    key = os.fspath(weights)
+    source = declared_source(plugin, key, input_shape=input_shape)
+    if isinstance(source, KerasWeights) and not offline() and find_file(source, weights_dir=weights_dir) is None:
+        check_weights_dir(weights_dir, backbone=_name(plugin), wanted=source.file_name)
+        return f"{key} weights: {source.file_name}, downloaded from {source.url} when the run starts"
+    resolved = resolve_weights(plugin, key, input_shape=input_shape, weights_dir=weights_dir)
+    assert resolved is not None
+    if resolved.source is None and resolved.path.suffix in _TORCH_SUFFIXES:
+        if type(plugin).torch_mapping is Backbone.torch_mapping:
+            raise WeightsError(
+                f"backbone {_name(plugin)!r} cannot read PyTorch state dicts such as {key!r} (it maps no "
+                "PyTorch names); pass a Keras weights file as model.backbone.weights"
+            )
+        load_torch_state_dict(resolved.path)
+    return f"{key} weights: {resolved.path}"
 
 
 def load_weights(

@@ -21,12 +21,17 @@ from dsplug.weights.locate import ENV_OFFLINE, ENV_WEIGHTS_DIR, RECIPE_KEY, find
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DOWNLOAD_TIMEOUT_S", "download_file", "pick_file", "resolve_keras_file"]
+__all__ = ["DOWNLOAD_TIMEOUT_S", "download_file", "offline", "pick_file", "resolve_keras_file"]
 
 #: Socket timeout of a download attempt in seconds (connect and each read).
 DOWNLOAD_TIMEOUT_S = 30.0
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def offline() -> bool:
+    """True if ``$DSPLUG_OFFLINE`` forbids downloading weights (``1``, ``true``, ``yes``, ``on``)."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in _TRUE
 
 
 def pick_file(files: tuple[KerasWeights, ...], *, input_shape: tuple[int, ...], default_rows: int) -> KerasWeights:
@@ -131,7 +136,7 @@ def resolve_keras_file(
     if found is not None:
         return found
     where = _where_to_put(source, weights_dir=weights_dir)
-    if os.environ.get(ENV_OFFLINE, "").strip().lower() in _TRUE:
+    if offline():
         raise WeightsError(
             f"{key} weights for backbone {backbone!r} are not on this machine and "
             f"${ENV_OFFLINE} forbids downloading them. {where}"

@@ -292,7 +292,30 @@ def _unpickle(data: bytes | io.BufferedIOBase, *, storages: dict[str, _Storage] 
     return _RestrictedUnpickler(file, persistent=persistent).load()
 
 
+#: A storage record (or the pickle) may inflate to at most this many times the file's size. PyTorch
+#: stores records uncompressed (ratio 1); a deflated state dict of weights shrinks by a few percent.
+#: A larger ratio is a zip bomb: it is refused before anything is decompressed.
+MAX_INFLATION = 4
+
+
+def _check_record(archive: zipfile.ZipFile, name: str, *, needed: int, file_bytes: int, content: str = "") -> zipfile.ZipInfo:
+    """The record's zip entry, once its declared sizes are checked against the file's size."""
+    info = archive.getinfo(name)
+    limit = max(file_bytes, 1) * MAX_INFLATION
+    if needed > limit or info.file_size > limit:
+        raise pickle.UnpicklingError(
+            f"record {name!r} claims {max(needed, info.file_size)} bytes, more than {MAX_INFLATION} times "
+            f"the file's {file_bytes} bytes (a zip bomb or a damaged file); nothing was decompressed"
+        )
+    if info.file_size < needed:
+        raise pickle.UnpicklingError(
+            f"record {name!r} holds {info.file_size} bytes, fewer than {content or f'the {needed} bytes needed'}"
+        )
+    return info
+
+
 def _read_zip(path: Path) -> tuple[Any, dict[str, _Storage]]:
+    file_bytes = path.stat().st_size
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
@@ -303,18 +326,23 @@ def _read_zip(path: Path) -> tuple[Any, dict[str, _Storage]]:
         prefix = pickles[0][: -len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in names:
+            _check_record(archive, prefix + "byteorder", needed=0, file_bytes=file_bytes)
             byteorder = archive.read(prefix + "byteorder").decode("ascii").strip()
             if byteorder not in ("little", "big"):
                 raise pickle.UnpicklingError(f"unknown byte order {byteorder!r}")
         storages: dict[str, _Storage] = {}
+        _check_record(archive, pickles[0], needed=0, file_bytes=file_bytes)
         obj = _unpickle(archive.read(pickles[0]), storages=storages)
         for key, storage in storages.items():
             record = f"{prefix}data/{key}"
             if record not in names:
                 raise pickle.UnpicklingError(f"storage record {record!r} is missing")
-            raw = archive.read(record)
             dtype = storage.dtype.newbyteorder("<" if byteorder == "little" else ">")
-            if len(raw) < storage.numel * dtype.itemsize:
+            needed = storage.numel * dtype.itemsize
+            _check_record(archive, record, needed=needed, file_bytes=file_bytes, content=f"its {storage.numel} elements of {dtype.itemsize} bytes")
+            with archive.open(record) as handle:
+                raw = handle.read(needed)  # never more than the tensors need
+            if len(raw) < needed:
                 raise pickle.UnpicklingError(
                     f"storage {key!r} holds {len(raw)} bytes, fewer than its "
                     f"{storage.numel} elements of {dtype.itemsize} bytes"

@@ -1,0 +1,118 @@
+"""The pre-flight: what a run of a valid recipe would reject later, checked before any audio is decoded.
+
+The schema checks each value and the loader checks plugin names and options; the pre-flight
+checks the recipe against the installed plugins and this machine, as the run would after
+decoding: the head can do the task, the backbone takes the images (``frontend.image_size``
+against its smallest input) or the audio (sample rate, no taps, no image augmentation), the
+requested weights can be resolved without downloading anything (a ``.pth`` file is read and
+checked), and named taps exist. ``dsplug validate`` and ``dsplug run`` call :func:`preflight`.
+
+Examples
+--------
+>>> [point] = load_recipe("recipes/demo.yaml")  # doctest: +SKIP
+>>> preflight(point.recipe, source="recipes/demo.yaml")  # doctest: +SKIP
+['imagenet weights: .../efficientnet_lite0.h5']
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from dsplug import registry
+from dsplug.api import Backbone
+from dsplug.errors import DsplugError, RecipeError
+from dsplug.recipe.loader import plugin_options
+from dsplug.recipe.schema import Recipe
+from dsplug.weights import check_weights
+
+__all__ = ["preflight"]
+
+
+@contextlib.contextmanager
+def _named(source: str) -> Iterator[None]:
+    """Prefix a refusal with the recipe file, as the loader's messages are."""
+    try:
+        yield
+    except DsplugError as err:
+        raise type(err)(f"{source}: {err}") from err
+
+
+def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
+    """Refuse, before any decoding, what a run of ``recipe`` would refuse later.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        A validated recipe (one sweep point).
+    source : str
+        The recipe file, for messages.
+
+    Returns
+    -------
+    list of str
+        Notes for the user (which weights will be loaded, or downloaded when the run starts).
+
+    Raises
+    ------
+    RecipeError
+        A head that cannot do ``data.task``; images smaller than the backbone takes; an audio
+        backbone with another sample rate, taps or image augmentations; a tap layer the backbone
+        lacks. The message names the recipe key.
+    WeightsError
+        ``model.backbone.weights`` cannot be resolved (or, offline, is not on this machine), or a
+        ``.pth`` file is damaged, oversized or refused.
+    """
+    with _named(source):
+        model = recipe.model
+        head = registry.load("heads", model.head.name)
+        if recipe.data.task not in head.tasks:
+            raise RecipeError(
+                f"model.head.name: head {model.head.name!r} supports {', '.join(head.tasks)}, but data.task is "
+                f"{recipe.data.task!r}; choose another head"
+            )
+        cls = registry.load("backbones", model.backbone.name)
+        backbone = cls(options=plugin_options(cls, model.backbone, key="model.backbone"))
+        shape = _input_shape(recipe, backbone)
+        weights = model.backbone.weights
+        note = check_weights(
+            backbone, None if weights.lower() == "none" else weights, input_shape=shape,
+            weights_dir=model.backbone.weights_dir,
+        )
+        if isinstance(model.taps, list):
+            _check_taps(backbone, model.taps, name=model.backbone.name, input_shape=shape)
+    return [f"model.backbone.weights: {note}"]
+
+
+def _input_shape(recipe: Recipe, backbone: Backbone) -> tuple[int, ...]:
+    """What the backbone is built for: ``(samples,)`` or ``(height, width, 3)``; refuses what it cannot take."""
+    name = recipe.model.backbone.name
+    if backbone.input_kind == "audio":
+        rate = recipe.data.sample_rate
+        if backbone.sample_rate and backbone.sample_rate != rate:
+            raise RecipeError(
+                f"data.sample_rate: backbone {name!r} expects {backbone.sample_rate} Hz audio, the recipe "
+                f"gives {rate}; set data.sample_rate: {backbone.sample_rate}"
+            )
+        if recipe.model.taps != "last":
+            raise RecipeError(f"model.taps: {recipe.model.taps!r} needs an image backbone; {name!r} takes raw audio: set model.taps: last")
+        augment = recipe.augment
+        if recipe.train.method == "finetune" and augment.policy != "none" and augment.methods:
+            raise RecipeError(
+                f"augment.methods: image augmentations ({', '.join(m.name for m in augment.methods)}) do not "
+                f"apply to {name!r}, which takes raw audio; set augment.policy: none"
+            )
+        return (int(round(recipe.data.chunk_seconds * rate)),)
+    height, width = recipe.frontend.image_size or backbone.input_size
+    return backbone.image_shape((int(height), int(width), 3), name=name)
+
+
+def _check_taps(backbone: Backbone, taps: list[str], *, name: str, input_shape: tuple[int, ...]) -> None:
+    """Named taps must be layers of the backbone (built with random weights to list them)."""
+    layers = [layer.name for layer in backbone.build(input_shape=input_shape).layers]
+    unknown = [name for name in taps if name not in layers]
+    if unknown:
+        raise RecipeError(
+            f"model.taps: no layer {', '.join(map(repr, unknown))} in backbone {name!r}; "
+            f"its last layers are {', '.join(layers[-5:])} (or use model.taps: auto)"
+        )
