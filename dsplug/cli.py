@@ -1,7 +1,13 @@
 """The ``dsplug`` command line (typer). Commands parse arguments, call the library and print.
 
-Every error dsplug raises on purpose ends as one message on stderr and exit code 2; ``--debug``
-shows the traceback as well.
+Every error dsplug raises on purpose ends as one line ``error: ...`` on stderr; ``--debug`` shows
+the traceback as well. Output paths are checked before any work. Exit codes:
+
+* 0: done;
+* 1: done, but some inputs were skipped (``dsplug predict`` on undecodable files);
+* 2: refused: a recipe, data, path or model the user gave cannot be used (the message says why);
+* 3: an unexpected error inside dsplug (a bug: rerun with ``--debug`` and report it);
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import numpy as np
 import typer
 
@@ -58,40 +65,68 @@ class _CliReporter:
             yield lambda done: bar.update(done - bar.n)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Logs to whatever ``sys.stderr`` is when a record is written (not the stream of the first
+    command: a program calling the CLI several times, or a test runner, replaces it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def _setup(debug: bool) -> None:
     _state["debug"] = _state["debug"] or debug
-    logging.basicConfig(
-        level=logging.DEBUG if _state["debug"] else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if _state["debug"] else logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # dsplug reports broken plugins itself, with their error
     logging.getLogger("stevedore").setLevel(logging.ERROR)
 
 
-def _fail(err: BaseException) -> None:
+def _fail(err: BaseException, *, message: str | None = None, code: int = 2) -> None:
     if _state["debug"]:
         import traceback
 
         traceback.print_exception(err)
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=2)
+    text = message or str(err)
+    if code == 3:
+        text = " ".join(text.splitlines())
+    typer.echo(f"error: {text}", err=True)
+    raise typer.Exit(code=code)
 
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
+    """One line on stderr and an exit code for every error (see the module docstring)."""
     try:
         yield
+    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        raise
     except DsplugError as err:
         _fail(err)
-    except ModuleNotFoundError as err:
-        if err.name and err.name.split(".")[0] in TRAIN_MODULES:
-            _fail(DsplugError(f"this command needs the training dependencies: {missing_module_hint(err)}"))
-        raise
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(code=130) from None
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in TRAIN_MODULES:
+            _fail(err, message=f"this command needs the training dependencies: {missing_module_hint(err)}")
+        _fail(err, message=f"internal error: {err} (a bug in dsplug or a broken install; rerun with --debug)", code=3)
+    except OSError as err:  # the machine refused: disk full, permissions, a vanished file
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(err, message=f"{where}{err.strerror or err}; free space or fix the path, then run the command again")
+    except MemoryError as err:
+        _fail(err, message="out of memory; use fewer or shorter files, a smaller batch (train.batch_size) or a machine with more memory")
+    except Exception as err:  # noqa: BLE001  a bug: still one line, the traceback with --debug
+        _fail(err, message=f"internal error: {type(err).__name__}: {err} (a bug in dsplug: rerun with --debug and report it)", code=3)
 
 
 @app.callback()
@@ -135,9 +170,11 @@ def validate_cmd(
     _setup(debug)
     with _errors():
         from dsplug.recipe.loader import load_recipe
+        from dsplug.recipe.preflight import preflight
         from dsplug.workflows.run import load_manifest_of
 
         points = load_recipe(recipe, overrides=override)
+        notes = {note: None for point in points for note in preflight(point.recipe, source=str(recipe))}
         first = points[0].recipe
         manifest = load_manifest_of(first)
         sweep = f", a sweep of {len(points)} points" if len(points) > 1 else ""
@@ -145,6 +182,8 @@ def validate_cmd(
             f"{recipe}: valid (recipe version {first.version}{sweep}); manifest has "
             f"{len(manifest.items)} files, {len(manifest.classes)} classes"
         )
+        for note in notes:
+            typer.echo(f"  {note}")
         for point in points if len(points) > 1 else []:
             typer.echo(f"  {point.slug}")
 
@@ -181,8 +220,10 @@ def manifest_cmd(
     """Write the manifest CSV a folder of class folders stands for, to edit it (a recipe may also name the folder)."""
     _setup(debug)
     with _errors():
+        from dsplug.artifacts import check_writable_file
         from dsplug.data import write_folder_manifest
 
+        check_writable_file(out, what="manifest (-o)")
         written = write_folder_manifest(folder, out=out, group_pattern=group_pattern)
         classes = sorted({row.label for row in written.rows})
         origin = "labels" + " and partitions" * written.partitioned + " from the folders" + (
@@ -203,15 +244,20 @@ def run_cmd(
     """Run a recipe: read the data, train, evaluate and export, everything in the run directory."""
     _setup(debug)
     with _errors():
+        from dsplug.artifacts import RunDir
         from dsplug.recipe.loader import load_recipe
+        from dsplug.recipe.preflight import preflight
         from dsplug.workflows.run import default_run_dir, run_point
 
         points = load_recipe(recipe, overrides=override)
         sweep = len(points) > 1
-        for number, point in enumerate(points, start=1):
+        run_dirs = [default_run_dir(point, out=out, sweep=sweep) for point in points]
+        for point, run_dir in zip(points, run_dirs):  # every point checked before any work
+            RunDir(run_dir).check_recipe(point.hash)
+            preflight(point.recipe, source=str(recipe))
+        for number, (point, run_dir) in enumerate(zip(points, run_dirs), start=1):
             if sweep:
                 typer.echo(f"[{number}/{len(points)}] {point.slug}")
-            run_dir = default_run_dir(point, out=out, sweep=sweep)
             run_point(point, run_dir=run_dir, reporter=_CliReporter())
 
 
@@ -229,11 +275,13 @@ def plot_cmd(
     """Draw the image exactly as the model sees it (before the backbone's normalisation)."""
     _setup(debug)
     with _errors():
+        from dsplug.artifacts import check_writable_file
         from dsplug.recipe.loader import load_recipe
         from dsplug.workflows.run import default_recipe, plot_audio
 
         if override and not recipe:
             raise RecipeError("--override needs --recipe: overrides change a recipe file's values")
+        check_writable_file(out, what="image (-o)")
         settings = load_recipe(recipe, overrides=override)[0].recipe if recipe else default_recipe()
         for path in plot_audio(audio, recipe=settings, out=out, chunk=chunk, grid=grid):
             typer.echo(f"wrote {path}")
@@ -269,12 +317,14 @@ def sweep_cmd(
             return
         if executor not in ("local", "slurm"):
             raise DsplugError(f"--executor must be local or slurm, got {executor!r}")
+        from dsplug.artifacts import check_writable_dir
         from dsplug.recipe.loader import load_recipe
 
         points = load_recipe(Path(target), overrides=override)
         if len(points) < 2:
             typer.echo("note: the recipe has no list value, so the sweep has one point", err=True)
         folder = out or Path("runs") / f"{points[0].recipe.name}-sweep"
+        check_writable_dir(folder, what="sweep directory (--out)")
         prepared = sweep.prepare(points, out=folder)
         finished = sum(done for _, _, done in prepared)
         typer.echo(f"{len(prepared)} point(s) in {folder}; {finished} already finished")
@@ -305,11 +355,13 @@ def compare_cmd(
     """One table per backbone: UAR (CI), parameters, TFLite size fp32/int8, latency, training time."""
     _setup(debug)
     with _errors():
-        from dsplug.workflows.compare import compare, format_table
+        from dsplug.artifacts import check_writable_dir
         from dsplug.recipe.loader import load_recipe
+        from dsplug.workflows.compare import compare, format_table
 
         names = [b.strip() for b in backbones.split(",") if b.strip()]
         folder = out or Path("runs") / f"{load_recipe(recipe, overrides=override)[0].recipe.name}-compare"
+        check_writable_dir(folder, what="comparison directory (--out)")
         rows = compare(recipe, backbones=names, out=folder, overrides=override, reporter=_CliReporter())
         typer.echo(format_table(rows))
         typer.echo(f"wrote {folder / 'compare.md'} and {folder / 'compare.csv'}")
@@ -338,6 +390,8 @@ def export_cmd(
         from dsplug.deploy.export import export_config, export_run
 
         run = RunDir(run_dir)
+        if run_dir.exists():
+            run.check_writable()  # a missing folder is reported by export_run, naming what to run
         config = export_config(
             run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
             qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
@@ -367,8 +421,12 @@ def explain_cmd(
         from dsplug import explain
         from dsplug.report.markdown import add_to_report
 
+        from dsplug.artifacts import check_writable_file
+
         if (audio is None) == (examples is None):
             raise DsplugError("give either AUDIO or --examples N")
+        if out is not None:
+            check_writable_file(out, what="image (-o)")
         if examples is not None:
             result = explain.explain_examples(run_dir, n=examples, method=method, out=out)
             add_to_report(run_dir, markdown=result.markdown)
@@ -399,8 +457,11 @@ def predict_cmd(
     """Predict classes of audio files with an exported model (no TensorFlow needed)."""
     _setup(debug)
     with _errors():
+        from dsplug.artifacts import check_writable_file
         from dsplug.runtime import load_model, predict_files, predictions_json, write_predictions_csv
 
+        if csv_out is not None:
+            check_writable_file(csv_out, what="predictions CSV (--csv)")
         loaded = load_model(model, threads=threads)
         predictions = predict_files(loaded, audio, aggregate=aggregate)  # type: ignore[arg-type]
         if as_json:

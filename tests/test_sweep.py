@@ -54,11 +54,11 @@ def test_slurm_script_runs_each_point_of_the_array(sweep_recipe, tmp_path):
     script = (out / "sweep.sbatch").read_text()
     assert "#SBATCH --array=0-2" in script and "#SBATCH --time=01:00:00" in script
     assert 'sed -n "$((SLURM_ARRAY_TASK_ID + 1))p"' in script
-    assert 'dsplug run "$SWEEP/$POINT/recipe.yaml" --out "$SWEEP/$POINT"' in script
+    assert 'dsplug run "$SWEEP/$POINT/point.yaml" --out "$SWEEP/$POINT"' in script
     points = (out / "points.txt").read_text().split()
-    assert len(points) == 3 and all((out / p / "recipe.yaml").is_file() for p in points)
+    assert len(points) == 3 and all((out / p / "point.yaml").is_file() for p in points)
     # each point's recipe is self-contained and loads on its own
-    lrs = sorted(load_recipe(out / p / "recipe.yaml")[0].recipe.train.lr for p in points)
+    lrs = sorted(load_recipe(out / p / "point.yaml")[0].recipe.train.lr for p in points)
     assert lrs == [0.001, 0.01, 0.1]
 
 

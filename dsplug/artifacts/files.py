@@ -129,10 +129,23 @@ def check_writable_dir(path: PathLike, *, what: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise RunError(f"{what} {str(folder)!r} is a file, not a folder; choose another path")
     existing = folder
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not existing.is_dir():
+        raise RunError(f"cannot write the {what} {str(folder)!r}: {existing} is a file, not a folder; choose another path")
+    if not _can_create_in(existing):
         raise RunError(f"cannot write the {what} {str(folder)!r}: {existing} is not writable; choose another path")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """True if a file can be created in ``folder`` (tried, not guessed: permissions do not stop
+    root, and /proc or a read-only mount refuse everyone). The trial file has no name (or is
+    removed at once), so nothing is left behind."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_writable_file(path: PathLike, *, what: str) -> None:

@@ -143,6 +143,35 @@ class RunDir:
         """
         check_writable_dir(self.path, what="run directory")
 
+    def check_recipe(self, recipe_hash: str) -> dict[str, Any] | None:
+        """Refuse a directory a run of ``recipe_hash`` may not use; nothing is written.
+
+        Returns
+        -------
+        dict or None
+            The run record (``run.json``) of this recipe's run there, None for a new directory.
+
+        Raises
+        ------
+        RunError
+            The path cannot be written, or holds a run of a different recipe, or files that are
+            not a dsplug run (a ``recipe.yaml`` without ``run.json``, damaged records).
+        """
+        self.check_writable()
+        info = self.info()
+        if info is None and self.path.is_dir() and (self.path / self.RECIPE).is_file():
+            raise RunError(
+                f"{self.path} holds a run without a run record ({self.RUN}), written by an older "
+                "dsplug or damaged; choose another --out or delete the folder"
+            )
+        if info is not None and info["recipe_hash"] != recipe_hash:
+            raise RunError(
+                f"{self.path} holds a run of a different recipe ({info.get('name', '?')!r}, hash "
+                f"{info['recipe_hash']}; this recipe's hash is {recipe_hash}); a run directory is a "
+                "record: choose another --out (or another recipe name), or delete the folder"
+            )
+        return info
+
     def begin(self, *, recipe_hash: str, name: str, recipe_yaml: str) -> bool:
         """Claim the directory for a run of ``recipe_hash`` and write its recipe (first time only).
 
@@ -159,19 +188,7 @@ class RunDir:
         RunError
             The directory holds a run of a different recipe, or files that are not a dsplug run.
         """
-        self.check_writable()
-        info = self.info()
-        if info is None and self.path.is_dir() and (self.path / self.RECIPE).is_file():
-            raise RunError(
-                f"{self.path} holds a run without a run record ({self.RUN}), written by an older "
-                "dsplug or damaged; choose another --out or delete the folder"
-            )
-        if info is not None and info["recipe_hash"] != recipe_hash:
-            raise RunError(
-                f"{self.path} holds a run of a different recipe ({info.get('name', '?')!r}, hash "
-                f"{info['recipe_hash']}; this recipe's hash is {recipe_hash}); a run directory is a "
-                "record: choose another --out (or another recipe name), or delete the folder"
-            )
+        info = self.check_recipe(recipe_hash)
         if info is not None:
             return bool(info.get("finished"))
         self.path.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,11 @@
 """Sweeps: expand a recipe's list values into points and run them locally or on SLURM.
 
 Every point gets its own flat directory ``DIR/<slug>`` holding its resolved recipe
-(``recipe.yaml``, self-contained: the manifest path is absolute), so any executor runs a point
-with the same command: ``dsplug run DIR/<slug>/recipe.yaml --out DIR/<slug>``. A point whose
-directory already holds ``metrics.json`` for the same recipe hash is finished and skipped.
+(``point.yaml``, self-contained: the manifest path is absolute), so any executor runs a point
+with the same command: ``dsplug run DIR/<slug>/point.yaml --out DIR/<slug>``, which writes the
+run's own records there (``run.json``, ``recipe.yaml``, ...). A point whose directory holds a
+finished run of the same recipe is skipped; a directory holding a run of another recipe is
+refused before anything is written, and a run's records are never rewritten.
 
 * ``local``: up to ``jobs`` points at once, each in its own ``dsplug run`` process.
 * ``slurm``: one job-array script (``#SBATCH --array=0-K``); task ``i`` runs point ``i`` of
@@ -24,46 +26,55 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from dsplug.artifacts import RunDir, read_json, write_atomic
 from dsplug.errors import SweepError
 from dsplug.recipe.loader import RecipePoint
 
 logger = logging.getLogger(__name__)
 
 
+#: The point's resolved recipe in its directory (the run writes its own ``recipe.yaml``).
+POINT_RECIPE = "point.yaml"
+
+
 def prepare(points: Sequence[RecipePoint], *, out: str | Path) -> list[tuple[RecipePoint, Path, bool]]:
-    """Write each point's resolved recipe into ``out/<slug>``.
+    """Write each point's resolved recipe into ``out/<slug>`` (``point.yaml``, ``point.json``).
+
+    Every point directory is checked before anything is written: one holding a run of another
+    recipe is refused, one holding a run of this recipe is left as it is.
 
     Returns
     -------
     list of (point, directory, finished)
-        ``finished`` is True when the directory already holds results of this exact recipe.
+        ``finished`` is True when the directory holds a finished run of this exact recipe.
+
+    Raises
+    ------
+    RunError
+        A point directory holds a run of a different recipe, or damaged run records.
     """
     out = Path(out)
+    folders = [out / (point.slug or "point") for point in points]
+    infos = [RunDir(folder).check_recipe(point.hash) for point, folder in zip(points, folders)]
     prepared = []
-    for point in points:
-        folder = out / (point.slug or "point")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "recipe.yaml").write_text(point.to_yaml(), encoding="utf-8")
-        (folder / "point.json").write_text(json.dumps({"values": point.values, "hash": point.hash}, indent=1), encoding="utf-8")
-        prepared.append((point, folder, is_finished(folder, point.hash)))
-    (out / "points.txt").write_text("".join(f"{folder.name}\n" for _, folder, _ in prepared), encoding="utf-8")
+    for point, folder, info in zip(points, folders, infos):
+        if info is None:  # a new point: its recipe; a started run keeps the files it was started with
+            write_atomic(folder / POINT_RECIPE, point.to_yaml())
+            write_atomic(folder / "point.json", json.dumps({"values": point.values, "hash": point.hash}, indent=1))
+        prepared.append((point, folder, bool(info and info.get("finished"))))
+    write_atomic(out / "points.txt", "".join(f"{folder.name}\n" for _, folder, _ in prepared))
     return prepared
 
 
 def is_finished(folder: Path, recipe_hash: str) -> bool:
-    """A point is finished when its metrics exist and its export metadata names this recipe."""
-    meta = folder / "model.json"
-    if not (folder / "metrics.json").is_file() or not meta.is_file():
-        return False
-    try:
-        return json.loads(meta.read_text()).get("recipe_hash") == recipe_hash
-    except (OSError, ValueError):
-        return False
+    """A point is finished when its directory holds a finished run of this recipe."""
+    info = RunDir(folder).info()
+    return bool(info and info["recipe_hash"] == recipe_hash and info.get("finished"))
 
 
 def run_command(folder: Path) -> list[str]:
     """The command that runs one prepared point."""
-    return ["dsplug", "run", str(folder / "recipe.yaml"), "--out", str(folder)]
+    return ["dsplug", "run", str(folder / POINT_RECIPE), "--out", str(folder)]
 
 
 def run_local(
@@ -108,7 +119,7 @@ def slurm_script(out: str | Path, *, count: int, options: Sequence[str] = ()) ->
         "set -euo pipefail",
         f"SWEEP={shlex.quote(str(out))}",
         'POINT=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$SWEEP/points.txt")',
-        'dsplug run "$SWEEP/$POINT/recipe.yaml" --out "$SWEEP/$POINT"',
+        f'dsplug run "$SWEEP/$POINT/{POINT_RECIPE}" --out "$SWEEP/$POINT"',
         "",
     ]
     return "\n".join(lines)
@@ -122,8 +133,7 @@ def write_slurm(prepared: Sequence[tuple[RecipePoint, Path, bool]], *, out: str 
     (path, message)
         The script and what happened (sbatch's answer when submitted).
     """
-    path = Path(out) / "sweep.sbatch"
-    path.write_text(slurm_script(out, count=len(prepared), options=options), encoding="utf-8")
+    path = write_atomic(Path(out) / "sweep.sbatch", slurm_script(out, count=len(prepared), options=options))
     path.chmod(0o755)
     if not submit:
         return path, f"wrote {path}; submit it with: sbatch {path}"
@@ -151,8 +161,9 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
         metrics_path = folder / "metrics.json"
         if not metrics_path.is_file():
             continue
-        metrics = json.loads(metrics_path.read_text())
-        point = json.loads((folder / "point.json").read_text()) if (folder / "point.json").is_file() else {"values": {}}
+        fix = f"delete {folder} and run the sweep again"
+        metrics = read_json(metrics_path, error=SweepError, fix=fix)
+        point = read_json(folder / "point.json", error=SweepError, fix=fix) if (folder / "point.json").is_file() else {"values": {}}
         row: dict[str, Any] = {"point": folder.name, **{k: v for k, v in point["values"].items()}}
         for part in ("devel", "test"):
             m = metrics.get(part, {})
