@@ -1,0 +1,69 @@
+"""The bad-input suite: every hostile input of the corpus (``badcases*.py``) ends in its exit code
+and one line ``error: ...`` naming the file, key or value; no traceback; no existing file changed.
+
+Each case runs the real command line in-process (typer's CliRunner) in a folder of its own, the
+current directory while it runs, offline (``DSPLUG_OFFLINE=1``) with Keras' and dsplug's caches
+inside the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import badcases
+import badcases_runs  # noqa: F401  (adds its cases to badcases.CASES)
+from dsplug.cli import app
+
+CASES = badcases.CASES
+runner = CliRunner()
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file below ``folder``, by relative path."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    }
+
+
+def test_the_corpus_is_large_and_named_uniquely():
+    assert len(CASES) >= 150
+    assert not [name for name, n in Counter(c.id for c in CASES).items() if n > 1]
+    kinds = Counter(c.id.split("/")[0] for c in CASES)
+    assert min(kinds.values()) >= 3, kinds
+
+
+@pytest.mark.parametrize("case", [c.param() for c in CASES])
+def test_bad_input(case, tmp_path, monkeypatch):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("DSPLUG_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("DSPLUG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DSPLUG_WEIGHTS_DIR", raising=False)
+    args = case.build(folder)
+    before = checksums(folder)
+
+    result = runner.invoke(app, [str(a) for a in args])
+
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert result.exit_code == case.code, result.output
+    after = checksums(folder)
+    assert [name for name, digest in before.items() if after.get(name) != digest] == []
+    assert [name for name in case.absent if (folder / name).exists()] == []
+    if case.code == 2:
+        lines = result.stderr.strip().splitlines()
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+        missing = [text for text in case.expect if text not in errors[0]]
+        assert not missing, f"{missing} not in {errors[0]!r}"
+    else:
+        missing = [text for text in case.expect if text not in result.output]
+        assert not missing, f"{missing} not in {result.output!r}"
