@@ -106,7 +106,13 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
         logger.debug("soundfile cannot read %s (%s); trying librosa/audioread", path, sf_err)
         first_error: Exception = sf_err
 
-    import librosa  # lazy: slow to import and only needed for unusual formats
+    try:
+        import librosa  # lazy: slow to import and only needed for unusual formats
+    except ModuleNotFoundError:  # the runtime-only install: libsndfile's formats only
+        raise AudioError(
+            f"cannot decode audio file {path!r}: {first_error}. The file is corrupt or in a format "
+            "libsndfile does not read; convert it to WAV, FLAC or OGG (e.g. `ffmpeg -i IN OUT.wav`)"
+        ) from first_error
 
     try:
         with warnings.catch_warnings():

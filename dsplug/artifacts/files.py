@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,16 @@ def write_atomic(path: PathLike, content: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], *, columns: Sequence[str]) -> str:
+    """Rows as CSV text (a header of ``columns``; keys not in ``columns`` are left out), for
+    :func:`write_atomic`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def to_jsonable(value: Any, *, where: str = "value") -> Any:

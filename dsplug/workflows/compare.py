@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dsplug.artifacts import csv_text, write_atomic
 from dsplug.errors import DsplugError
 from dsplug.recipe.loader import load_recipe
 
@@ -77,12 +78,9 @@ def compare(
             "train_seconds": sum(float(h.get("seconds") or 0) for h in history),
             "export": exported.get("models", {}),
         })
-    (out / "compare.md").write_text(format_table(rows) + "\n", encoding="utf-8")
-    with (out / "compare.csv").open("w", newline="", encoding="utf-8") as handle:
-        keys = [k for k in rows[0] if k != "export"]
-        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
+    write_atomic(out / "compare.md", format_table(rows) + "\n")
+    cells = ({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
+    write_atomic(out / "compare.csv", csv_text(cells, columns=[k for k in rows[0] if k != "export"]))
     return rows
 
 

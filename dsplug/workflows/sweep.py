@@ -14,7 +14,6 @@ refused before anything is written, and a run's records are never rewritten.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shlex
@@ -26,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dsplug.artifacts import RunDir, read_json, write_atomic
+from dsplug.artifacts import RunDir, csv_text, read_json, write_atomic
 from dsplug.errors import SweepError
 from dsplug.recipe.loader import RecipePoint
 
@@ -180,11 +179,8 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "summary.md").write_text(format_summary(rows) + "\n", encoding="utf-8")
+    write_atomic(out / "summary.csv", csv_text(rows, columns=keys))
+    write_atomic(out / "summary.md", format_summary(rows) + "\n")
     return rows
 
 

@@ -266,7 +266,10 @@ case("manifest", "group-pattern-unmatched",
      "x_train_0.wav", "data.group_pattern")
 case("manifest", "group-pattern-invalid", manifest(rows(), recipe=RECIPE.replace("chunk_seconds: 0.5}", "chunk_seconds: 0.5, group_pattern: '(('}")),
      "data.group_pattern '((' is not a valid regular expression")
-case("manifest", "too-small-to-split", manifest("path,label\na/x_train_0.wav,x\na/y_train_0.wav,y\n"), "m.csv")
+case("manifest", "too-small-to-split", manifest("path,label\na/x_train_0.wav,x\na/y_train_0.wav,y\n"), "2 files cannot be split into train, devel and test")
+case("manifest", "final-fit-without-test",
+     manifest(rows(keep=6), recipe=RECIPE.replace("train: {", "train: {final_fit: true, ")), "train.final_fit", "test partition is empty",
+     marks=needs_fix("workflows/run.py:load_manifest_of: train.final_fit with an empty test partition evaluates nothing (metrics.json {})"))
 case("manifest", "folder-without-classes", lambda f: (f / "empty").mkdir() or ["validate", str(write(f / "r.yaml", RECIPE.replace("m.csv", "empty")))],
      "empty")
 # doubtful rows are warnings: validate passes and says so

@@ -9,6 +9,8 @@ inside the folder.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from typer.testing import CliRunner
 
 import badcases
 import badcases_runs  # noqa: F401  (adds its cases to badcases.CASES)
+import badfiles
 from dsplug.cli import app
 
 CASES = badcases.CASES
@@ -67,3 +70,28 @@ def test_bad_input(case, tmp_path, monkeypatch):
     else:
         missing = [text for text in case.expect if text not in result.output]
         assert not missing, f"{missing} not in {result.output!r}"
+
+
+#: A base install (the TF-free runtime): the training extra's modules cannot be imported.
+RUNTIME_ONLY = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'tensorflow', 'tf_keras', 'librosa', 'matplotlib', 'sklearn'}:
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+sys.meta_path.insert(0, Block())
+from dsplug.cli import main
+sys.argv = ['dsplug', *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["mp3-garbage", "rate-0hz", "text"])
+def test_runtime_only_predict_names_the_file_not_the_training_extra(kind, tmp_path):
+    model = badfiles.model_files(tmp_path)
+    bad = tmp_path / "bad.wav"
+    badfiles.BAD_AUDIO[kind](bad)
+    result = subprocess.run([sys.executable, "-c", RUNTIME_ONLY, "predict", str(model), str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "bad.wav" in result.stderr
+    assert "pip install" not in result.stderr and "Traceback" not in result.stderr
