@@ -390,13 +390,15 @@ def export_cmd(
         from dsplug.deploy.export import export_config, export_run
 
         run = RunDir(run_dir)
-        if run_dir.exists():
-            run.check_writable()  # a missing folder is reported by export_run, naming what to run
-        config = export_config(
-            run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
-            qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
-        )
-        export_run(run, config=config, progress=_CliReporter().progress)
+        run.require([], command="export")
+        run.check_writable()
+        run.check_finished(command="export")
+        with run.lock(command="dsplug export"):
+            config = export_config(
+                run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
+                qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
+            )
+            export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
             typer.echo(markdown.read_text(encoding="utf-8"))
@@ -419,14 +421,14 @@ def explain_cmd(
     _setup(debug)
     with _errors():
         from dsplug import explain
+        from dsplug.artifacts import RunDir, check_writable_file
         from dsplug.report.markdown import add_to_report
-
-        from dsplug.artifacts import check_writable_file
 
         if (audio is None) == (examples is None):
             raise DsplugError("give either AUDIO or --examples N")
         if out is not None:
             check_writable_file(out, what="image (-o)")
+        RunDir(run_dir).check_finished(command="explain")
         if examples is not None:
             result = explain.explain_examples(run_dir, n=examples, method=method, out=out)
             add_to_report(run_dir, markdown=result.markdown)

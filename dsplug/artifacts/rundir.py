@@ -121,6 +121,8 @@ class RunDir:
         RunError
             Naming the directory, the missing files and how to make them.
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{str(self.path)!r} is a file, not a run directory; pass a folder written by `dsplug run RECIPE --out DIR`")
         if not self.path.is_dir():
             raise RunError(
                 f"run directory {str(self.path)!r} does not exist; pass a folder written by "
@@ -131,6 +133,24 @@ class RunDir:
             raise RunError(
                 f"{self.path} is not a finished dsplug run directory (missing {', '.join(missing)}); "
                 f"run `dsplug run RECIPE --out DIR` to the end, then `dsplug {command} DIR`"
+            )
+
+    def check_finished(self, *, command: str) -> None:
+        """Refuse a run that was interrupted (or is running): its files may be half written.
+
+        A directory without ``run.json`` (not a run, or one of an older dsplug) is left to the
+        command's own checks.
+
+        Raises
+        ------
+        RunError
+            ``run.json`` says the run has not finished; the message says how to finish it.
+        """
+        info = self.info()
+        if info is not None and not info.get("finished"):
+            raise RunError(
+                f"the run in {self.path} has not finished (interrupted, or still running); finish it with "
+                f"`dsplug run RECIPE --out {self.path}` (it resumes), then run `dsplug {command}`"
             )
 
     def check_writable(self) -> None:

@@ -37,6 +37,8 @@ class Case:
         Text the error line (or, with code 0, the output) must contain.
     absent : tuple of str
         Paths (relative to the folder) that must not exist afterwards: nothing was written.
+    may_change : tuple of str
+        Existing files the command may change (a stale lock it takes over); all others must not.
     marks : tuple
         pytest marks (``xfail`` for what needs a fix outside this suite's files).
     """
@@ -47,6 +49,7 @@ class Case:
     expect: tuple[str, ...]
     absent: tuple[str, ...] = ()
     marks: tuple = ()
+    may_change: tuple[str, ...] = ()
 
     def param(self) -> object:
         return pytest.param(self, id=self.id, marks=self.marks)
@@ -55,8 +58,9 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(kind: str, name: str, build: Build, *expect: str, code: int = 2, absent: tuple[str, ...] = (), marks: tuple = ()) -> None:
-    CASES.append(Case(f"{kind}/{name}", build, code, tuple(expect), absent, marks))
+def case(kind: str, name: str, build: Build, *expect: str, code: int = 2, absent: tuple[str, ...] = (), marks: tuple = (),
+         may_change: tuple[str, ...] = ()) -> None:
+    CASES.append(Case(f"{kind}/{name}", build, code, tuple(expect), absent, marks, may_change))
 
 
 def needs_fix(where: str) -> tuple:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import badfiles as bf
-from badcases import case, needs_fix, valid, validate
+from badcases import Build, case, needs_fix, valid, validate
 from badfiles import BAD_AUDIO, BAD_PTH, ODD_AUDIO, dataset
 
 PREDICT_FOLDER = "dsplug/runtime/predict.py:predict_files (and cli.predict_cmd's exit code)"
@@ -174,12 +174,12 @@ case("run-dir", "run-json-binary", damaged("\x00\x01"), "run.json is damaged or 
 case("run-dir", "recipe-without-run-record", damaged("name: old\n", name="recipe.yaml"), "holds a run without a run record")
 
 
-def locked(holder: dict[str, object] | None) -> Callable:
+def locked(holder: dict[str, object] | None, *, out: str = "out") -> Callable:
     def build(folder: Path) -> list[str]:
         recipe = valid(folder)
-        (folder / "out").mkdir()
-        (folder / "out" / ".dsplug.lock").write_text("" if holder is None else json.dumps(holder))
-        return ["run", str(recipe), "--out", "out"]
+        (folder / out).mkdir(exist_ok=True)
+        (folder / out / ".dsplug.lock").write_text("" if holder is None else json.dumps(holder))
+        return ["run", str(recipe), "--out", out]
     return build
 
 
@@ -187,6 +187,21 @@ case("run-dir", "locked-by-a-live-process", locked({"host": socket.gethostname()
      "out is in use by dsplug run", f"pid {os.getpid()}")
 case("run-dir", "locked-on-another-host", locked({"host": "elsewhere", "pid": 1, "command": "dsplug export"}), "in use by dsplug export", "elsewhere")
 case("run-dir", "lock-being-written", locked(None), "in use by another dsplug command")
+
+
+def stale_lock(folder: Path) -> list[str]:
+    """A lock left by a process that died: taken over (the run then stops at a bad file)."""
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    args = locked({"host": socket.gethostname(), "pid": gone.pid, "command": "dsplug run"})(folder)
+    dataset(folder, bad={"x_train_0.wav": "empty"})
+    return args
+
+
+case("run-dir", "stale-lock-taken-over", stale_lock, "x_train_0.wav", "manifest line 2", absent=("out/.dsplug.lock",),
+     may_change=("out/.dsplug.lock",))
 
 
 def resume_with(state: str | None, *, checkpoint: bytes | None = None) -> Callable:
@@ -294,6 +309,22 @@ def run_folder(files: dict[str, str]) -> Callable:
 
 
 case("export", "missing-run-dir", lambda f: ["export", "gone"], "'gone' does not exist")
+
+
+def interrupted(command: str) -> Build:
+    """A run directory whose run was killed while saving model.keras."""
+    def build(folder: Path) -> list[str]:
+        record(folder / "run", recipe_hash="0123456789abcdef", finished=False, extra={"data.json": {"classes": ["x", "y"]}})
+        (folder / "run" / "model.keras").write_bytes(b"PK\x03\x04 half a model")
+        return [command, "run"] + ([str(bf.write_tone(folder / "t.wav"))] if command == "explain" else [])
+    return build
+
+
+case("export", "interrupted-run", interrupted("export"), "the run in run has not finished", "dsplug run RECIPE --out run")
+case("export", "explain-interrupted-run", interrupted("explain"), "has not finished", "then run `dsplug explain`")
+case("export", "run-in-use", lambda f: (record(f / "run", recipe_hash="0" * 16, finished=True),
+                                        locked({"host": socket.gethostname(), "pid": os.getpid(), "command": "dsplug run"}, out="run")(f),
+                                        ["export", "run"])[2], "run is in use by dsplug run")
 case("export", "empty-run-dir", run_folder({}), "run is not a finished dsplug run directory", "missing")
 case("export", "damaged-recipe", run_folder({"recipe.yaml": "data: [unclosed\n", "model.keras": "x"}), "recipe.yaml", "not valid YAML")
 case("export", "quantize-unknown", lambda f: run_folder({})(f) + ["--quantize", "int4"], "unknown quantize mode(s) ['int4']")
