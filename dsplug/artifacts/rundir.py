@@ -242,7 +242,10 @@ class RunDir:
             except FileExistsError:
                 other = _read_lock(lock)
                 if other is None and _age_seconds(lock) < 10:  # being written by its holder right now
-                    other = {"command": "another dsplug command", "pid": "?", "host": "?"}
+                    raise RunError(
+                        f"{self.path} is in use by another dsplug command (it is writing {lock} now); wait "
+                        f"for it to finish or choose another --out (remove {lock} if no dsplug command runs)"
+                    ) from None
                 if other is not None and not _stale(other):
                     raise RunError(
                         f"{self.path} is in use by {other.get('command', 'another dsplug command')} "

@@ -82,6 +82,8 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         The file is missing, not YAML, or not a mapping at the top level.
     """
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"recipe file {str(path)!r} is a folder; give the recipe's YAML file")
     if not path.is_file():
         raise RecipeError(f"recipe file {str(path)!r} does not exist; check the path")
     if path.stat().st_size > MAX_RECIPE_BYTES:

@@ -155,8 +155,10 @@ def summarize(out: str | Path) -> list[dict[str, Any]]:
         ``out`` holds no finished point.
     """
     out = Path(out)
+    if not out.is_dir():
+        raise SweepError(f"sweep directory {str(out)!r} does not exist; pass the --out folder of `dsplug sweep RECIPE`")
     rows: list[dict[str, Any]] = []
-    for folder in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         metrics_path = folder / "metrics.json"
         if not metrics_path.is_file():
             continue

@@ -121,7 +121,7 @@ for name, content, expect in [
 ]:
     case("recipe-file", name, recipe_file(content), expect)
 case("recipe-file", "missing", lambda f: ["validate", str(f / "nope.yaml")], "recipe file", "nope.yaml", "does not exist")
-case("recipe-file", "folder", lambda f: (f / "d.yaml").mkdir() or ["validate", str(f / "d.yaml")], "d.yaml", "does not exist")
+case("recipe-file", "folder", lambda f: (f / "d.yaml").mkdir() or ["validate", str(f / "d.yaml")], "d.yaml' is a folder")
 
 
 # ----------------------------------------------------------------------- values and bounds
@@ -234,10 +234,9 @@ for name, text, *expect in [
     ("ragged-row", rows("a/x_train_2.wav,x,train,extra"), "line 10: 4 fields but the header has 3"),
     ("unquoted-comma", rows("a/x,train_2.wav,x,train"), "line 10", "fields but the header has 3"),
     ("latin1", rows("a/x_train_2.wav,caf\xe9,train").encode("latin-1"), "not a readable CSV file", "UTF-8"),
-    ("utf16", rows().encode("utf-16"), "m.csv"),
-    ("nul-bytes", rows("a/x_train_2.wav\x00,x,train"), "m.csv"),
-    ("unterminated-quote", rows('"a/x_train_2.wav,x,train'), "m.csv"),
-    ("field-over-limit", rows("a/" + "x" * 200_000 + ".wav,x,train"), "m.csv"),
+    ("utf16", rows().encode("utf-16"), "not a readable CSV file", "UTF-8"),
+    ("unterminated-quote", rows('"a/x_train_2.wav,x,train'), "line 10: empty label"),
+    ("field-over-limit", rows("a/" + "x" * 200_000 + ".wav,x,train"), "field larger than field limit"),
     ("empty-path", rows(",x,train"), "line 10: empty path"),
     ("empty-label", rows("a/x_train_2.wav,,train"), "line 10: empty label"),
     ("unknown-partition", rows("a/x_train_2.wav,x,dev"), "line 10: partition 'dev' is not one of train, devel, test"),
@@ -249,9 +248,11 @@ for name, text, *expect in [
     ("class-without-train", rows("a/x_test_0.wav,z,test", keep=6), "class(es) 'z' have no training file"),
     ("nothing-to-evaluate", rows(keep=4), "no devel and no test files"),
     ("no-train", rows(keep=0) + "a/x_devel_0.wav,x,devel\na/y_test_0.wav,y,test\n", "the train partition is empty"),
-    ("directory-as-audio", rows("a,x,train"), "do not exist", "line 10: a"),
+    ("nul-in-path", rows("a/x_train_2.wav\x00,x,train"), "line 10"),
 ]:
     case("manifest", name, manifest(text), *expect)
+case("manifest", "directory-as-audio", manifest(rows("a,x,train")), "line 10", "'a' is a folder",
+     marks=needs_fix("data/manifest.py:_items: a path naming a folder is reported as a missing file"))
 
 case("manifest", "label-not-in-classes", manifest(rows(), recipe=RECIPE.replace("chunk_seconds: 0.5}", "chunk_seconds: 0.5, classes: [x]}")),
      "line 4: label 'y' is not in data.classes (x)")
@@ -275,7 +276,7 @@ case("manifest", "final-fit-without-test",
      manifest(rows(keep=6), recipe=RECIPE.replace("train: {", "train: {final_fit: true, ")), "train.final_fit", "test partition is empty",
      marks=needs_fix("workflows/run.py:load_manifest_of: train.final_fit with an empty test partition evaluates nothing (metrics.json {})"))
 case("manifest", "folder-without-classes", lambda f: (f / "empty").mkdir() or ["validate", str(write(f / "r.yaml", RECIPE.replace("m.csv", "empty")))],
-     "empty")
+     "holds no audio file in a class folder")
 # doubtful rows are warnings: validate passes and says so
 case("manifest", "duplicate-rows-warn", manifest(rows("a/x_train_0.wav,x,train")), "listed more than once", code=0)
 case("manifest", "case-labels-warn", manifest(rows("a/x_train_2.wav,X,train")), "differ only in case", "X / x", code=0)

@@ -186,7 +186,7 @@ def locked(holder: dict[str, object] | None, *, out: str = "out") -> Callable:
 case("run-dir", "locked-by-a-live-process", locked({"host": socket.gethostname(), "pid": os.getpid(), "command": "dsplug run"}),
      "out is in use by dsplug run", f"pid {os.getpid()}")
 case("run-dir", "locked-on-another-host", locked({"host": "elsewhere", "pid": 1, "command": "dsplug export"}), "in use by dsplug export", "elsewhere")
-case("run-dir", "lock-being-written", locked(None), "in use by another dsplug command")
+case("run-dir", "lock-being-written", locked(None), "in use by another dsplug command (it is writing")
 
 
 def stale_lock(folder: Path) -> list[str]:
@@ -330,7 +330,7 @@ case("export", "damaged-recipe", run_folder({"recipe.yaml": "data: [unclosed\n",
 case("export", "quantize-unknown", lambda f: run_folder({})(f) + ["--quantize", "int4"], "unknown quantize mode(s) ['int4']")
 case("export", "prune-out-of-range", lambda f: run_folder({})(f) + ["--prune", "1.5"], "1.5")
 case("export", "explain-missing-run", lambda f: ["explain", "gone", str(bf.write_tone(f / "t.wav"))], "gone")
-case("misc", "sweep-summarize-missing", lambda f: ["sweep", "summarize", "gone"], "gone")
+case("misc", "sweep-summarize-missing", lambda f: ["sweep", "summarize", "gone"], "sweep directory 'gone' does not exist")
 case("misc", "explain-needs-audio-or-examples", lambda f: ["explain", "run"], "give either AUDIO or --examples N")
 case("misc", "plugins-unknown-group", lambda f: ["plugins", "head"], "did you mean 'heads'?")
 
