@@ -131,3 +131,18 @@ def test_run_point_refuses_what_the_preflight_refuses_before_writing(tmp_path, m
     with pytest.raises(RecipeError, match="frontend.image_size"):
         run_point(point, run_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_doubtful_rows_are_recorded_in_the_data_summary(tmp_path):
+    """Repeated rows, labels that differ only in case and repeated data.classes are warnings that
+    data.json keeps (a run writes summarize()'s result as data.json)."""
+    from dsplug.data import load_manifest, summarize
+
+    badfiles.dataset(tmp_path)
+    manifest = tmp_path / "m.csv"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, lines[1], "a/x_train_2.wav,X,train,g1"]).replace(f"{lines[3]}\n", "") + "\n")
+    summary = summarize(load_manifest(manifest, classes=["x", "y", "X", "x"]))
+    warnings = " | ".join(summary["warnings"])
+    for text in ("listed more than once", "differ only in case", "data.classes lists 'x' more than once"):
+        assert text in warnings, warnings
