@@ -98,7 +98,9 @@ def cli_markdown() -> str:
         "",
         "Generated from the typer app (`dsplug/cli.py`) by `python -m dsplug.docs`; do not edit.",
         "Every command also takes `--help`, `--version` and `--debug` (show tracebacks). Errors end",
-        "with one line on stderr and exit code 2.",
+        "with one line on stderr and exit code 2 (a refused input: the line names the file, key or",
+        "value); exit code 1 means done with some inputs skipped, 3 an internal error (a bug: rerun",
+        "with `--debug` and report it), 130 interrupted. Output paths are checked before any work.",
         "",
     ]
     for name, command in group.commands.items():  # type: ignore[attr-defined]
