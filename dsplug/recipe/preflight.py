@@ -57,8 +57,8 @@ def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
     ------
     RecipeError
         A head that cannot do ``data.task``; images smaller than the backbone takes; an audio
-        backbone with another sample rate, taps or image augmentations; a tap layer the backbone
-        lacks. The message names the recipe key.
+        backbone with another sample rate, taps, image augmentations or full-integer export; a
+        tap layer the backbone lacks. The message names the recipe key.
     WeightsError
         ``model.backbone.weights`` cannot be resolved (or, offline, is not on this machine), or a
         ``.pth`` file is damaged, oversized or refused.
@@ -101,6 +101,12 @@ def _input_shape(recipe: Recipe, backbone: Backbone) -> tuple[int, ...]:
             raise RecipeError(
                 f"augment.methods: image augmentations ({', '.join(m.name for m in augment.methods)}) do not "
                 f"apply to {name!r}, which takes raw audio; set augment.policy: none"
+            )
+        integer = [mode for mode in recipe.export.quantize if mode in ("int8", "qat")]
+        if integer:
+            raise RecipeError(
+                f"export.quantize: {integer[0]} (full-integer conversion) of the raw-audio backbone {name!r} crashes "
+                "TensorFlow 2.21's converter; use dynamic (int8 weights) or float16"
             )
         return (int(round(recipe.data.chunk_seconds * rate)),)
     height, width = recipe.frontend.image_size or backbone.input_size

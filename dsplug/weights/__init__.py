@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 _TORCH_SUFFIXES = (".pth", ".pt")
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +217,13 @@ def check_weights(
                 "PyTorch names); pass a Keras weights file as model.backbone.weights"
             )
         load_torch_state_dict(resolved.path)
+    elif resolved.path.suffix.lower() in _HDF5_SUFFIXES and resolved.path.is_file() and not _overrides_loader(plugin):
+        with resolved.path.open("rb") as handle:
+            if handle.read(8) != _HDF5_SIGNATURE:
+                raise WeightsError(
+                    f"weights file {key!r} for backbone {_name(plugin)!r} is not an HDF5 file (no HDF5 signature); "
+                    "pass weights saved by Keras (model.save_weights) as model.backbone.weights"
+                )
     return f"{key} weights: {resolved.path}"
 
 

@@ -193,6 +193,8 @@ for name, override, *expect in [
     ("weights-pth-without-mapping", "model.backbone.weights=w.pth", "cannot read PyTorch state dicts", "w.pth"),
     ("audio-backbone-taps", "model.backbone.name=yamnet&model.taps=auto&augment.policy=none", "model.taps: 'auto' needs an image backbone"),
     ("audio-backbone-augment", "model.backbone.name=yamnet&augment.policy=sapaugment", "augment.methods: image augmentations (cutmix, specaugment) do not apply to 'yamnet'"),
+    ("audio-backbone-int8", "model.backbone.name=yamnet&augment.policy=none&export.quantize=[int8]", "export.quantize: int8", "'yamnet'"),
+    ("weights-h5-not-hdf5", "model.backbone.weights=w.h5", "weights file 'w.h5'", "is not an HDF5 file", "model.backbone.weights"),
     ("audio-backbone-rate", "model.backbone.name=yamnet&augment.policy=none&data.sample_rate=22050", "data.sample_rate: backbone 'yamnet' expects 16000 Hz"),
     ("override-without-equals", "train.lr", "override 'train.lr': expected KEY=VALUE"),
     ("override-unknown-key", "train.lrr=1", "train.lrr: unknown key; did you mean train.lr?"),
@@ -204,6 +206,7 @@ for name, override, *expect in [
     def build(folder: Path, override: str = override) -> list[str]:
         args = validate(*override.split("&"))(folder)
         (folder / "w.pth").write_bytes(b"")
+        (folder / "w.h5").write_text("not weights\n")
         return args
     case("value", name, build, *expect)
 
