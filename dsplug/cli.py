@@ -81,8 +81,11 @@ def _fail(err: BaseException) -> None:
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
+    from dsplug.console import terminal
+
     try:
-        yield
+        with terminal(debug=_state["debug"]):
+            yield
     except DsplugError as err:
         _fail(err)
     except ModuleNotFoundError as err:
