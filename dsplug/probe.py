@@ -34,7 +34,7 @@ from dsplug.recipe.schema import ProbeConfig
 logger = logging.getLogger(__name__)
 
 #: Default grid of the inverse regularisation strength ``C`` (half decades).
-DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 1, 11))
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-6, 1, 15))
 
 
 @dataclasses.dataclass(frozen=True)
