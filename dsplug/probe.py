@@ -33,10 +33,6 @@ from dsplug.recipe.schema import ProbeConfig
 
 logger = logging.getLogger(__name__)
 
-#: Default grid of the inverse regularisation strength ``C`` (half decades).
-DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-6, 1, 15))
-
-
 @dataclasses.dataclass(frozen=True)
 class ProbeFit:
     """A fitted probe and how its regularisation was chosen.
@@ -140,7 +136,7 @@ def select_and_fit(
     original: np.ndarray,
     fit_rows: np.ndarray,
     n_classes: int,
-    cs: Sequence[float] = DEFAULT_CS,
+    cs: Sequence[float],
     folds: int = 5,
     seed: int = 0,
     holdout: np.ndarray | None = None,
@@ -166,7 +162,7 @@ def select_and_fit(
     n_classes : int
         Output classes (a class without rows gets probability 0).
     cs : sequence of float
-        Candidate inverse regularisation strengths.
+        Candidate inverse regularisation strengths (``train.probe.c_grid``).
     folds : int
         Cross-validation folds (at most the number of groups).
     seed : int
