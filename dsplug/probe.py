@@ -143,9 +143,11 @@ def select_and_fit(
 ) -> ProbeFit:
     """Choose ``C`` by grouped cross-validation, then fit the probe on ``fit_rows``.
 
-    With fewer than three groups, cross-validation degenerates (two folds of unequal size, one
-    training on the smaller group): then ``C`` is chosen on the ``holdout`` rows (devel), fitting on
-    the others, if given.
+    The selection imitates what the final probe will face. With three or more groups, folds hold out
+    whole groups (new speakers). With fewer, cross-validation over groups degenerates (two folds of
+    unequal size, one training on the smaller group); then, if the final fit includes the
+    ``holdout`` rows (devel), so that every group is seen, the folds run over files; otherwise ``C``
+    is chosen on the holdout rows, fitting on the others.
 
     Parameters
     ----------
@@ -190,6 +192,10 @@ def select_and_fit(
     if n_groups >= 3:
         held_out = [np.isin(files, held) for held in _folds(files[original], labels[original], groups[original], folds=folds, seed=seed)]
         how = f"{min(folds, n_groups)}-fold cross-validation over {n_groups} groups"
+    elif holdout is not None and holdout.any() and fit_rows[holdout].all():
+        # the final fit covers every group: its error on new files of them is what folds over files measure
+        held_out = [np.isin(files, held) for held in _folds(files[original], labels[original], files[original], folds=folds, seed=seed)]
+        how = f"{folds}-fold cross-validation over files (only {n_groups} groups, all in the final fit)"
     elif holdout is not None and holdout.any() and (~holdout).any():
         held_out = [np.asarray(holdout, bool)]
         how = f"devel (only {n_groups} groups: too few to cross-validate)"
