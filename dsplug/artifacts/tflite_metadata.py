@@ -30,12 +30,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import struct
 import json
 import logging
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import flatbuffers
@@ -130,6 +132,15 @@ def _root(model: bytes, *, source: str) -> Any:
     return tfl.Model.GetRootAs(model, 0)
 
 
+@contextlib.contextmanager
+def _damaged(source: str) -> Iterator[None]:
+    """Turn a flatbuffer read past its end (a truncated or damaged file) into an ExportError."""
+    try:
+        yield
+    except (IndexError, struct.error, ValueError, TypeError, UnicodeDecodeError) as err:
+        raise ExportError(f"{source} is damaged: its flatbuffer cannot be read ({type(err).__name__}: {err}); {_FIX}") from err
+
+
 def check_audio_classifier(model: bytes, *, n_labels: int, channels: int = 1, source: str = "the model") -> None:
     """Refuse a model that MediaPipe's ``AudioClassifier`` (and so the metadata) cannot describe.
 
@@ -153,7 +164,11 @@ def check_audio_classifier(model: bytes, *, n_labels: int, channels: int = 1, so
     ExportError
         A requirement is not met (the value found and the fix are named).
     """
-    root = _root(model, source=source)
+    with _damaged(source):
+        _check_audio_classifier(_root(model, source=source), n_labels=n_labels, channels=channels, source=source)
+
+
+def _check_audio_classifier(root: Any, *, n_labels: int, channels: int, source: str) -> None:
     if root.SubgraphsLength() != 1:
         raise ExportError(f"{source} has {root.SubgraphsLength()} subgraphs; an audio classifier has exactly one")
     graph = root.Subgraphs(0)
@@ -374,7 +389,8 @@ def _metadata_index(root: Any) -> int | None:
 
 def has_metadata(model: bytes) -> bool:
     """Whether ``model`` (a ``.tflite`` flatbuffer) has a ``TFLITE_METADATA`` entry."""
-    return _metadata_index(_root(model, source="the model")) is not None
+    with _damaged("the model"):
+        return _metadata_index(_root(model, source="the model")) is not None
 
 
 def _custom(graph: Any) -> dict[str, Any]:
@@ -409,7 +425,11 @@ def read_metadata(model: bytes, *, source: str = "the model") -> TfliteMetadata:
     ExportError
         Not a TFLite model, or its metadata buffer is not a ``ModelMetadata`` flatbuffer.
     """
-    root = _root(model, source=source)
+    with _damaged(source):
+        return _read(model, _root(model, source=source), source=source)
+
+
+def _read(model: bytes, root: Any, *, source: str) -> TfliteMetadata:
     index = _metadata_index(root)
     if index is None:
         raise MetadataMissing(f"{source} has no TFLite Model Metadata (no {METADATA_NAME} entry); {_FIX}")
