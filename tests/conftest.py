@@ -99,6 +99,15 @@ def tone_rows(per_class: int) -> list[dict[str, str]]:
     return keep
 
 
+def write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write manifest rows (dicts with the same keys) as a CSV file."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def exported_rows() -> list[dict[str, str]]:
     """The shared run's manifest: per class 12 train and 4 devel files of the training speaker, 4 test files of the other."""
     rows, count = [], {}
@@ -116,12 +125,7 @@ def _export_shared_run(folder: Path) -> Path:
     from dsplug.recipe.loader import load_recipe
     from dsplug.workflows.run import run_point
 
-    rows = exported_rows()
-    manifest = folder / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    manifest = write_manifest(folder / "manifest.csv", exported_rows())
     [point] = load_recipe(write_recipe(folder / "ecosystem.yaml", EXPORTED_RECIPE.format(manifest=manifest)))
     run_point(point, run_dir=folder / "run")
     return folder / "run"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DRUMS, ROOT, TONES, write_recipe
+from conftest import DRUMS, ROOT, TONES, tone_rows, write_manifest, write_recipe
 from dsplug import runtime
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, DataError, ExportError
@@ -48,18 +48,7 @@ def run_dir(tmp_path_factory):
     from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("inference")
-    with open(TONES / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
-    keep, seen = [], set()
-    for row in rows:  # one real file per (class, partition)
-        if (row["label"], row["partition"]) not in seen:
-            seen.add((row["label"], row["partition"]))
-            keep.append({**row, "path": str(TONES / row["path"])})
-    manifest = folder / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(keep[0]))
-        writer.writeheader()
-        writer.writerows(keep)
+    manifest = write_manifest(folder / "manifest.csv", tone_rows(1))  # one real file per (class, partition)
     [point] = load_recipe(write_recipe(folder / "inference.yaml", RECIPE.format(manifest=manifest)))
     out = folder / "run"
     run_point(point, run_dir=out)

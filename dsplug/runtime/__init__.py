@@ -35,7 +35,6 @@ from dsplug.runtime.stream import (
     Streamer,
     format_stream_result,
     format_stream_summary,
-    stream_blocks,
     stream_file,
     stream_microphone,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "predict_files",
     "predict_signal",
     "predictions_json",
-    "stream_blocks",
     "stream_file",
     "stream_microphone",
     "write_predictions_csv",

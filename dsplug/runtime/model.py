@@ -24,7 +24,8 @@ import numpy as np
 from dsplug.artifacts import ModelMetadata
 from dsplug.errors import AudioError, ExportError, MetadataMissing
 from dsplug.runtime.predict import FilePrediction, predict_files, predict_signal
-from dsplug.runtime.stream import StreamResult, stream_blocks
+from dsplug.audio import prepare_signal
+from dsplug.runtime.stream import StreamResult, Streamer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ai_edge_litert.interpreter import Interpreter
@@ -202,8 +203,34 @@ class Model:
         StreamResult
             One per window as soon as its last sample arrived: ``time`` (end of the window in
             seconds), ``label``, ``confidence``, ``probabilities``, ``latency_ms``.
+
+        Raises
+        ------
+        AudioError
+            Invalid hop, smoothing or rate (at the call, before a block is read), or invalid
+            samples in a block.
         """
-        return stream_blocks(self, blocks, sample_rate=sample_rate, hop_seconds=hop_seconds, smoothing=smoothing)
+        streamer = Streamer(self, hop_seconds=hop_seconds, smoothing=smoothing)
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise AudioError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        return self._stream(streamer, blocks, rate=int(rate))
+
+    def _stream(self, streamer: Streamer, blocks: Iterable[np.ndarray], *, rate: int) -> Iterator[StreamResult]:
+        resampler = None
+        if rate != self.sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        for number, block in enumerate(blocks):
+            if np.size(block) == 0:
+                continue
+            mono = prepare_signal(block, rate=self.sample_rate, sample_rate=self.sample_rate, source=f"block {number}")
+            if resampler is not None:
+                mono = np.clip(resampler.resample_chunk(mono), -1.0, 1.0).astype(np.float32, copy=False)
+            yield from streamer.push(mono)
+        if resampler is not None:  # the resampler's delayed tail
+            yield from streamer.push(np.clip(resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
 
 
 def _quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:

@@ -13,14 +13,14 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsplug.artifacts import decide
-from dsplug.audio import chunk_signal, load_audio, prepare_signal
+from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, install_extra
 from dsplug.runtime.predict import file_notes
 
@@ -35,7 +35,6 @@ __all__ = [
     "Streamer",
     "format_stream_result",
     "format_stream_summary",
-    "stream_blocks",
     "stream_file",
     "stream_microphone",
 ]
@@ -372,62 +371,6 @@ def stream_file(
         wall=time.perf_counter() - began, block_seconds=block / model.sample_rate, realtime=realtime,
         notes=notes,
     )
-
-
-def stream_blocks(
-    model: Model,
-    blocks: Iterable[np.ndarray],
-    *,
-    sample_rate: int | None = None,
-    hop_seconds: float | None = None,
-    smoothing: int = 1,
-) -> Iterator[StreamResult]:
-    """Decisions on a stream of sample blocks, as each window completes (:meth:`Model.stream`).
-
-    Parameters
-    ----------
-    model : Model
-    blocks : iterable of np.ndarray [shape=(n,) or (n, channels)]
-        Consecutive blocks, float in [-1, 1] or integer PCM; channels are averaged to mono.
-    sample_rate : int, optional
-        The blocks' rate; default the model's. Another rate is converted block by block with
-        soxr's streaming resampler (high quality), so window boundaries follow the audio.
-    hop_seconds : float, optional
-        Hop between windows; default ``chunk_seconds / 4`` (see :class:`Streamer`).
-    smoothing : int
-        Windows averaged per decision.
-
-    Yields
-    ------
-    StreamResult
-
-    Raises
-    ------
-    AudioError
-        Invalid hop, smoothing, rate or samples (checked before the first block is read).
-    """
-    streamer = Streamer(model, hop_seconds=hop_seconds, smoothing=smoothing)
-    rate = model.sample_rate if sample_rate is None else sample_rate
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-        raise AudioError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-
-    def generate() -> Iterator[StreamResult]:
-        resampler = None
-        if rate != model.sample_rate:
-            import soxr
-
-            resampler = soxr.ResampleStream(int(rate), model.sample_rate, 1, dtype="float32", quality="HQ")
-        for number, block in enumerate(blocks):
-            if np.size(block) == 0:
-                continue
-            mono = prepare_signal(block, rate=model.sample_rate, sample_rate=model.sample_rate, source=f"block {number}")
-            if resampler is not None:
-                mono = np.clip(resampler.resample_chunk(mono), -1.0, 1.0).astype(np.float32, copy=False)
-            yield from streamer.push(mono)
-        if resampler is not None:
-            yield from streamer.push(np.clip(resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
-
-    return generate()
 
 
 def _import_sounddevice() -> Any:
