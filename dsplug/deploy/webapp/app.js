@@ -11,6 +11,7 @@
 //   hop=0.5                          seconds between windows (default: one chunk, no overlap)
 //   autostart=1                      start the microphone without a click (kiosks, tests)
 //   max=20                           stop the microphone after this many windows
+//   record=1                         keep the first window's samples in window.dsplug.captured (checks)
 //   clip=URL                         classify this recording (same origin) instead
 import {AudioClassifier, FilesetResolver} from './mediapipe/audio_bundle.mjs';
 
@@ -155,6 +156,7 @@ async function startMicrophone() {
     grown.set(data, pending.length);
     pending = grown;
     while (stopMicrophone && pending.length >= size) {
+      if (index === 0 && params.get('record') === '1') state.captured = Array.from(pending.subarray(0, size));
       show(classifyWindow(pending.slice(0, size), rate, index++, (consumed + size) / rate));
       pending = pending.slice(hop);
       consumed += hop;
