@@ -19,8 +19,9 @@ from dsplug.errors import ExportError
 pytestmark = pytest.mark.heavy
 
 PYTHON = Path(os.environ.get("DSPLUG_MEDIAPIPE_PYTHON", ROOT / ".tools" / "mediapipe" / "bin" / "python"))
-MODES = ["model.tflite", "model-dynamic.tflite", "model-float16.tflite", "model-int8.tflite", "model-qat.tflite",
-         "model-pruned.tflite", "model-pruned-qat.tflite"]
+MODES = ["none", "dynamic", "float16", "int8", "qat"]
+#: Every exported model: each mode, of the trained and of the pruned model.
+MODELS = [f"model{pruned}{'' if mode == 'none' else '-' + mode}.tflite" for pruned in ("", "-pruned") for mode in MODES]
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,12 @@ def python() -> Path:
 
 
 def test_mediapipe_agrees_with_dsplug_predict_in_every_mode(exported_run, python):
-    models = [exported_run / name for name in MODES]
+    models = [exported_run / name for name in MODELS]
     # bundled clips: every 4th tone recording (0.1-0.6 s, one window) and every drum (up to 2.6 s, stereo ones too)
     clips = sorted((TONES / "audio").glob("*.ogg"))[::4] + sorted((DRUMS / "audio").glob("*.ogg"))
     report = mediapipe_parity(models, clips, python=python)
     print("\n" + format_mediapipe_parity(report))
-    assert set(report) == set(MODES)
+    assert set(report) == set(MODELS)
     for name, row in report.items():
         assert row["top1_agreement"] >= 0.95, (name, row)
         assert row["windows"] > row["clips"]  # some clips span several windows

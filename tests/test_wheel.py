@@ -7,6 +7,7 @@ command; it never skips.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import venv
@@ -23,8 +24,12 @@ WHEELHOUSE = ROOT / ".tools" / "wheelhouse"
 CLIP = TONES / "audio" / "spk5_0001_T3.ogg"
 
 
+#: The fresh venv must see only itself: no PYTHONPATH pointing at this source tree.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+
+
 def run(*args: str | Path, cwd: Path | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600, env=CLEAN_ENV)
     if ok:
         assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done
