@@ -195,3 +195,15 @@ def test_a_recorded_clip_is_classified_like_dsplug_predict(app, exported_run, tm
     scores = np.array([w["scores"] for w in state["windows"]])
     assert scores.shape == expected.chunk_probabilities.shape
     assert np.abs(scores - expected.chunk_probabilities).max() < 0.05  # the browser's decoder resamples
+
+
+def test_export_web_without_the_bundle_stops_before_exporting(exported_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dsplug.cli import app as cli
+
+    monkeypatch.delenv("DSPLUG_MEDIAPIPE_WEB", raising=False)
+    before = (exported_run / "export.json").stat().st_mtime
+    result = CliRunner().invoke(cli, ["export", str(exported_run), "--web", str(tmp_path / "web"), "--mediapipe", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "npm install --prefix ~/.cache/dsplug/web @mediapipe/tasks-audio@1.0.1" in result.output
+    assert (exported_run / "export.json").stat().st_mtime == before and not (tmp_path / "web").exists()
