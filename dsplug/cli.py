@@ -151,6 +151,49 @@ def validate_cmd(
             typer.echo(f"  {point.slug}")
 
 
+@app.command("init")
+def init_cmd(
+    data: Annotated[Path, typer.Argument(help="A manifest CSV (path,label[,partition][,group]) or a folder of class folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The recipe file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe file.")] = False,
+    version: VersionOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write the recipe to start from, chosen from the data, each value commented with why."""
+    _setup(debug)
+    with _errors():
+        from dsplug.artifacts import check_writable_file, write_atomic
+        from dsplug.workflows.init import initial_recipe
+
+        if out.exists() and not force:
+            raise RecipeError(f"{out} exists; choose another -o path or pass --force to replace it")
+        check_writable_file(out, what="recipe file")
+        write_atomic(out, initial_recipe(data, out=out))
+        typer.echo(f"wrote {out}; check it with `dsplug validate {out}`, then `dsplug run {out}`")
+
+
+@app.command("manifest")
+def manifest_cmd(
+    folder: Annotated[Path, typer.Argument(help="A folder with one subfolder of audio files per class (optionally inside train/devel/test folders).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The manifest CSV to write (paths relative to its folder).")],
+    group_pattern: Annotated[Optional[str], typer.Option("--group-pattern", help="Regular expression whose group, searched in each file name, is the speaker/session, e.g. '^(spk\\d+)_'.")] = None,
+    version: VersionOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write the manifest CSV a folder of class folders stands for, to edit it (a recipe may also name the folder)."""
+    _setup(debug)
+    with _errors():
+        from dsplug.data import write_folder_manifest
+
+        written = write_folder_manifest(folder, out=out, group_pattern=group_pattern)
+        classes = sorted({row.label for row in written.rows})
+        origin = "labels" + " and partitions" * written.partitioned + " from the folders" + (
+            ", groups from the file names" if "group" in written.columns else "")
+        typer.echo(f"wrote {out}: {len(written.rows)} files, {len(classes)} classes ({', '.join(classes)}); {origin}")
+        for message in written.warnings:
+            typer.echo(f"warning: {message}", err=True)
+
+
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],

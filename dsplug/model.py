@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,12 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug import registry
-from dsplug.api import Backbone, Head
+from dsplug.api import Backbone, Head, Options, Plugin
 from dsplug.artifacts import RunDir
 from dsplug.errors import PluginNotFound, RecipeError, RunError
-from dsplug.recipe.loader import RecipePoint, load_recipe
+from dsplug.recipe.loader import RecipePoint, load_recipe, validate_options
 from dsplug.recipe.schema import Recipe
+from dsplug.weights import build_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -48,23 +50,33 @@ def colormap_table(name: str) -> np.ndarray:
     return matplotlib_table(name)
 
 
-def plugin_options(plugin: type[Any], section: Any, *, exclude: tuple[str, ...] = ("name",)) -> Any:
-    """Instantiate a plugin's ``Options`` from a validated recipe section (its extra keys)."""
+def plugin_options(plugin: type[Plugin], section: Any, *, key: str) -> Options:
+    """A plugin's ``Options`` from a recipe section (its keys that are the plugin's options).
+
+    Parameters
+    ----------
+    plugin : type
+        The plugin class.
+    section : pydantic model or mapping
+        The recipe section (``recipe.model.head``, an entry of ``recipe.augment.methods``).
+    key : str
+        The section's recipe path, for messages (``model.head``).
+    """
     values = section.model_dump() if hasattr(section, "model_dump") else dict(section)
-    names = {f.name for f in dataclasses.fields(plugin.Options)}
-    return plugin.Options(**{k: v for k, v in values.items() if k in names and k not in exclude})
+    fields = plugin.Options.model_fields
+    return validate_options(plugin, {k: v for k, v in values.items() if k in fields}, key=key)
 
 
 def load_backbone(recipe: Recipe) -> Backbone:
     """The backbone plugin instance selected by ``model.backbone``."""
     cls = registry.load("backbones", recipe.model.backbone.name)
-    return cls(options=plugin_options(cls, recipe.model.backbone))
+    return cls(options=plugin_options(cls, recipe.model.backbone, key="model.backbone"))
 
 
 def load_head(recipe: Recipe) -> Head:
     """The head plugin instance selected by ``model.head``."""
     cls = registry.load("heads", recipe.model.head.name)
-    return cls(options=plugin_options(cls, recipe.model.head))
+    return cls(options=plugin_options(cls, recipe.model.head, key="model.head"))
 
 
 def image_size(recipe: Recipe, backbone: Backbone) -> tuple[int, int]:
@@ -86,20 +98,35 @@ def weights_arg(recipe: Recipe) -> str | None:
 
 @tf_keras.utils.register_keras_serializable(package="dsplug")
 class BackbonePreprocess(tf_keras.layers.Layer):
-    """The backbone plugin's input normalisation as a layer (serialised by plugin name)."""
+    """The backbone plugin's input normalisation as a layer.
 
-    def __init__(self, *, backbone: str, **kwargs: Any) -> None:
+    Serialised by the plugin's entry-point name and its options, so a loaded model normalises
+    exactly as the trained one, whatever the plugin's options.
+
+    Parameters
+    ----------
+    backbone : str
+        The backbone's entry-point name.
+    options : dict or None
+        The plugin's options as plain data (``Options.model_dump(mode="json")``); ``None``: the
+        plugin's defaults.
+    """
+
+    def __init__(self, *, backbone: str, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backbone = backbone
-        self._plugin = registry.load("backbones", backbone)()
+        cls = registry.load("backbones", backbone)
+        # JSON mode: the plain data of get_config (lists for tuples) validates strictly
+        self._plugin = cls(options=cls.Options.model_validate_json(json.dumps(options or {})))
 
     def call(self, images: tf.Tensor) -> tf.Tensor:
         """Normalise (batch, H, W, 3) images with values in [0, 255]."""
         return self._plugin.preprocess(images)
 
     def get_config(self) -> dict[str, Any]:
-        """Serialisable configuration."""
-        return {**super().get_config(), "backbone": self.backbone}
+        """Serialisable configuration: the plugin's name and options."""
+        options = self._plugin.options.model_dump(mode="json")
+        return {**super().get_config(), "backbone": self.backbone, "options": options}
 
 
 @dataclasses.dataclass
@@ -210,15 +237,28 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         input_shape: tuple[int, ...] = (samples,)
     else:
         image = build_frontend(recipe, size=size)(audio)
-        normalised = BackbonePreprocess(backbone=recipe.model.backbone.name, name="backbone_preprocess", dtype="float32")(image)
+        normalised = BackbonePreprocess(
+            backbone=recipe.model.backbone.name,
+            options=backbone_plugin.options.model_dump(mode="json"),
+            name="backbone_preprocess",
+            dtype="float32",
+        )(image)
         frontend = tf_keras.Model(audio, normalised, name="frontend")
         input_shape = (size[0], size[1], 3)
 
-    backbone = backbone_plugin.build(
-        weights=weights_arg(recipe),
+    backbone = build_backbone(
+        backbone_plugin,
         input_shape=input_shape,
+        weights=weights_arg(recipe),
         weights_dir=recipe.model.backbone.weights_dir,
     )
+    if recipe.model.taps != "last":
+        if backbone_plugin.input_kind != "image":
+            raise RecipeError(
+                f"model.taps: {recipe.model.taps!r} needs an image backbone; {recipe.model.backbone.name!r} "
+                "takes raw audio: set model.taps: last"
+            )
+        backbone = tapped(backbone, layers=tap_layers(backbone, taps=recipe.model.taps))
     features = tf_keras.Input(backbone.output_shape[1:], dtype="float32", name="features")
     head_model = tf_keras.Model(
         features, head.build(features, num_outputs=num_outputs, task=task), name="head"
@@ -242,6 +282,84 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         image_size=size,
         input_kind=backbone_plugin.input_kind,
     )
+
+
+def stage_ends(backbone: tf_keras.Model) -> list[str]:
+    """The layers that end the backbone's stages, shallow to deep: where mid-level features are.
+
+    A stage is a run of blocks of one feature width. With residual blocks (MobileNet, EfficientNet,
+    ResNet) its end is the last residual addition of that width; without them (VGG, DenseNet,
+    SqueezeNet) it is the last layer of each spatial resolution. The backbone's output is always
+    last.
+
+    Returns
+    -------
+    list of str
+        Layer names.
+    """
+    spatial = [layer for layer in backbone.layers if len(getattr(layer, "output_shape", ()) or ()) == 4]
+    adds = [layer for layer in spatial if isinstance(layer, tf_keras.layers.Add)]
+    ends: list[str] = []
+    if adds:
+        for layer, after in zip(adds, [*adds[1:], None]):
+            if after is None or after.output_shape[-1] != layer.output_shape[-1]:
+                ends.append(layer.name)
+    else:
+        for layer, after in zip(spatial, [*spatial[1:], None]):
+            if after is None or after.output_shape[1:3] != layer.output_shape[1:3]:
+                ends.append(layer.name)
+    last = backbone.layers[-1].name
+    return [name for name in ends if name != last] + [last]
+
+
+def tap_layers(backbone: tf_keras.Model, *, taps: str | list[str]) -> list[str]:
+    """The layers ``model.taps`` names: ``auto`` (the ends of the three deepest stages) or a list.
+
+    Raises
+    ------
+    RecipeError
+        A named layer is not in the backbone (the message lists the stage ends to choose from).
+    """
+    ends = stage_ends(backbone)
+    if taps == "auto":
+        inner = ends[:-1] if len(ends) > 3 else ends
+        return inner[-3:]
+    names = {layer.name for layer in backbone.layers}
+    unknown = [name for name in taps if name not in names]
+    if unknown:
+        raise RecipeError(
+            f"model.taps: no layer {', '.join(map(repr, unknown))} in backbone {backbone.name!r}; its stage "
+            f"ends are {', '.join(ends)}"
+        )
+    return list(taps)
+
+
+def tapped(backbone: tf_keras.Model, *, layers: list[str]) -> tf_keras.Model:
+    """A feature extractor giving the mean- and max-pooled outputs of several backbone layers.
+
+    Mid-level features transfer to spectrograms better than the last layer's ImageNet-specific ones.
+
+    Parameters
+    ----------
+    backbone : tf_keras.Model
+        (batch, H, W, 3) -> feature maps.
+    layers : list of str
+        Layer names whose (batch, h, w, c) outputs are pooled.
+
+    Returns
+    -------
+    tf_keras.Model
+        (batch, H, W, 3) -> (batch, 2 * sum(c)): per layer the spatial mean, then the spatial max.
+    """
+    pooled = []
+    for name in layers:
+        output = backbone.get_layer(name).output
+        pooled += [
+            tf_keras.layers.GlobalAveragePooling2D(name=f"tap_mean_{name}")(output),
+            tf_keras.layers.GlobalMaxPooling2D(name=f"tap_max_{name}")(output),
+        ]
+    joined = pooled[0] if len(pooled) == 1 else tf_keras.layers.Concatenate(name="taps")(pooled)
+    return tf_keras.Model(backbone.input, joined, name=f"{backbone.name}_taps")
 
 
 def predict_batches(model: tf_keras.Model, inputs: np.ndarray, *, batch_size: int) -> np.ndarray:

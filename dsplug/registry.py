@@ -145,8 +145,11 @@ def _check_contract(group: str, name: str, plugin: Any) -> None:
             f"{plugin.api_version!r}, but this dsplug provides {api.API_VERSION!r}; "
             "upgrade the plugin or dsplug"
         )
-    if not dataclasses.is_dataclass(plugin.Options):
-        raise PluginBroken(f"{group[:-1]} plugin {name!r}: its Options must be a dataclass")
+    if not (isinstance(plugin.Options, type) and issubclass(plugin.Options, api.Options)):
+        raise PluginBroken(
+            f"{group[:-1]} plugin {name!r}: its Options must be a dsplug.api.Options subclass "
+            f"(a pydantic model with defaults and bounds), got {plugin.Options!r}"
+        )
 
 
 def names(group: str) -> list[str]:

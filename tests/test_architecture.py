@@ -4,7 +4,7 @@ Layers, lowest first; a module may import modules of its own layer or below, nev
 
     records and contracts   errors, version < api < registry, audio, artifacts, weights < recipe
     plugins and runtime     frontend, backbones, heads, augment, distribute, runtime
-    stages                  data < model < evaluate < train < report < deploy < explain
+    stages                  data < model < evaluate < probe < train < report < deploy < explain
     orchestration           workflows, testing
     interface               cli, docs, and the package root (dsplug.load)
 
@@ -29,7 +29,7 @@ RANKS: dict[str, float] = {
     "registry": 2, "audio": 2, "artifacts": 2, "weights": 2,
     "recipe": 3,
     "frontend": 4, "backbones": 4, "heads": 4, "augment": 4, "distribute": 4, "runtime": 4,
-    "data": 5.0, "model": 5.1, "evaluate": 5.2, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
+    "data": 5.0, "model": 5.1, "evaluate": 5.2, "probe": 5.25, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
     "workflows": 6, "testing": 6,
     "cli": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
 }

@@ -19,6 +19,7 @@ from dsplug.augment.cutmix import CutMix
 from dsplug.augment.policy import SapAugmentPolicy
 from dsplug.augment.specaugment import SpecAugment
 from dsplug.errors import RecipeError
+from dsplug.recipe.loader import validate_options
 
 TONES = Path(__file__).resolve().parents[1] / "data" / "tones"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -170,8 +171,8 @@ def test_cutmix_on_spectrograms(spectrograms) -> None:
 
 
 def test_cutmix_rejects_a_negative_size() -> None:
-    with pytest.raises(RecipeError, match=r"augment\.methods\[cutmix\]\.max_size.*-3"):
-        CutMix(options=CutMix.Options(max_size=-3))
+    with pytest.raises(RecipeError, match=r"augment\.methods\.0\.max_size.*-3"):
+        validate_options(CutMix, {"max_size": -3}, key="augment.methods.0")
 
 
 # --------------------------------------------------------------------------- SpecAugment
@@ -238,8 +239,8 @@ def test_specaugment_on_spectrograms_fills_with_silence(spectrograms) -> None:
 
 
 def test_specaugment_rejects_a_negative_width() -> None:
-    with pytest.raises(RecipeError, match=r"augment\.methods\[specaugment\]\.freq_mask"):
-        SpecAugment(options=SpecAugment.Options(freq_mask=-1))
+    with pytest.raises(RecipeError, match=r"augment\.methods\.1\.freq_mask"):
+        validate_options(SpecAugment, {"freq_mask": -1}, key="augment.methods.1")
 
 
 # --------------------------------------------------------------------------- policy

@@ -1,19 +1,18 @@
-"""Contract test over every registered backbone, plus weight handling and partial unfreezing.
+"""The built-in backbones: partial unfreezing, preprocessing, Keras weight files, weights loading.
 
-The contract part is parametrized over ``registry.names("backbones")``, so an installed
-third-party backbone is tested exactly like the built-ins: tiny input, ``weights=None``.
+The contract every backbone meets (tiny inputs, ``weights=None``, TFLite builtins, save/load,
+one training step, freezing) is checked for every installed backbone by
+``tests/test_plugin_contract.py`` with :func:`dsplug.testing.check_backbone`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
@@ -25,33 +24,12 @@ import tensorflow as tf
 import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
-from dsplug import registry
-from dsplug.api import Backbone
-from dsplug.backbones import keras_apps, weights
+from dsplug import registry, weights
+from dsplug.backbones import keras_apps
 from dsplug.backbones.base import preprocess_images, unfreeze_top
 from dsplug.errors import RecipeError, TrainError, WeightsError
-
-ALL_BACKBONES = registry.names("backbones")
-#: Backbones on dsplug's spectrogram images; those with their own front-end (raw audio in) are
-#: checked by the public harness in test_audio_backbone_contract.
-BACKBONES = [n for n in ALL_BACKBONES if registry.load("backbones", n).input_kind == "image"]
-AUDIO_BACKBONES = [n for n in ALL_BACKBONES if n not in BACKBONES]
-BUILTIN = sorted([*keras_apps.SPECS, "squeezenet_v1"])
-#: The slowest to build and step on 2 CPU cores (about 7-17 s each); still run in CI.
-HEAVY = {"densenet169", "densenet201", "inception_resnet_v2", "nasnet_large", "nasnet_mobile"}
-
-
-@dataclasses.dataclass
-class Built:
-    name: str
-    backbone: Backbone
-    model: tf_keras.Model
-    size: int
-
-
-def _test_size(cls: type[Backbone]) -> int:
-    """Smallest square input the backbone takes (its ``input_size`` if it declares none)."""
-    return int(getattr(cls, "min_input_size", None) or min(cls.input_size))
+from dsplug.weights import build_backbone, declared_source
+from dsplug.weights.keras import pick_file
 
 
 def _layers(model: tf_keras.Model) -> list[tf_keras.layers.Layer]:
@@ -67,136 +45,13 @@ def _random_images(size: int, *, seed: int = 0) -> tf.Tensor:
     return tf.constant(rng.uniform(0.0, 255.0, size=(2, size, size, 3)).astype(np.float32))
 
 
-@pytest.fixture(
-    scope="module",
-    params=[pytest.param(n, marks=pytest.mark.heavy) if n in HEAVY else n for n in BACKBONES],
-)
-def built(request: pytest.FixtureRequest) -> Iterator[Built]:
-    name = request.param
-    cls = registry.load("backbones", name)
-    backbone = cls()
-    size = _test_size(cls)
-    model = backbone.build(weights=None, input_shape=(size, size, 3))
-    yield Built(name, backbone, model, size)
-    tf_keras.backend.clear_session()
-
-
-def test_all_builtins_registered() -> None:
-    assert set(BUILTIN) <= set(BACKBONES)
-
-
-@pytest.mark.heavy
-@pytest.mark.parametrize("name", AUDIO_BACKBONES)
-def test_audio_backbone_contract(name: str) -> None:
-    """Raw-audio backbones (own front-end): build, features, one training step, freeze/unfreeze."""
-    from dsplug.testing import check_backbone
-
-    result = check_backbone(registry.load("backbones", name))
-    assert len(result["features_shape"]) in (1, 3)
-
-
-# --------------------------------------------------------------------------- contract
-
-
-def test_class_attributes(built: Built) -> None:
-    cls = type(built.backbone)
-    assert isinstance(cls.input_size, tuple) and len(cls.input_size) == 2
-    assert all(isinstance(v, int) and v > 0 for v in cls.input_size)
-    assert isinstance(cls.weight_sources, tuple)
-    assert all(isinstance(s, str) and s for s in cls.weight_sources)
-    assert (cls.__doc__ or "").strip(), "the first docstring line is shown by `dsplug plugins`"
-
-
-def test_features_are_4d_maps(built: Built) -> None:
-    shape = built.model.output_shape
-    assert isinstance(shape, tuple) and len(shape) == 4, f"{built.name}: output {shape}"
-    assert shape[1] >= 1 and shape[2] >= 1 and shape[3] >= 1
-    features = built.model(built.backbone.preprocess(_random_images(built.size)), training=False)
-    assert features.shape == (2, *shape[1:])
-    assert features.dtype == tf.float32
-    assert np.isfinite(features.numpy()).all()
-
-
-def test_preprocess_shape_and_values(built: Built) -> None:
-    images = _random_images(built.size, seed=1)
-    out = built.backbone.preprocess(images)
-    assert out.shape == images.shape
-    assert out.dtype == tf.float32
-    assert np.isfinite(out.numpy()).all()
-    # deterministic: the same images give the same normalisation
-    np.testing.assert_array_equal(out.numpy(), built.backbone.preprocess(images).numpy())
-
-
-def test_train_one_step(built: Built) -> None:
-    model = built.model
-    model.trainable = True
-    inputs = tf_keras.Input((built.size, built.size, 3))
-    pooled = tf_keras.layers.GlobalAveragePooling2D()(model(inputs))
-    outputs = tf_keras.layers.Dense(2, activation="softmax")(pooled)
-    classifier = tf_keras.Model(inputs, outputs)
-    optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
-    images = built.backbone.preprocess(_random_images(built.size, seed=2))
-    labels = tf.constant([[1.0, 0.0], [0.0, 1.0]])
-
-    before = {v.name: v.numpy().copy() for v in model.trainable_weights}
-    assert before, f"{built.name} has no trainable weights"
-    with tf.GradientTape() as tape:
-        probs = classifier(images, training=True)
-        loss = tf.reduce_mean(tf_keras.losses.categorical_crossentropy(labels, probs))
-    grads = tape.gradient(loss, classifier.trainable_weights)
-    optimizer.apply_gradients(zip(grads, classifier.trainable_weights, strict=True))
-
-    assert np.isfinite(float(loss))
-    changed = {
-        v.name: not np.array_equal(before[v.name], v.numpy()) for v in model.trainable_weights
-    }
-    kernels = [name for name in changed if "kernel" in name]
-    assert kernels and all(changed[name] for name in kernels), [
-        name for name in kernels if not changed[name]
-    ]
-    # a BatchNormalization offset followed by another one gets a zero gradient, nothing else
-    assert sum(changed.values()) >= 0.9 * len(changed)
-
-
-def test_freeze_and_unfreeze_top(built: Built) -> None:
-    model = built.model
-    layers = _layers(model)
-
-    assert unfreeze_top(model, layers=0) == 0
-    assert model.trainable_weights == []
-
-    made = unfreeze_top(model, layers=5)
-    expected = [layer for layer in layers[-5:] if not _is_bn(layer)]
-    assert made == len(expected)
-    for layer in layers:
-        assert layer.trainable == (layer in expected), layer.name
-    expected_weights = {id(w) for layer in expected for w in layer.trainable_weights}
-    assert {id(w) for w in model.trainable_weights} == expected_weights
-    assert all(not layer.trainable for layer in layers if _is_bn(layer))
-
-    fraction = 0.25
-    count = max(1, int(fraction * len(layers) + 0.5))
-    made = unfreeze_top(model, layers=fraction)
-    top = layers[len(layers) - count :]
-    assert made == sum(not _is_bn(layer) for layer in top)
-    for index, layer in enumerate(layers):
-        should = index >= len(layers) - count and not _is_bn(layer)
-        assert layer.trainable == should, layer.name
-
-    made = unfreeze_top(model, layers=1.0)
-    assert made == sum(not _is_bn(layer) for layer in layers)
-    bn_weights = {id(w) for layer in layers if _is_bn(layer) for w in layer.weights}
-    assert not bn_weights & {id(w) for w in model.trainable_weights}
-    assert model.trainable_weights, "a full unfreeze must expose weights"
-
-
 # --------------------------------------------------------------------------- unfreeze_top
 
 
 @pytest.fixture(scope="module")
 def small_model() -> tf_keras.Model:
     """MobileNetV2 at 32x32: 153 layers, BatchNormalization throughout."""
-    return keras_apps.MobileNetV2().build(weights=None, input_shape=(32, 32, 3))
+    return keras_apps.MobileNetV2().build(input_shape=(32, 32, 3))
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, 0.0, -0.2, True, "5", None])
@@ -290,7 +145,7 @@ def test_spec_weight_files_match_keras_source(name: str) -> None:
     source = re.sub(r'"\s+"', "", source)  # join implicitly concatenated string literals
     cls = registry.load("backbones", name)
     assert cls.input_size == (spec.input_size, spec.input_size)
-    assert cls.weight_sources == ("imagenet",)
+    assert list(cls.weight_sources) == ["imagenet"]
     assert spec.weights
     for wf in spec.weights:
         assert wf.url.startswith("https://storage.googleapis.com/tensorflow/keras-applications/")
@@ -306,21 +161,23 @@ def test_spec_weight_files_match_keras_source(name: str) -> None:
             assert wf.url.rsplit("/", 2)[1] + "/" in source  # the URL's folder
         if wf.md5 is not None:
             assert f'"{wf.md5}"' in source
-    chosen = spec.weights_file(input_shape=(spec.input_size, spec.input_size, 3))
+    chosen = declared_source(cls(), "imagenet", input_shape=(spec.input_size, spec.input_size, 3))
     assert chosen is not None and chosen.rows in (None, spec.input_size)
 
 
 def test_mobilenet_picks_the_weights_file_for_its_input_size() -> None:
     spec = keras_apps.SPECS["mobilenet_v2"]
-    assert spec.weights_file(input_shape=(96, 96, 3)).file_name.endswith("1.0_96_no_top.h5")
-    assert spec.weights_file(input_shape=(100, 100, 3)).file_name.endswith("1.0_224_no_top.h5")
-    assert spec.weights_file(input_shape=(96, 128, 3)).file_name.endswith("1.0_224_no_top.h5")
+
+    def file_for(shape: tuple[int, int, int]) -> str:
+        return pick_file(spec.weights, input_shape=shape, default_rows=spec.input_size).file_name
+
+    assert file_for((96, 96, 3)).endswith("1.0_96_no_top.h5")
+    assert file_for((100, 100, 3)).endswith("1.0_224_no_top.h5")
+    assert file_for((96, 128, 3)).endswith("1.0_224_no_top.h5")
 
 
 def test_squeezenet_architecture_at_224() -> None:
-    model = registry.load("backbones", "squeezenet_v1")().build(
-        weights=None, input_shape=(224, 224, 3)
-    )
+    model = registry.load("backbones", "squeezenet_v1")().build(input_shape=(224, 224, 3))
     assert model.output_shape == (None, 13, 13, 512)
     # SqueezeNet 1.1 has 1,235,496 weights with its 1000-class conv10 (512*1000 + 1000).
     assert model.count_params() == 1_235_496 - 513_000
@@ -328,9 +185,9 @@ def test_squeezenet_architecture_at_224() -> None:
 
 def test_too_small_input_is_a_recipe_error() -> None:
     with pytest.raises(RecipeError, match=r"at least 75x75.*got 64x64"):
-        keras_apps.InceptionV3().build(weights=None, input_shape=(64, 64, 3))
+        keras_apps.InceptionV3().build(input_shape=(64, 64, 3))
     with pytest.raises(RecipeError, match=r"\(height, width, 3\)"):
-        keras_apps.VGG16().build(weights=None, input_shape=(32, 32, 1))
+        keras_apps.VGG16().build(input_shape=(32, 32, 1))
 
 
 # --------------------------------------------------------------------------- weights
@@ -353,29 +210,29 @@ def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 def test_missing_weights_path_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "vgg16.h5"
     with pytest.raises(WeightsError, match="does not exist") as info:
-        keras_apps.VGG16().build(weights=str(missing), input_shape=(32, 32, 3))
+        build_backbone(keras_apps.VGG16(), weights=str(missing), input_shape=(32, 32, 3))
     assert str(missing) in str(info.value)
 
 
 def test_folder_as_weights_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="folder"):
-        keras_apps.VGG16().build(weights=str(tmp_path), input_shape=(32, 32, 3))
+        build_backbone(keras_apps.VGG16(), weights=str(tmp_path), input_shape=(32, 32, 3))
 
 
 def test_weights_dir_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
     wrong = tmp_path / "typo"
     with pytest.raises(WeightsError, match="does not exist or is not a folder") as info:
-        keras_apps.VGG16().build(
-            weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(wrong)
+        build_backbone(
+            keras_apps.VGG16(), weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(wrong)
         )
     assert str(wrong) in str(info.value) and weights.RECIPE_KEY in str(info.value)
 
 
 def test_squeezenet_has_no_imagenet_weights() -> None:
     cls = registry.load("backbones", "squeezenet_v1")
-    assert cls.weight_sources == ()
+    assert dict(cls.weight_sources) == {}
     with pytest.raises(WeightsError, match="no 'imagenet' weights") as info:
-        cls().build(weights="imagenet", input_shape=(32, 32, 3))
+        build_backbone(cls(), weights="imagenet", input_shape=(32, 32, 3))
     assert "path of a weights file" in str(info.value)
     assert "squeezenet_v1" in str(info.value)
 
@@ -387,10 +244,10 @@ def test_imagenet_offline_fails_fast_naming_file_url_and_folders(
     WeightsError that says what to download and where to put it; with internet the file lands
     in $KERAS_HOME/models."""
     backbone = keras_apps.MobileNetV2()
-    wf = backbone.spec.weights_file(input_shape=(96, 96, 3))
+    wf = declared_source(backbone, "imagenet", input_shape=(96, 96, 3))
     start = time.perf_counter()
     try:
-        model = backbone.build(weights="imagenet", input_shape=(96, 96, 3))
+        model = build_backbone(backbone, weights="imagenet", input_shape=(96, 96, 3))
     except WeightsError as err:
         elapsed = time.perf_counter() - start
         message = str(err)
@@ -414,7 +271,7 @@ def test_offline_flag_forbids_download(
     wf = keras_apps.SPECS["densenet121"].weights[0]
     start = time.perf_counter()
     with pytest.raises(WeightsError, match=weights.ENV_OFFLINE) as info:
-        keras_apps.DenseNet121().build(weights="imagenet", input_shape=(224, 224, 3))
+        build_backbone(keras_apps.DenseNet121(), weights="imagenet", input_shape=(224, 224, 3))
     assert time.perf_counter() - start < 1.0, "must fail before building the model"
     assert wf.file_name in str(info.value) and wf.url in str(info.value)
 
@@ -426,7 +283,7 @@ def test_imagenet_file_found_offline(
     """The exact notop file is picked up from each search folder and really loaded."""
     backbone = keras_apps.MobileNetV2()
     shape = (96, 96, 3)
-    wf = backbone.spec.weights_file(input_shape=shape)
+    wf = declared_source(backbone, "imagenet", input_shape=shape)
     folder = {
         "weights_dir": tmp_path / "mine",
         "env": tmp_path / "env",
@@ -436,10 +293,11 @@ def test_imagenet_file_found_offline(
     folder.mkdir(parents=True, exist_ok=True)
     if where == "env":
         monkeypatch.setenv(weights.ENV_WEIGHTS_DIR, str(folder))
-    source = backbone.build(weights=None, input_shape=shape)
+    source = backbone.build(input_shape=shape)
     source.save_weights(str(folder / wf.file_name))
 
-    loaded = backbone.build(
+    loaded = build_backbone(
+        backbone,
         weights="imagenet",
         input_shape=shape,
         weights_dir=str(folder) if where == "weights_dir" else None,
@@ -455,8 +313,8 @@ def test_nasnet_file_found_under_its_url_name(no_weights_anywhere: Path, tmp_pat
     corrupt = tmp_path / "NASNet-mobile-no-top.h5"
     corrupt.write_bytes(b"not the published file")
     with pytest.raises(WeightsError, match="MD5") as info:
-        keras_apps.NASNetMobile().build(
-            weights="imagenet", input_shape=(224, 224, 3), weights_dir=str(tmp_path)
+        build_backbone(
+            keras_apps.NASNetMobile(), weights="imagenet", input_shape=(224, 224, 3), weights_dir=str(tmp_path)
         )
     assert str(corrupt) in str(info.value)
 
@@ -467,17 +325,17 @@ def test_imagenet_file_with_wrong_md5_is_rejected(no_weights_anywhere: Path) -> 
     folder.mkdir()
     (folder / wf.file_name).write_bytes(b"\x89HDF truncated")
     with pytest.raises(WeightsError, match="MD5") as info:
-        keras_apps.DenseNet121().build(weights="imagenet", input_shape=(32, 32, 3))
+        build_backbone(keras_apps.DenseNet121(), weights="imagenet", input_shape=(32, 32, 3))
     assert wf.file_name in str(info.value) and wf.url in str(info.value)
 
 
 def test_unreadable_imagenet_file_is_a_weights_error(tmp_path: Path) -> None:
-    wf = keras_apps.SPECS["mobilenet"].weights_file(input_shape=(128, 128, 3))
+    wf = declared_source(keras_apps.MobileNet(), "imagenet", input_shape=(128, 128, 3))
     assert wf.md5 is None  # Keras publishes no digest for MobileNet: the load itself must fail
     (tmp_path / wf.file_name).write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="cannot load weights file") as info:
-        keras_apps.MobileNet().build(
-            weights="imagenet", input_shape=(128, 128, 3), weights_dir=str(tmp_path)
+        build_backbone(
+            keras_apps.MobileNet(), weights="imagenet", input_shape=(128, 128, 3), weights_dir=str(tmp_path)
         )
     assert wf.file_name in str(info.value)
 
@@ -486,14 +344,14 @@ def test_unreadable_imagenet_file_is_a_weights_error(tmp_path: Path) -> None:
 def test_weights_file_path_really_loads(name: str, tmp_path: Path) -> None:
     cls = registry.load("backbones", name)
     shape = (cls.min_input_size, cls.min_input_size, 3)
-    source = cls().build(weights=None, input_shape=shape)
+    source = cls().build(input_shape=shape)
     rng = np.random.default_rng(6)  # non-default values for every weight, BN statistics too
     source.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in source.get_weights()])
     path = tmp_path / f"{name}.h5"
     source.save_weights(str(path))
 
-    fresh = cls().build(weights=None, input_shape=shape)
-    loaded = cls().build(weights=str(path), input_shape=shape)
+    fresh = cls().build(input_shape=shape)
+    loaded = build_backbone(cls(), weights=str(path), input_shape=shape)
     assert any(
         not np.array_equal(a, b)
         for a, b in zip(source.get_weights(), fresh.get_weights(), strict=True)
@@ -504,11 +362,9 @@ def test_weights_file_path_really_loads(name: str, tmp_path: Path) -> None:
 
 def test_weights_of_another_architecture_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "squeezenet.h5"
-    registry.load("backbones", "squeezenet_v1")().build(
-        weights=None, input_shape=(32, 32, 3)
-    ).save_weights(str(path))
+    registry.load("backbones", "squeezenet_v1")().build(input_shape=(32, 32, 3)).save_weights(str(path))
     with pytest.raises(WeightsError, match="cannot load weights file") as info:
-        keras_apps.VGG16().build(weights=str(path), input_shape=(32, 32, 3))
+        build_backbone(keras_apps.VGG16(), weights=str(path), input_shape=(32, 32, 3))
     assert str(path) in str(info.value)
     assert isinstance(info.value.__cause__, Exception)
 

@@ -21,7 +21,7 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("command", [[], ["plugins"], ["validate", "x"], ["run", "x"]])
+@pytest.mark.parametrize("command", [[], ["plugins"], ["validate", "x"], ["run", "x"], ["manifest", "x"]])
 def test_version_and_help_on_every_command(command):
     result = invoke(*command[:1], "--version")
     assert result.exit_code == 0 and __version__ in result.output
@@ -46,11 +46,11 @@ def test_validate_accepts_the_demo_and_rejects_a_typo(tmp_path):
     ok = invoke("validate", DEMO)
     assert ok.exit_code == 0, ok.output
     assert "valid" in ok.output and "624 files, 5 classes" in ok.output
-    text = DEMO.read_text().replace("batch_size:", "batch_sise:").replace("../data", str(ROOT / "data"))
+    text = DEMO.read_text().replace("final_fit:", "final_fti:").replace("../data", str(ROOT / "data"))
     bad = write_recipe(tmp_path / "typo.yaml", text)
     result = invoke("validate", bad)
     assert result.exit_code == 2
-    assert "train.batch_sise: unknown key; did you mean train.batch_size?" in result.output
+    assert "train.final_fti: unknown key; did you mean train.final_fit?" in result.output
     assert "Traceback" not in result.output
 
 

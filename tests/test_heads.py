@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from pydantic import ValidationError
 
 from dsplug import registry
 from dsplug.api import Head
 from dsplug.errors import PluginError, RecipeError
 from dsplug.heads.arelu import AReLU
 from dsplug.heads.builtin import LinearHead, MLPHead, RegressionHead
+from dsplug.recipe.loader import validate_options
 
 DRUMS = Path(__file__).resolve().parents[1] / "data" / "drums"
 SAMPLE_RATE = 16000
@@ -264,13 +266,15 @@ def test_output_is_float32_under_mixed_precision() -> None:
 )
 def test_invalid_options_name_the_recipe_key(cls: type, options: dict, key: str) -> None:
     with pytest.raises(RecipeError, match=key.replace(".", r"\.")) as info:
-        cls(options=cls.Options(**options))
+        validate_options(cls, options, key="model.head")
     assert repr(next(iter(options.values()))) in str(info.value)
+    with pytest.raises(ValidationError):  # the bounds hold in Python too, not only in recipes
+        cls.Options(**options)
 
 
 def test_dropout_message_states_the_range() -> None:
     with pytest.raises(RecipeError) as info:
-        MLPHead(options=MLPHead.Options(dropout=1.5))
+        validate_options(MLPHead, {"dropout": 1.5}, key="model.head")
     assert str(info.value) == "model.head.dropout: expected a value in [0, 1), got 1.5"
 
 

@@ -1,4 +1,4 @@
-"""dsplug.pth: PyTorch state dicts read without PyTorch, compared with real ``torch.save`` files.
+"""dsplug.weights.pth: PyTorch state dicts read without PyTorch, compared with real ``torch.save`` files.
 
 PyTorch is needed only to write the files (``torch`` is in the ``test`` extra).
 """
@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from dsplug.api import load_torch_state_dict as api_loader
 from dsplug.errors import WeightsError
-from dsplug.pth import STORAGE_DTYPES, load_torch_state_dict
+from dsplug.weights.pth import STORAGE_DTYPES, load_torch_state_dict
 
 FORMATS = ["zip", "legacy"]
 
@@ -126,7 +125,7 @@ def test_plain_dict_and_path_types(tmp_path: Path) -> None:
     state = {"a": torch.ones(2), "b": torch.zeros(1, 1)}
     path = _save(state, tmp_path / "plain.pt", fmt="zip")
     _assert_same(load_torch_state_dict(str(path)), state)
-    _assert_same(api_loader(path), state)  # the public re-export
+    _assert_same(load_torch_state_dict(path), state)  # a Path as well as a str
 
 
 # --------------------------------------------------------------------------- refusals
@@ -264,17 +263,28 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
 
 
 def test_resolve_weights_names_the_file_to_load(tmp_path):
-    from dsplug.api import TorchWeightsFile, resolve_weights
+    from dsplug.api import Backbone, TorchWeights
+    from dsplug.weights import resolve_weights
 
-    source = TorchWeightsFile(
+    source = TorchWeights(
         file_name="absent-0000.pth", sha256="0" * 64, distribution="no-such-weights-package",
         version="0.0.0", path_in_distribution="absent/absent-0000.pth",
     )
-    assert resolve_weights(None, source=source, backbone="b", weights_dir=None) == (None, None)
+
+    class B(Backbone):
+        """A backbone declaring a PyTorch source."""
+
+        weight_sources = {"imagenet": source}
+
+    backbone = B()
+    backbone.name = "b"
+    shape = (32, 32, 3)
+    assert resolve_weights(backbone, None, input_shape=shape) is None
     own = tmp_path / "mine.h5"
     own.write_bytes(b"x")
-    assert resolve_weights(str(own), source=source, backbone="b", weights_dir=None) == (own, None)
+    resolved = resolve_weights(backbone, str(own), input_shape=shape)
+    assert (resolved.path, resolved.source) == (own, None)
     with pytest.raises(WeightsError, match=r"backbone 'b' has no 'nope\.pth' weights .* is not a file; pass 'imagenet', none"):
-        resolve_weights("nope.pth", source=source, backbone="b", weights_dir=None)
+        resolve_weights(backbone, "nope.pth", input_shape=shape)
     with pytest.raises(WeightsError, match="absent-0000.pth"):
-        resolve_weights("imagenet", source=source, backbone="b", weights_dir=tmp_path)
+        resolve_weights(backbone, "imagenet", input_shape=shape, weights_dir=tmp_path)

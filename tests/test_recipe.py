@@ -39,8 +39,7 @@ def test_demo_recipe_resolves_with_documented_defaults():
     assert r.augment.a == 0.5 and r.augment.s == 10.0
     resolved = point.to_dict()
     # plugin options are filled with the plugin's own defaults in the resolved recipe
-    assert resolved["model"]["head"]["units"] == 128
-    assert "dropout" in resolved["model"]["head"]
+    assert resolved["model"]["head"] == {"name": "linear", "dropout": 0.0, "pooling": "avg"}
     assert [m["name"] for m in resolved["augment"]["methods"]] == ["cutmix", "specaugment"]
     assert "max_size" in resolved["augment"]["methods"][0]
 
@@ -107,6 +106,18 @@ def test_plugin_options_are_validated_against_the_plugin(recipe):
         load_recipe(recipe(), overrides=["model.head.unitz=3"])
     with pytest.raises(RecipeError, match=r"augment.methods.0.max_sise: unknown key; did you mean augment.methods.0.max_size\?"):
         load_recipe(recipe("augment: {methods: [{name: cutmix, max_sise: 3}]}\n"))
+
+
+def test_plugin_option_bounds_and_rules_name_the_key():
+    lean = ROOT / "recipes" / "lean.yaml"
+    with pytest.raises(RecipeError, match=r"model\.backbone\.heads: expected an integer >= 1, got 0"):
+        load_recipe(lean, overrides=["model.backbone.heads=0"])
+    with pytest.raises(RecipeError, match=r"model\.backbone: projection \(30\) must be a multiple of heads \(4\)"):
+        load_recipe(lean, overrides=["model.backbone.projection=30"])
+    with pytest.raises(RecipeError) as err:
+        load_recipe(lean, overrides=["model.head.dropout=1.5", "model.head.units=0"])
+    assert "model.head.dropout: expected a value in [0, 1), got 1.5" in str(err.value)
+    assert "model.head.units: expected an integer >= 1, got 0" in str(err.value)  # one line per problem
 
 
 def test_unknown_plugin_name_lists_choices(recipe):

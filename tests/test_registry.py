@@ -102,10 +102,17 @@ def test_plugin_of_the_wrong_base_class_is_broken(fake_distribution):
 
 
 def test_plugin_for_another_api_major_version_is_broken(fake_distribution):
-    source = GOOD + "\nStripes.api_version = '2.0'\n"
+    source = GOOD + "\nStripes.api_version = '1.0'\n"
     fake_distribution("acme-future", {"dsplug.colormaps": {"future": "acme_future:Stripes"}}, {"acme_future": source})
-    with pytest.raises(PluginBroken, match="plugin API '2.0'"):
+    with pytest.raises(PluginBroken, match="plugin API '1.0'"):
         registry.load("colormaps", "future")
+
+
+def test_plugin_whose_options_are_not_api_options_is_broken(fake_distribution):
+    source = GOOD + "\nimport dataclasses\n\n@dataclasses.dataclass\nclass Plain:\n    width: int = 1\n\nStripes.Options = Plain\n"
+    fake_distribution("acme-plain", {"dsplug.colormaps": {"plain": "acme_plain:Stripes"}}, {"acme_plain": source})
+    with pytest.raises(PluginBroken, match="Options must be a dsplug.api.Options subclass"):
+        registry.load("colormaps", "plain")
 
 
 def test_duplicate_names_are_an_error(fake_distribution):

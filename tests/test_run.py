@@ -86,13 +86,14 @@ def test_run_writes_the_whole_run_directory(finished):
     assert (out / "model-dynamic.tflite").is_file() and json.loads((out / "model-dynamic.json").read_text())["quantize"] == "dynamic"
     assert dynamic["top1_agreement"] >= 0.8 and dynamic["bytes"] < 0.5 * result["export"]["bytes"]
     report = (out / "report.md").read_text()
-    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "### Trained model", "model-dynamic.tflite", "Per-class recall", "Confusion matrix"):
+    for section in ("## Recipe", "## Data", "## Training", "## Results", "## Export", "### Trained model", "model-dynamic.tflite", "| class | precision | recall | F1 | support |", "Confusion matrix", "## Misclassified test files"):
         assert section in report, section
     assert "![examples](examples.png)" in report and (out / "examples.png").is_file()
     assert f"UAR | {metrics['test']['uar']:.3f}" in report
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3  # examples, training curves, confusion matrix
     assert 'src="training.png"' not in page and "<table>" in page
+    assert '<audio controls preload="none" src="' in page  # misclassified clips play in place
 
 
 def test_finished_run_resumes_without_retraining(finished, tmp_path):
@@ -323,3 +324,44 @@ def test_compare_writes_one_row_per_backbone(tiny, tmp_path):
         assert float(row["latency_ms"]) > 0 and int(row["parameters"]) > 0
         assert 0 <= float(row["test_uar"]) <= 1
     assert "| squeezenet_v1 |" in (out / "compare.md").read_text()
+
+
+def test_linear_probe_run_on_mid_level_features(tiny, tmp_path):
+    """train.method probe: C chosen by grouped CV, the head's Dense set, the whole run exported."""
+    [point] = load_recipe(tiny, overrides=[
+        "model.taps=auto", "model.head={name: linear}", "train.method=probe", "train.final_fit=true",
+        "train.probe.c_grid=[0.01, 1.0]", "train.phase2.epochs=0",
+    ])
+    result = run_point(point, run_dir=tmp_path / "probe")
+    probe = json.loads((tmp_path / "probe" / "probe.json").read_text())
+    assert float(probe["c"]) in (0.01, 1.0) and set(probe["scores"]) == {"0.01", "1.0"}
+    assert "cross-validation" in probe["selection"] and probe["final_fit"] is True
+    assert set(result["metrics"]) == {"test"}  # devel was trained on
+    assert result["export"]["parity_fp32"]["top1_agreement"] == 1.0
+    report = (tmp_path / "probe" / "report.md").read_text()
+    assert "linear probe on frozen features (taps: auto): C = " in report
+    assert (tmp_path / "probe" / "training.png").is_file()
+
+
+def test_stage_ends_and_taps_of_a_residual_backbone():
+    import tf_keras
+
+    from dsplug import registry
+    from dsplug.errors import RecipeError
+    from dsplug.model import stage_ends, tap_layers, tapped
+    from dsplug.weights import build_backbone
+
+    plugin = registry.load("backbones", "mobilenet_v2")()
+    backbone = build_backbone(plugin, input_shape=(64, 64, 3), weights=None)
+    ends = stage_ends(backbone)
+    assert ends[-1] == backbone.layers[-1].name
+    adds = [backbone.get_layer(name) for name in ends[:-1]]
+    assert all(isinstance(layer, tf_keras.layers.Add) for layer in adds)
+    widths = [layer.output_shape[-1] for layer in adds]
+    assert widths == sorted(widths) and len(set(widths)) == len(widths)  # one end per width, shallow to deep
+    taps = tap_layers(backbone, taps="auto")
+    assert taps == ends[-4:-1]
+    model = tapped(backbone, layers=taps)
+    assert model.output_shape[-1] == 2 * sum(backbone.get_layer(t).output_shape[-1] for t in taps)
+    with pytest.raises(RecipeError, match="no layer 'nope'.*stage ends are"):
+        tap_layers(backbone, taps=["nope"])

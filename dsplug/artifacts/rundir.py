@@ -46,10 +46,13 @@ class RunDir:
     DATA = "data.json"
     SKIPPED = "skipped_files.csv"
     HISTORY = "history.csv"
+    PROBE = "probe.json"
     TRAINING_PLOT = "training.png"
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.csv"
     CONFUSION_PLOT = "confusion.png"
+    ROC_PLOT = "roc.png"
+    PR_PLOT = "pr.png"
     EXAMPLES_PLOT = "examples.png"
     KERAS_MODEL = "model.keras"
     TFLITE_MODEL = "model.tflite"
@@ -234,6 +237,10 @@ class RunDir:
     def data_summary(self) -> dict[str, Any]:
         """``data.json``."""
         return read_json(self.path / self.DATA, fix="re-run `dsplug run` into a new directory")
+
+    def write_probe(self, record: Mapping[str, Any]) -> None:
+        """Write ``probe.json``: how a linear probe's regularisation was chosen."""
+        write_json(self.path / self.PROBE, record)
 
     def write_metrics(self, metrics: Mapping[str, Mapping[str, Any]]) -> None:
         """Write ``metrics.json`` (per evaluated partition)."""

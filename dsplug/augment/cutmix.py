@@ -21,13 +21,10 @@ nominal patch area) and a sample is never mixed with itself.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import tensorflow as tf
+from pydantic import Field
 
-from dsplug.api import Augmentation
-from dsplug.errors import RecipeError
+from dsplug.api import Augmentation, Options
 
 __all__ = ["REFERENCE_SIZE", "CutMix"]
 
@@ -38,27 +35,15 @@ REFERENCE_SIZE = 224
 class CutMix(Augmentation):
     """CutMix: paste a square patch from another sample, mix the labels by the pasted area."""
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of ``cutmix`` (an entry of ``augment.methods``).
+    class Options(Options):
+        """Options of ``cutmix`` (an entry of ``augment.methods``)."""
 
-        Attributes
-        ----------
-        max_size : int
-            Side in pixels of the patch at strength 1, for a 224 x 224 image (>= 0); scaled by
-            ``sqrt(H * W) / 224`` for other image sizes. Paper: 56.
-        """
-
-        max_size: int = 56
-
-    def __init__(self, *, options: Any = None) -> None:
-        super().__init__(options=options)
-        size = self.options.max_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise RecipeError(
-                f"augment.methods[cutmix].max_size: expected an integer >= 0 (pixels at "
-                f"224 x 224), got {size!r}"
-            )
+        max_size: int = Field(
+            56,
+            ge=0,
+            description="Side in pixels of the patch at strength 1, for a 224 x 224 image; scaled by "
+            "sqrt(H * W) / 224 for other image sizes. Paper: 56.",
+        )
 
     def apply(
         self,

@@ -19,13 +19,10 @@ frequency = rows) and the fill value comes from the backbone's normalisation.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import tensorflow as tf
+from pydantic import Field
 
-from dsplug.api import Augmentation
-from dsplug.errors import RecipeError
+from dsplug.api import Augmentation, Options
 
 __all__ = ["REFERENCE_SIZE", "SpecAugment"]
 
@@ -67,32 +64,21 @@ def _band(
 class SpecAugment(Augmentation):
     """SpecAugment: one time mask (columns) and one frequency mask (rows) per sample."""
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of ``specaugment`` (an entry of ``augment.methods``).
+    class Options(Options):
+        """Options of ``specaugment`` (an entry of ``augment.methods``)."""
 
-        Attributes
-        ----------
-        time_mask : int
-            Width in columns of the time mask at strength 1, for a 224-pixel-wide image (>= 0);
-            scaled by ``W / 224``. Paper: 67.
-        freq_mask : int
-            Height in rows of the frequency mask at strength 1, for a 224-pixel-high image
-            (>= 0); scaled by ``H / 224``. Paper: 67.
-        """
-
-        time_mask: int = 67
-        freq_mask: int = 67
-
-    def __init__(self, *, options: Any = None) -> None:
-        super().__init__(options=options)
-        for key in ("time_mask", "freq_mask"):
-            value = getattr(self.options, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise RecipeError(
-                    f"augment.methods[specaugment].{key}: expected an integer >= 0 (pixels at "
-                    f"224 x 224), got {value!r}"
-                )
+        time_mask: int = Field(
+            67,
+            ge=0,
+            description="Width in columns of the time mask at strength 1, for a 224-pixel-wide image; "
+            "scaled by W / 224. Paper: 67.",
+        )
+        freq_mask: int = Field(
+            67,
+            ge=0,
+            description="Height in rows of the frequency mask at strength 1, for a 224-pixel-high "
+            "image; scaled by H / 224. Paper: 67.",
+        )
 
     def apply(
         self,

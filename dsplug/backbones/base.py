@@ -11,7 +11,7 @@ Examples
 >>> from dsplug import registry
 >>> from dsplug.backbones.base import unfreeze_top
 >>> backbone = registry.load("backbones", "densenet121")()  # doctest: +SKIP
->>> model = backbone.build(weights="imagenet", input_shape=(224, 224, 3))  # doctest: +SKIP
+>>> model = backbone.build(input_shape=(224, 224, 3))  # doctest: +SKIP
 >>> unfreeze_top(model, layers=128)  # doctest: +SKIP
 92
 
@@ -28,8 +28,7 @@ from typing import ClassVar, Literal
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone
-from dsplug.backbones.weights import WeightsFile, load_weights, resolve_weights
+from dsplug.api import Backbone, KerasWeights
 from dsplug.errors import TrainError
 
 logger = logging.getLogger(__name__)
@@ -111,47 +110,31 @@ class KerasAppSpec:
         Input normalisation (see :func:`preprocess_images`).
     min_input_size : int
         Smallest height and width Keras accepts without the top.
-    weights : tuple of WeightsFile
-        The ImageNet notop weight files; several only for families with one file per input
-        size (MobileNet). Empty if no ImageNet weights exist.
+    weights : tuple of KerasWeights
+        The ImageNet notop weight files; several (each with ``rows``) only for families with
+        one file per input size (MobileNet). Empty if no ImageNet weights exist.
     """
 
     constructor: Callable[..., tf_keras.Model]
     input_size: int
     preprocessing: PreprocessingMode
     min_input_size: int
-    weights: tuple[WeightsFile, ...] = ()
-
-    def weights_file(self, *, input_shape: tuple[int, int, int]) -> WeightsFile | None:
-        """Return the ImageNet file Keras would load for this input shape (``None`` if none).
-
-        A file trained at the input's size is preferred (square inputs only, as in Keras);
-        otherwise the one for :attr:`input_size` or the size-independent one.
-        """
-        if not self.weights:
-            return None
-        rows, cols = input_shape[0], input_shape[1]
-        for wf in self.weights:
-            if wf.rows is not None and wf.rows == rows == cols:
-                return wf
-        for wf in self.weights:
-            if wf.rows is None or wf.rows == self.input_size:
-                return wf
-        return self.weights[0]
+    weights: tuple[KerasWeights, ...] = ()
 
 
 class KerasApplicationBackbone(Backbone):
     """A backbone built by a ``tf_keras.applications`` constructor without its top.
 
     Subclasses set :attr:`spec`; :attr:`input_size`, :attr:`min_input_size` and
-    :attr:`weight_sources` are derived from it when the subclass is defined.
+    :attr:`weight_sources` (``imagenet``: the notop file, or one file per input size) are
+    derived from it when the subclass is defined.
 
     Class attributes
     ----------------
     spec : KerasAppSpec
         The backbone's pretrained facts.
     min_input_size : int
-        Smallest height and width accepted (used by the contract test with ``weights=None``).
+        Smallest height and width accepted (used by the contract checks with ``weights=None``).
     """
 
     spec: ClassVar[KerasAppSpec]
@@ -163,7 +146,8 @@ class KerasApplicationBackbone(Backbone):
         if spec is not None:
             cls.input_size = (spec.input_size, spec.input_size)
             cls.min_input_size = spec.min_input_size
-            cls.weight_sources = ("imagenet",) if spec.weights else ()
+            files = spec.weights
+            cls.weight_sources = {"imagenet": files[0] if len(files) == 1 else files} if files else {}
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """Normalise images as the backbone's ImageNet weights expect (see ``spec``).
@@ -180,24 +164,13 @@ class KerasApplicationBackbone(Backbone):
         """
         return preprocess_images(images, mode=self.spec.preprocessing)
 
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, int, int],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build the feature extractor (no top, no pooling).
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build the feature extractor (no top, no pooling), randomly initialised.
 
         Parameters
         ----------
-        weights : str or None
-            ``None`` (random), ``"imagenet"`` (found offline or downloaded, see
-            :mod:`dsplug.backbones.weights`), or the path of a weights file.
         input_shape : tuple[int, int, int]
             (height, width, 3) of the preprocessed images.
-        weights_dir : str or None
-            An extra folder searched first for the ImageNet file.
 
         Returns
         -------
@@ -206,26 +179,11 @@ class KerasApplicationBackbone(Backbone):
 
         Raises
         ------
-        WeightsError
-            If the requested weights cannot be found, downloaded or loaded.
         RecipeError
             If ``input_shape`` is too small or not RGB.
         """
-        name = self.name or type(self).__name__
-        shape = self.image_shape(input_shape, name=name)
-        weights_file = self.spec.weights_file(input_shape=shape)
-        sources = {"imagenet": weights_file} if weights_file is not None else {}
-        path = resolve_weights(
-            backbone=name, weights=weights, sources=sources, weights_dir=weights_dir
-        )
-        # Same as passing weights=path to the constructor (Keras then calls load_weights),
-        # but a failure is reported as a WeightsError naming the file.
-        model = self.spec.constructor(
-            include_top=False, weights=None, input_shape=shape, pooling=None
-        )
-        if path is not None:
-            load_weights(model, path=path, backbone=name)
-        return model
+        shape = self.image_shape(input_shape, name=self.name or type(self).__name__)
+        return self.spec.constructor(include_top=False, weights=None, input_shape=shape, pooling=None)
 
 
 def _is_batch_norm(layer: tf_keras.layers.Layer) -> bool:

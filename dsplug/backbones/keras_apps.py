@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import tf_keras
 
+from dsplug.api import KerasWeights
 from dsplug.backbones.base import KerasApplicationBackbone, KerasAppSpec
-from dsplug.backbones.weights import WeightsFile
 
 __all__ = [
     "SPECS",
@@ -41,8 +41,8 @@ __all__ = [
 _BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
-def _notop(folder: str, file_name: str, md5: str | None) -> WeightsFile:
-    return WeightsFile(file_name=file_name, url=_BASE + folder + "/" + file_name, md5=md5)
+def _notop(folder: str, file_name: str, md5: str | None) -> KerasWeights:
+    return KerasWeights(file_name=file_name, url=_BASE + folder + "/" + file_name, md5=md5)
 
 
 #: Pretrained facts per entry-point name.
@@ -158,7 +158,7 @@ SPECS: dict[str, KerasAppSpec] = {
         preprocessing="tf",
         min_input_size=32,
         weights=tuple(
-            WeightsFile(
+            KerasWeights(
                 file_name=f"mobilenet_1_0_{rows}_tf_no_top.h5",
                 url=f"{_BASE}mobilenet/mobilenet_1_0_{rows}_tf_no_top.h5",
                 rows=rows,
@@ -172,7 +172,7 @@ SPECS: dict[str, KerasAppSpec] = {
         preprocessing="tf",
         min_input_size=32,
         weights=tuple(
-            WeightsFile(
+            KerasWeights(
                 file_name=f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
                 url=(
                     f"{_BASE}mobilenet_v2/"
@@ -190,7 +190,7 @@ SPECS: dict[str, KerasAppSpec] = {
         preprocessing="tf",
         min_input_size=32,
         weights=(
-            WeightsFile(
+            KerasWeights(
                 file_name="nasnet_large_no_top.h5",
                 url=_BASE + "nasnet/NASNet-large-no-top.h5",
                 md5="d81d89dc07e6e56530c4e77faddd61b5",
@@ -203,7 +203,7 @@ SPECS: dict[str, KerasAppSpec] = {
         preprocessing="tf",
         min_input_size=32,
         weights=(
-            WeightsFile(
+            KerasWeights(
                 file_name="nasnet_mobile_no_top.h5",
                 url=_BASE + "nasnet/NASNet-mobile-no-top.h5",
                 md5="1ed92395b5b598bdda52abe5c0dbfd63",

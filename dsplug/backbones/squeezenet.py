@@ -13,7 +13,7 @@ The classifier (dropout, conv10, global pooling) is left out: the head brings it
 At 224x224 the features are 13x13x512; the smallest input is 32x32 (1x1 features).
 
 Keras ships no SqueezeNet weights, so :attr:`SqueezeNetV1.weight_sources` is empty and
-``weights="imagenet"`` is an error; pass the path of a weights file instead. The layers are
+``weights: imagenet`` is an error; pass the path of a weights file instead. The layers are
 created in the order of the widely used Keras port (rcmalli/keras-squeezenet, converted from the
 Caffe release, also used by DeepSpectrumLite), so its notop HDF5 file is expected to load by
 layer order; that file was not available offline to check.
@@ -31,7 +31,6 @@ import tf_keras
 
 from dsplug.api import Backbone
 from dsplug.backbones.base import preprocess_images
-from dsplug.backbones.weights import load_weights, resolve_weights
 
 __all__ = ["SqueezeNetV1", "squeezenet_v1_1"]
 
@@ -89,7 +88,6 @@ class SqueezeNetV1(Backbone):
     bundled weights."""
 
     input_size: ClassVar[tuple[int, int]] = (224, 224)
-    weight_sources: ClassVar[tuple[str, ...]] = ()
     #: Smallest height and width accepted.
     min_input_size: ClassVar[int] = 32
 
@@ -108,24 +106,13 @@ class SqueezeNetV1(Backbone):
         """
         return preprocess_images(images, mode="caffe")
 
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, int, int],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build SqueezeNet 1.1 features, randomly initialised or from a weights file.
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build SqueezeNet 1.1 features, randomly initialised.
 
         Parameters
         ----------
-        weights : str or None
-            ``None`` for random initialisation or the path of a weights file (``.h5`` saved by
-            ``model.save_weights`` from this architecture). ``"imagenet"`` is not available.
         input_shape : tuple[int, int, int]
             (height, width, 3), height and width >= 32.
-        weights_dir : str or None
-            Unused (there is no named weight source to look up).
 
         Returns
         -------
@@ -134,15 +121,8 @@ class SqueezeNetV1(Backbone):
 
         Raises
         ------
-        WeightsError
-            For ``"imagenet"``, a missing file, or a file that does not fit.
         RecipeError
             If ``input_shape`` is too small or not RGB.
         """
-        name = self.name or type(self).__name__
-        shape = self.image_shape(input_shape, name=name)
-        path = resolve_weights(backbone=name, weights=weights, sources={}, weights_dir=weights_dir)
-        model = squeezenet_v1_1(input_shape=shape)
-        if path is not None:
-            load_weights(model, path=path, backbone=name)
-        return model
+        shape = self.image_shape(input_shape, name=self.name or type(self).__name__)
+        return squeezenet_v1_1(input_shape=shape)

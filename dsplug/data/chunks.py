@@ -1,25 +1,32 @@
-"""Decoded chunks: audio files to fixed-length chunks (once per run), skipped files, ready-to-train splits."""
+"""Decoded chunks: audio files to fixed-length chunks (once per run), skipped files, ready-to-train splits.
+
+:class:`ChunkSet` holds every chunk in one array (the in-memory storage); :class:`~dsplug.data.shards.ShardSet`
+holds them in files on disk. Both are :class:`~dsplug.data.source.ChunkSource` objects: the same
+``files``, ``file_index``, ``starts``, ``skipped``, and ``read`` / ``batches`` / ``dataset``.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import csv
 import dataclasses
 import io
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from dsplug.audio import chunk_signal, load_audio
+from dsplug.audio import Chunks, chunk_signal, load_audio
 from dsplug.data.manifest import Item, Manifest, item_labels
-from dsplug.recipe.schema import DataConfig
 from dsplug.errors import AudioError, DataError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass
@@ -45,12 +52,13 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class ChunkSet:
-    """All chunks of a list of files, decoded once and held in memory.
+    """All chunks of a list of files, decoded once and held in memory (a ChunkSource).
 
     Attributes
     ----------
     audio : np.ndarray [shape=(n_chunks, chunk_samples), dtype=float32]
-        Chunk samples in [-1, 1] at the recipe's sample rate.
+        Chunk samples in [-1, 1] at the recipe's sample rate (or other records of the chunks,
+        e.g. features from :func:`dsplug.data.cached_features`, shape ``(n_chunks, ...)``).
     file_index : np.ndarray [shape=(n_chunks,), dtype=int64]
         Index into ``files`` of each chunk's file.
     starts : np.ndarray [shape=(n_chunks,), dtype=float64]
@@ -67,10 +75,114 @@ class ChunkSet:
     files: list[Item]
     skipped: list[tuple[Item, str]]
 
+    #: The chunks are in memory (a ShardSet's are on disk).
+    in_memory = True
+
     @property
     def file_ids(self) -> list[str]:
         """File path (as text) of each chunk."""
         return [str(self.files[i].path) for i in self.file_index]
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    @property
+    def record_shape(self) -> tuple[int, ...]:
+        """Shape of one record: ``(chunk_samples,)`` for audio."""
+        return tuple(self.audio.shape[1:])
+
+    def read(self, index: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Records by chunk index, float32, shape ``(len(index), *record_shape)``."""
+        return np.asarray(self.audio[np.asarray(index, dtype=np.int64)], dtype=np.float32)
+
+    def batches(self, *, batch_size: int) -> Iterator[np.ndarray]:
+        """All records in chunk order, ``batch_size`` at a time (the last batch may be smaller)."""
+        for first in range(0, len(self.audio), batch_size):
+            yield self.audio[first : first + batch_size]
+
+    def dataset(
+        self, *, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0,
+        shuffle_buffer: int = 0, drop_remainder: bool = False,
+    ) -> Any:
+        """Batches ``(index, records)`` as a ``tf.data.Dataset`` (see :meth:`ShardSet.dataset`).
+
+        In memory the shuffle is a full permutation seeded by ``(seed, epoch)``
+        (``shuffle_buffer`` is ignored); the dataset is split between workers by batches (DATA
+        auto-sharding).
+        """
+        import tensorflow as tf
+
+        n = len(self.audio)
+        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_remainder else n
+
+        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for first in range(0, stop, batch_size):
+                index = order[first : first + batch_size]
+                yield index, self.read(index)
+
+        signature = (
+            tf.TensorSpec((None,), tf.int64),
+            tf.TensorSpec((None, *self.record_shape), tf.float32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return dataset.with_options(options)
+
+
+def ordered_map(function: Callable[[T], R], values: Iterable[T], *, workers: int, ahead: int | None = None) -> Iterator[R]:
+    """``map(function, values)`` on ``workers`` threads, results in order, at most ``ahead`` pending.
+
+    Unlike ``ThreadPoolExecutor.map`` it does not submit every value at once, so the results
+    waiting for a slow one stay bounded (memory stays flat however many values there are).
+    """
+    pending: collections.deque[Future[R]] = collections.deque()
+    limit = ahead or 2 * workers
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for value in values:
+            pending.append(pool.submit(function, value))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def decode_file(
+    item: Item, *, sample_rate: int, chunk_seconds: float, hop_seconds: float, pad_mode: Literal["zero", "repeat"]
+) -> tuple[Chunks, float] | AudioError:
+    """Decode, resample and chunk one file; a file that cannot be decoded gives its error.
+
+    Returns
+    -------
+    (Chunks, float) or AudioError
+        The chunks and the decoded duration in seconds, or why the file is bad (returned, not
+        raised, so a caller decoding many files decides; see :func:`bad_file_error`).
+    """
+    try:
+        signal = load_audio(item.path, sample_rate=sample_rate)
+        chunks = chunk_signal(
+            signal, sample_rate=sample_rate, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds,
+            pad_mode=pad_mode, source=str(item.path),
+        )
+        return chunks, signal.size / sample_rate
+    except AudioError as err:
+        return err
+    except Exception as err:  # noqa: BLE001  any decoder failure is this file's problem
+        return AudioError(f"cannot decode audio file {str(item.path)!r}: {type(err).__name__}: {err}")
+
+
+def bad_file_error(item: Item, error: AudioError | str) -> AudioError:
+    """The error that stops a run on a bad file (``data.on_bad_file: error``), naming its manifest line."""
+    return AudioError(f"{error} (manifest line {item.row}; set data.on_bad_file: skip to skip bad files)")
+
+
+def no_audio_error(skipped: Sequence[tuple[Item, str]]) -> DataError:
+    """The error when no file of a list could be decoded."""
+    return DataError(
+        f"no audio could be decoded: all {len(skipped)} file(s) were skipped (first: "
+        f"{skipped[0][0].path}: {skipped[0][1]})" if skipped else "no audio files to decode"
+    )
 
 
 def decode_chunks(
@@ -104,50 +216,32 @@ def decode_chunks(
     AudioError
         A file cannot be decoded and ``on_bad_file`` is ``error``.
     """
-    def one(item: Item) -> tuple[Item, Any]:
-        try:
-            signal = load_audio(item.path, sample_rate=sample_rate)
-            chunks = chunk_signal(
-                signal,
-                sample_rate=sample_rate,
-                chunk_seconds=chunk_seconds,
-                hop_seconds=hop_seconds,
-                pad_mode=pad_mode,
-                source=str(item.path),
-            )
-            return item, chunks
-        except AudioError as err:
-            return item, err
-        except Exception as err:  # noqa: BLE001  any decoder failure is this file's problem
-            return item, AudioError(f"cannot decode audio file {str(item.path)!r}: {type(err).__name__}: {err}")
+    def one(item: Item) -> tuple[Item, tuple[Chunks, float] | AudioError]:
+        return item, decode_file(
+            item, sample_rate=sample_rate, chunk_seconds=chunk_seconds, hop_seconds=hop_seconds, pad_mode=pad_mode
+        )
 
     files: list[Item] = []
     skipped: list[tuple[Item, str]] = []
     audio: list[np.ndarray] = []
     index: list[np.ndarray] = []
     starts: list[np.ndarray] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (item, result) in enumerate(pool.map(one, items), start=1):
-            if progress is not None:
-                progress(done)
-            if isinstance(result, AudioError):
-                if on_bad_file == "error":
-                    raise AudioError(
-                        f"{result} (manifest line {item.row}; set data.on_bad_file: skip to skip "
-                        "bad files)"
-                    ) from result
-                logger.warning("skipping %s: %s", item.path, result)
-                skipped.append((item, str(result)))
-                continue
-            index.append(np.full(len(result.frames), len(files), dtype=np.int64))
-            files.append(item)
-            audio.append(result.frames)
-            starts.append(np.asarray(result.starts, dtype=np.float64))
+    for done, (item, result) in enumerate(ordered_map(one, items, workers=workers), start=1):
+        if progress is not None:
+            progress(done)
+        if isinstance(result, AudioError):
+            if on_bad_file == "error":
+                raise bad_file_error(item, result) from result
+            logger.warning("skipping %s: %s", item.path, result)
+            skipped.append((item, str(result)))
+            continue
+        chunks = result[0]
+        index.append(np.full(len(chunks.frames), len(files), dtype=np.int64))
+        files.append(item)
+        audio.append(chunks.frames)
+        starts.append(np.asarray(chunks.starts, dtype=np.float64))
     if not files:
-        raise DataError(
-            f"no audio could be decoded: all {len(skipped)} file(s) were skipped (first: "
-            f"{skipped[0][0].path}: {skipped[0][1]})" if skipped else "no audio files to decode"
-        )
+        raise no_audio_error(skipped)
     return ChunkSet(
         audio=np.concatenate(audio).astype(np.float32, copy=False),
         file_index=np.concatenate(index),
@@ -185,41 +279,4 @@ def check_decoded(manifest: Manifest, train: ChunkSet) -> None:
             f"manifest {manifest.source}: after skipping undecodable files, class(es) "
             + ", ".join(f"{name!r} ({lost[name]} skipped)" for name in empty)
             + " have no training audio; fix or replace those files (see skipped_files.csv)"
-        )
-
-
-def decode_for(
-    items: Sequence[Item],
-    *,
-    config: DataConfig,
-    on_bad_file: Literal["error", "skip"] | None = None,
-    progress: Any = None,
-    description: str = "decoding",
-) -> ChunkSet:
-    """Decode ``items`` as a recipe's ``data`` section cuts them (rate, chunk, hop, padding).
-
-    Parameters
-    ----------
-    items : sequence of Item
-        Files to decode.
-    config : DataConfig
-        The recipe's ``data`` section.
-    on_bad_file : {"error", "skip"}, optional
-        Default: the recipe's ``data.on_bad_file``.
-    progress : callable, optional
-        ``progress(total=, description=)`` returning a context manager that yields
-        ``update(done)`` (the CLI's progress bars); None: no progress.
-    description : str
-        The progress bar's label.
-    """
-    context = progress(total=len(items), description=description) if progress else contextlib.nullcontext(None)
-    with context as update:
-        return decode_chunks(
-            items,
-            sample_rate=config.sample_rate,
-            chunk_seconds=config.chunk_seconds,
-            hop_seconds=config.hop_seconds or config.chunk_seconds,
-            pad_mode=config.pad_mode,
-            on_bad_file=on_bad_file or config.on_bad_file,
-            progress=update,
         )

@@ -1,4 +1,8 @@
-"""Manifests: reading and checking the CSV, partitions (column or seeded group split), targets."""
+"""Manifests: reading and checking the CSV (or a folder of class folders), partitions, targets.
+
+Partitions come from the ``partition`` column (or ``train``/``devel``/``test`` folders), else from
+the stratified group split of :mod:`dsplug.data.split`.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dsplug.recipe.schema import DataConfig
+from dsplug.data.folders import compile_group_pattern, group_of, scan_folder
 from dsplug.errors import DataError
+from dsplug.recipe.schema import DataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ class Manifest:
     Attributes
     ----------
     source : Path
-        The CSV file.
+        The CSV file, or the folder of class folders.
     items : list[Item]
         All rows, each with its partition.
     classes : list[str]
@@ -62,7 +67,10 @@ class Manifest:
     task : str
         ``classification``, ``multilabel`` or ``regression``.
     split_from : str
-        ``column`` if partitions came from the manifest, ``seeded split`` otherwise.
+        ``column`` if partitions came from the manifest (its column or its partition folders),
+        ``seeded split`` otherwise.
+    warnings : list[str]
+        Doubtful rows, unused files of a folder, classes missing from devel or test.
     """
 
     source: Path
@@ -110,47 +118,55 @@ def load_manifest(
     split: tuple[float, float] = (0.15, 0.15),
     seed: int = 0,
     check_files: bool = True,
+    group_pattern: str | None = None,
 ) -> Manifest:
-    """Read and validate a manifest CSV.
+    """Read and validate a manifest: a CSV, or a folder with one subfolder per class.
 
     Parameters
     ----------
     path : path
-        The manifest CSV.
+        The manifest CSV, or a folder of class folders (see :mod:`dsplug.data.folders`).
     task : {"classification", "multilabel", "regression"}
         How labels are read.
     classes : sequence of str, optional
         Class names in output order; default: the sorted labels found in the data. A label not
         in this list is an error.
     split : (float, float)
-        Fractions of groups for devel and test when the manifest has no ``partition`` column.
+        Fractions of the files for devel and test when the manifest has no ``partition`` column
+        (stratified group split, see :mod:`dsplug.data.split`).
     seed : int
         Seed of that split.
     check_files : bool
         Check that every audio file exists.
+    group_pattern : str, optional
+        ``data.group_pattern``: the group of each file from its file name (a folder, or a CSV
+        without a ``group`` column).
 
     Problems that make a run meaningless are errors; doubtful rows are kept and reported in
-    :attr:`Manifest.warnings` (also logged, and recorded in ``data.json``).
+    :attr:`Manifest.warnings` (also logged, and recorded in ``data.json``). A folder gives the
+    rows its CSV from ``dsplug manifest`` would hold, with the same line numbers.
 
     Raises
     ------
     DataError
         Missing file or columns, a row with more fields than the header, empty manifest, unknown
         partition, label not in ``classes``, missing audio files, one file in two partitions,
-        fewer than two classes, empty class or partition, nothing to evaluate on.
+        fewer than two classes, empty class or partition, nothing to evaluate on, a group column
+        together with ``group_pattern``, a file name ``group_pattern`` does not match.
     """
     source = Path(path).expanduser().resolve()
-    if not source.is_file():
-        raise DataError(f"manifest {str(path)!r} does not exist; set data.manifest in the recipe or pass -o data.manifest=PATH")
-    try:
-        with source.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            rows = [_row(row, columns=columns, source=source, line=reader.line_num) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"manifest {source}: not a readable CSV file ({err}); save it as UTF-8 CSV") from err
-    except OSError as err:
-        raise DataError(f"manifest {source}: cannot be read ({err})") from err
+    if source.is_dir():
+        columns, rows, warnings = _folder_rows(source, group_pattern=group_pattern)
+    elif source.is_file():
+        columns, rows = _csv_rows(source, path=path)
+        warnings = []
+        if group_pattern is not None:
+            columns, rows = _pattern_groups(source, columns, rows, group_pattern=group_pattern)
+    else:
+        raise DataError(
+            f"manifest {str(path)!r} does not exist; set data.manifest in the recipe (a CSV or a folder "
+            "of class folders) or pass -o data.manifest=PATH"
+        )
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
         raise DataError(
@@ -161,34 +177,9 @@ def load_manifest(
         raise DataError(f"manifest {source}: no rows; add one line per audio file")
 
     has_partition = "partition" in columns
-    items: list[Item] = []
-    absent: list[str] = []
-    for number, row in enumerate(rows, start=2):
-        if not row.get("path"):
-            raise DataError(f"manifest {source}, line {number}: empty path")
-        if not row.get("label"):
-            raise DataError(f"manifest {source}, line {number}: empty label for {row['path']!r}")
-        audio = Path(row["path"]).expanduser()
-        if not audio.is_absolute():
-            audio = source.parent / audio
-        if check_files and not audio.is_file():
-            absent.append(f"line {number}: {row['path']}")
-        partition = row.get("partition", "") if has_partition else ""
-        if has_partition and partition not in PARTITIONS:
-            raise DataError(
-                f"manifest {source}, line {number}: partition {partition!r} is not one of "
-                f"{', '.join(PARTITIONS)}"
-            )
-        items.append(Item(audio, row["label"], partition, row.get("group", ""), number))
-    if absent:
-        more = f" (and {len(absent) - 3} more)" if len(absent) > 3 else ""
-        raise DataError(
-            f"manifest {source}: {len(absent)} audio file(s) do not exist: "
-            f"{'; '.join(absent[:3])}{more}. Paths are relative to the manifest's folder"
-        )
-
+    items = _items(rows, source=source, has_partition=has_partition, check_files=check_files)
     _check_leakage(items, source=source)
-    warnings = _doubtful_rows(items, task=task)
+    warnings += _doubtful_rows(items, task=task)
     found_classes = _classes_of(items, task=task, source=source)
     if classes is not None:
         if len(set(classes)) != len(classes):
@@ -212,12 +203,86 @@ def load_manifest(
             f"{', '.join(map(repr, class_list))}; add files of other classes"
         )
     if not has_partition:
-        items = _group_split(items, devel=split[0], test=split[1], seed=seed, source=source)
+        from dsplug.data.split import stratified_group_split  # it imports this module
+
+        items, missing_warnings = stratified_group_split(
+            items, task=task, devel=split[0], test=split[1], seed=seed, source=source
+        )
+        warnings += missing_warnings
     manifest = Manifest(source, items, class_list, task, "column" if has_partition else "seeded split", warnings)
     _check_partitions(manifest)
     for message in manifest.warnings:
         logger.warning("manifest %s: %s", source, message)
     return manifest
+
+
+def _csv_rows(source: Path, *, path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and rows of a manifest CSV."""
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            rows = [_row(row, columns=columns, source=source, line=reader.line_num) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"manifest {source}: not a readable CSV file ({err}); save it as UTF-8 CSV") from err
+    except OSError as err:
+        raise DataError(f"manifest {source}: cannot be read ({err})") from err
+    return columns, rows
+
+
+def _folder_rows(source: Path, *, group_pattern: str | None) -> tuple[list[str], list[dict[str, str]], list[str]]:
+    """Columns, rows (absolute paths) and warnings of a folder of class folders."""
+    folder = scan_folder(source, group_pattern=group_pattern)
+    rows = [{"path": str(r.path), "label": r.label, "partition": r.partition, "group": r.group} for r in folder.rows]
+    return folder.columns, rows, list(folder.warnings)
+
+
+def _pattern_groups(
+    source: Path, columns: list[str], rows: list[dict[str, str]], *, group_pattern: str
+) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV's rows with the group ``group_pattern`` finds in each file name."""
+    if "group" in columns:
+        raise DataError(
+            f"manifest {source} has a group column and the recipe sets data.group_pattern; use one of "
+            "the two (remove data.group_pattern to use the column)"
+        )
+    pattern = compile_group_pattern(group_pattern)
+    named = [
+        {**row, "group": group_of(Path(row.get("path", "")).name, pattern=pattern, where=f"manifest {source}, line {line}")}
+        for line, row in enumerate(rows, start=2)
+    ]
+    return [*columns, "group"], named
+
+
+def _items(rows: list[dict[str, str]], *, source: Path, has_partition: bool, check_files: bool) -> list[Item]:
+    """Manifest rows as items (paths made absolute); missing audio files are one error naming them."""
+    base = source if source.is_dir() else source.parent
+    items: list[Item] = []
+    absent: list[str] = []
+    for number, row in enumerate(rows, start=2):
+        if not row.get("path"):
+            raise DataError(f"manifest {source}, line {number}: empty path")
+        if not row.get("label"):
+            raise DataError(f"manifest {source}, line {number}: empty label for {row['path']!r}")
+        audio = Path(row["path"]).expanduser()
+        if not audio.is_absolute():
+            audio = base / audio
+        if check_files and not audio.is_file():
+            absent.append(f"line {number}: {row['path']}")
+        partition = row.get("partition", "") if has_partition else ""
+        if has_partition and partition not in PARTITIONS:
+            raise DataError(
+                f"manifest {source}, line {number}: partition {partition!r} is not one of "
+                f"{', '.join(PARTITIONS)}"
+            )
+        items.append(Item(audio, row["label"], partition, row.get("group", ""), number))
+    if absent:
+        more = f" (and {len(absent) - 3} more)" if len(absent) > 3 else ""
+        raise DataError(
+            f"manifest {source}: {len(absent)} audio file(s) do not exist: "
+            f"{'; '.join(absent[:3])}{more}. Paths are relative to the manifest's folder"
+        )
+    return items
 
 
 def _row(row: dict[str | None, Any], *, columns: list[str], source: Path, line: int) -> dict[str, str]:
@@ -295,25 +360,6 @@ def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]
     return sorted({label for item in items for label in item_labels(item, task)})
 
 
-def _group_split(items: list[Item], *, devel: float, test: float, seed: int, source: Path) -> list[Item]:
-    """Seeded split that keeps each group (or each file, without groups) in one partition."""
-    keys = sorted({item.group or str(item.path) for item in items})
-    if len(keys) < 3:
-        unit = "groups" if any(item.group for item in items) else "files"
-        raise DataError(
-            f"manifest {source}: {len(keys)} {unit} cannot be split into train, devel and test; "
-            "add recordings, or give a partition column (train/devel/test) yourself"
-        )
-    rng = np.random.default_rng(seed)
-    order = [keys[i] for i in rng.permutation(len(keys))]
-    n_test = max(1, round(test * len(keys))) if len(keys) >= 3 else 0
-    n_devel = max(1, round(devel * len(keys))) if len(keys) >= 3 else 0
-    assign = {}
-    for i, key in enumerate(order):
-        assign[key] = "test" if i < n_test else "devel" if i < n_test + n_devel else "train"
-    return [dataclasses.replace(item, partition=assign[item.group or str(item.path)]) for item in items]
-
-
 def _check_partitions(manifest: Manifest) -> None:
     train = manifest.partition("train")
     if not train:
@@ -362,11 +408,12 @@ def manifest_for(config: DataConfig, *, seed: int) -> Manifest:
     Parameters
     ----------
     config : DataConfig
-        The recipe's ``data`` section (manifest path, task, classes, split fractions).
+        The recipe's ``data`` section (manifest CSV or folder, task, classes, split fractions,
+        group pattern).
     seed : int
-        The recipe's seed (the seeded group split uses it).
+        The recipe's seed (the stratified group split uses it).
     """
     return load_manifest(
         config.manifest, task=config.task, classes=config.classes,
-        split=(config.split.devel, config.split.test), seed=seed,
+        split=(config.split.devel, config.split.test), seed=seed, group_pattern=config.group_pattern,
     )

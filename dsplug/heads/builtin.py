@@ -20,20 +20,16 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import tensorflow as tf
 import tf_keras
+from pydantic import Field
 
-from dsplug.api import Head, Task
-from dsplug.errors import PluginError, RecipeError
+from dsplug.api import Head, Options, PluginError, Task
 from dsplug.heads.arelu import AReLU
 
 __all__ = ["LinearHead", "MLPHead", "RegressionHead"]
-
-#: Recipe key under which head options live (used in error messages).
-_KEY = "model.head"
 
 #: Output activation per task.
 _ACTIVATIONS: dict[str, str] = {
@@ -42,25 +38,8 @@ _ACTIVATIONS: dict[str, str] = {
     "regression": "linear",
 }
 
-
-def _check_units(value: int, *, key: str, allow_zero: bool) -> None:
-    """Raise RecipeError unless ``value`` is an int > 0 (or >= 0 with ``allow_zero``)."""
-    lowest = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-        expected = "an integer >= 0 (0: no hidden layer)" if allow_zero else "an integer > 0"
-        raise RecipeError(f"{_KEY}.{key}: expected {expected}, got {value!r}")
-
-
-def _check_dropout(value: float, *, key: str = "dropout") -> None:
-    """Raise RecipeError unless ``0 <= value < 1``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise RecipeError(f"{_KEY}.{key}: expected a value in [0, 1), got {value!r}")
-
-
-def _check_pooling(value: str) -> None:
-    """Raise RecipeError unless ``value`` is ``avg`` or ``max``."""
-    if value not in ("avg", "max"):
-        raise RecipeError(f"{_KEY}.pooling: expected 'avg' or 'max', got {value!r}")
+#: Global pooling of the backbone's feature maps (an option of every head).
+Pooling = Literal["avg", "max"]
 
 
 def _check_build_args(head: Head, *, num_outputs: int, task: str) -> None:
@@ -107,31 +86,16 @@ class MLPHead(Head):
     The DeepSpectrumLite classifier (one hidden layer with AReLU and dropout).
     """
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of the ``mlp`` head (recipe section ``model.head``).
+    class Options(Options):
+        """Options of the ``mlp`` head (recipe section ``model.head``)."""
 
-        Attributes
-        ----------
-        units : int
-            Units of the hidden layer (> 0). Paper: 512 (700 for CSS, 128 for RAVDESS).
-        dropout : float
-            Dropout rate after the hidden layer, in [0, 1). Paper: 0.25 (0.4 CSS, 0.5 RAVDESS).
-        pooling : {"avg", "max"}
-            Global pooling of the backbone's feature maps.
-        """
-
-        units: int = 512
-        dropout: float = 0.25
-        pooling: Literal["avg", "max"] = "avg"
+        units: int = Field(512, ge=1, description="Hidden layer units. Paper: 512 (700 CSS, 128 RAVDESS).")
+        dropout: float = Field(
+            0.25, ge=0, lt=1, description="Dropout after the hidden layer. Paper: 0.25 (0.4 CSS, 0.5 RAVDESS)."
+        )
+        pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
-
-    def __init__(self, *, options: Any = None) -> None:
-        super().__init__(options=options)
-        _check_units(self.options.units, key="units", allow_zero=False)
-        _check_dropout(self.options.dropout)
-        _check_pooling(self.options.pooling)
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Add the MLP head on top of ``features``.
@@ -166,27 +130,13 @@ class MLPHead(Head):
 class LinearHead(Head):
     """Linear head: global pooling -> optional dropout -> Dense -> softmax/sigmoid."""
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of the ``linear`` head (recipe section ``model.head``).
+    class Options(Options):
+        """Options of the ``linear`` head (recipe section ``model.head``)."""
 
-        Attributes
-        ----------
-        dropout : float
-            Dropout rate on the pooled features, in [0, 1); 0 adds no dropout layer.
-        pooling : {"avg", "max"}
-            Global pooling of the backbone's feature maps.
-        """
-
-        dropout: float = 0.0
-        pooling: Literal["avg", "max"] = "avg"
+        dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the pooled features; 0: no dropout layer.")
+        pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
-
-    def __init__(self, *, options: Any = None) -> None:
-        super().__init__(options=options)
-        _check_dropout(self.options.dropout)
-        _check_pooling(self.options.pooling)
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Add the linear head on top of ``features``.
@@ -220,32 +170,16 @@ class LinearHead(Head):
 class RegressionHead(Head):
     """Regression head: global pooling -> optional Dense + AReLU + Dropout -> linear Dense."""
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of the ``regression`` head (recipe section ``model.head``).
+    class Options(Options):
+        """Options of the ``regression`` head (recipe section ``model.head``)."""
 
-        Attributes
-        ----------
-        units : int
-            Units of the hidden layer (with AReLU); 0 means no hidden layer (a linear model on
-            the pooled features).
-        dropout : float
-            Dropout rate after the hidden layer, in [0, 1); ignored without a hidden layer.
-        pooling : {"avg", "max"}
-            Global pooling of the backbone's feature maps.
-        """
-
-        units: int = 512
-        dropout: float = 0.25
-        pooling: Literal["avg", "max"] = "avg"
+        units: int = Field(
+            512, ge=0, description="Units of the hidden layer (with AReLU); 0: no hidden layer (a linear model)."
+        )
+        dropout: float = Field(0.25, ge=0, lt=1, description="Dropout rate after the hidden layer (none without one).")
+        pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
     tasks: ClassVar[tuple[Task, ...]] = ("regression",)
-
-    def __init__(self, *, options: Any = None) -> None:
-        super().__init__(options=options)
-        _check_units(self.options.units, key="units", allow_zero=True)
-        _check_dropout(self.options.dropout)
-        _check_pooling(self.options.pooling)
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Add the regression head on top of ``features``.

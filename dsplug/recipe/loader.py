@@ -19,12 +19,14 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from dsplug import registry
+from dsplug.api import Options, Plugin
 from dsplug.errors import DsplugError, RecipeError
 from dsplug.recipe.schema import Recipe
 
@@ -233,7 +235,11 @@ def _strip_optional(annotation: Any) -> Any:
 
 
 def _is_list_type(annotation: Any) -> bool:
-    return typing.get_origin(_strip_optional(annotation)) in (list, tuple)
+    """True if the key accepts a list (then a list value is its value, not a sweep)."""
+    annotation = _strip_optional(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_list_type(member) for member in typing.get_args(annotation))
+    return typing.get_origin(annotation) in (list, tuple)
 
 
 def _model_at(path: Sequence[str | int]) -> type[BaseModel] | None:
@@ -252,22 +258,6 @@ def _model_at(path: Sequence[str | int]) -> type[BaseModel] | None:
             annotation = typing.get_args(annotation)[0]
         model = annotation
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _options_model(plugin: type[Any]) -> type[BaseModel]:
-    """A strict pydantic model of a plugin's ``Options`` dataclass."""
-    hints = typing.get_type_hints(plugin.Options)
-    fields: dict[str, Any] = {}
-    for field in dataclasses.fields(plugin.Options):
-        if field.default is not dataclasses.MISSING:
-            default = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        else:
-            default = ...
-        fields[field.name] = (hints.get(field.name, Any), default)
-    config = ConfigDict(extra="forbid", strict=True)
-    return create_model(f"{plugin.__name__}Options", __config__=config, **fields)
 
 
 def _plugin_sections(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str, dict]]:
@@ -312,7 +302,25 @@ _EXPECTED = {
 }
 
 
-def _format_error(error: dict[str, Any], prefix: tuple[str | int, ...] = ()) -> str:
+_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _bounds(field: FieldInfo) -> str:
+    """A field's range in words: ``a value in [0, 1)``, ``an integer >= 1``..."""
+    limits = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt") if hasattr(m, name)}
+    noun = "an integer" if _strip_optional(field.annotation) is int else "a value"
+    low = [(f"[{limits['ge']:g}", f">= {limits['ge']:g}")] if "ge" in limits else []
+    low += [(f"({limits['gt']:g}", f"> {limits['gt']:g}")] if "gt" in limits else []
+    high = [(f"{limits['le']:g}]", f"<= {limits['le']:g}")] if "le" in limits else []
+    high += [(f"{limits['lt']:g})", f"< {limits['lt']:g}")] if "lt" in limits else []
+    if low and high:
+        return f"{noun} in {low[0][0]}, {high[0][0]}"
+    return " and ".join(f"{noun} {words}" for _, words in low + high)
+
+
+def _format_error(
+    error: dict[str, Any], prefix: tuple[str | int, ...] = (), fields: dict[str, FieldInfo] | None = None
+) -> str:
     loc = (*prefix, *error["loc"])
     key = ".".join(str(p) for p in loc)
     kind = error["type"]
@@ -338,6 +346,9 @@ def _format_error(error: dict[str, Any], prefix: tuple[str | int, ...] = ()) -> 
         best = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
         hint = f"; did you mean {best[0]!r}?" if best else ""
         return f"{key}: expected one of {expected}, got {_describe(value)}{hint}"
+    field = (fields or {}).get(str(error["loc"][-1])) if error["loc"] else None
+    if kind in _BOUNDS and field is not None:
+        return f"{key}: expected {_bounds(field)}, got {_describe(value)}"
     message = error["msg"].replace("Input should be", "expected a value").rstrip(".")
     return f"{key}: {message}, got {_describe(value)}"
 
@@ -347,10 +358,47 @@ def _raise_validation(
     prefix: tuple[str | int, ...] = (),
     source: str = "",
     errors: list[Any] | None = None,
-) -> None:
-    lines = [_format_error(e, prefix) for e in (errors or err.errors())]
+    fields: dict[str, FieldInfo] | None = None,
+) -> NoReturn:
+    lines = [_format_error(e, prefix, fields) for e in (errors or err.errors())]
     where = f"{source}: " if source else ""
     raise RecipeError(where + "\n".join(lines)) from err
+
+
+def validate_options(plugin: type[Plugin], values: dict[str, Any], *, key: str, source: str = "") -> Options:
+    """Validate a plugin's recipe section against its ``Options`` (one message per problem).
+
+    Parameters
+    ----------
+    plugin : type
+        The plugin class (its ``Options`` is a :class:`dsplug.api.Options` subclass).
+    values : dict
+        The section's option keys (without ``name`` and the other core keys).
+    key : str
+        The section's recipe path, e.g. ``model.head`` or ``augment.methods.0``.
+    source : str
+        The recipe file, for messages.
+
+    Returns
+    -------
+    Options
+        The validated options, defaults filled in.
+
+    Raises
+    ------
+    RecipeError
+        One line per problem, each naming the full key (``model.head.units: expected an
+        integer >= 1, got 0``), with a did-you-mean for unknown keys.
+    """
+    options_model = plugin.Options
+    try:
+        return options_model.model_validate(values)
+    except ValidationError as err:
+        errors = list(err.errors())
+        for e in errors:
+            if e["type"] == "extra_forbidden":
+                e["ctx"] = {"candidates": list(options_model.model_fields)}  # type: ignore[typeddict-item]
+        _raise_validation(err, tuple(key.split(".")), source, errors, dict(options_model.model_fields))
 
 
 def _validate_plugin_options(raw: dict[str, Any], source: str) -> None:
@@ -372,16 +420,7 @@ def _validate_plugin_options(raw: dict[str, Any], source: str) -> None:
             raise type(err)(f"{source}: {key}.name: {err}") from err
         core = set(_model_at(path).model_fields)  # type: ignore[union-attr]
         options = {k: v for k, v in section.items() if k not in core}
-        options_model = _options_model(plugin)
-        try:
-            resolved = options_model.model_validate(options)
-        except ValidationError as err:
-            errors = list(err.errors())
-            for e in errors:
-                if e["type"] == "extra_forbidden":
-                    e["ctx"] = {"candidates": list(options_model.model_fields)}  # type: ignore[typeddict-item]
-            _raise_validation(err, path, source, errors)
-        section.update(resolved.model_dump())
+        section.update(validate_options(plugin, options, key=key, source=source).model_dump())
 
 
 def validate_recipe(raw: dict[str, Any], *, base_dir: str | Path, source: str = "recipe") -> Recipe:
@@ -443,7 +482,7 @@ def _sweep_axes(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], list[A
                 plugin = registry.load(group, name)
             except DsplugError:
                 continue  # reported by validation
-            plugin_fields[path] = typing.get_type_hints(plugin.Options)
+            plugin_fields[path] = {n: f.annotation for n, f in plugin.Options.model_fields.items()}
 
     axes: list[tuple[tuple[str | int, ...], list[Any]]] = []
 

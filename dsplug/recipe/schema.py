@@ -3,7 +3,7 @@
 A recipe is a YAML mapping validated against :class:`Recipe`. Unknown keys are errors, values
 are type-checked strictly (``'5'`` is not a number). Sections that select a plugin
 (``model.backbone``, ``model.head``, each entry of ``augment.methods``) take ``name`` plus the
-options the plugin declares in its ``Options`` dataclass; those are validated against the plugin
+options the plugin declares in its ``Options`` model; those are validated against the plugin
 in :mod:`dsplug.recipe.loader`.
 
 The field descriptions are the recipe reference: ``docs/`` is generated from them.
@@ -11,9 +11,10 @@ The field descriptions are the recipe reference: ``docs/`` is generated from the
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Version of the recipe format written into every resolved recipe.
 RECIPE_VERSION = 1
@@ -33,19 +34,50 @@ class PluginSection(BaseModel):
     name: str = Field(description="Entry-point name of the plugin (see `dsplug plugins`).")
 
 
+def check_group_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile ``data.group_pattern``: a regular expression with one group, or a group named ``group``.
+
+    Raises
+    ------
+    ValueError
+        The pattern does not compile, or has no group, or several groups and none named ``group``.
+    """
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"data.group_pattern '{pattern}' is not a valid regular expression: {err}") from err
+    if "group" not in compiled.groupindex and compiled.groups != 1:
+        raise ValueError(
+            f"data.group_pattern '{pattern}' has {compiled.groups} groups; it needs exactly one "
+            r"(e.g. '^(spk\d+)_') or one named group (e.g. '^(?P<group>[^_]+)_(?P<take>\d+)')"
+        )
+    return compiled
+
+
 class SplitConfig(Section):
     """How to split a manifest that has no ``partition`` column."""
 
-    devel: float = Field(0.15, gt=0, lt=1, description="Fraction of groups put in devel.")
-    test: float = Field(0.15, gt=0, lt=1, description="Fraction of groups put in test.")
+    devel: float = Field(
+        0.15, gt=0, lt=1,
+        description="About this fraction of the files goes to devel, in whole groups, every class spread "
+        "over the partitions (stratified group k-fold; see docs/concepts.md).",
+    )
+    test: float = Field(0.15, gt=0, lt=1, description="About this fraction of the files goes to test, like devel.")
 
 
 class DataConfig(Section):
     """The dataset and how audio becomes fixed-length chunks."""
 
     manifest: str = Field(
-        description="REQUIRED. Manifest CSV (path, label[, partition][, group]); relative to "
+        description="REQUIRED. Manifest CSV (path, label[, partition][, group]), or a folder with one "
+        "subfolder of audio files per class (optionally inside train/devel/test folders); relative to "
         "the recipe file's folder."
+    )
+    group_pattern: str | None = Field(
+        None,
+        description="Regular expression searched in each file name whose one group (or group named "
+        "`group`) is the speaker/session, e.g. `^(spk\\d+)_`; for a folder, or a CSV without a group "
+        "column. A file name it does not match is an error.",
     )
     task: Literal["classification", "multilabel", "regression"] = Field(
         "classification",
@@ -75,6 +107,28 @@ class DataConfig(Section):
         description="error: stop before training on an unreadable/invalid file; skip: warn, "
         "skip it and record it in skipped_files.csv.",
     )
+    storage: Literal["auto", "memory", "disk"] = Field(
+        "auto",
+        description="Where decoded chunks live: memory (one array), disk (shards in data.cache_dir, "
+        "read by tf.data, reused by later runs), auto (memory up to 1 GiB of decoded float32 chunks).",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Folder of the on-disk chunk shards; default $DSPLUG_CACHE/chunks, else "
+        "~/.cache/dsplug/chunks. Relative to the current folder.",
+    )
+    shard_dtype: Literal["float16", "float32"] = Field(
+        "float16",
+        description="Sample type in the shards: float16 halves disk and reads (mean image "
+        "difference 0.01 of 255, see docs/scaling.md); float32 is exact.",
+    )
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _group_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_group_pattern(value)
+        return value
 
 
 class FrontendConfig(Section):
@@ -125,6 +179,12 @@ class ModelConfig(Section):
     """Backbone and head."""
 
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)  # type: ignore[arg-type]
+    taps: Literal["last", "auto"] | list[str] = Field(
+        "last",
+        description="Which backbone depths feed the head: last (the final feature maps), auto (the ends "
+        "of the three deepest stages, mean- and max-pooled and concatenated: mid-level features transfer "
+        "to spectrograms better), or a list of layer names.",
+    )
     head: HeadConfig = Field(default_factory=HeadConfig)  # type: ignore[arg-type]
 
 
@@ -148,9 +208,32 @@ class Phase2Config(Section):
     lr: float | None = Field(None, gt=0, description="Explicit phase-2 lr (overrides lr_factor).")
 
 
-class TrainConfig(Section):
-    """Two-phase fine-tuning."""
+class ProbeConfig(Section):
+    """The linear probe (``train.method: probe``): a logistic-regression head on frozen features."""
 
+    folds: int = Field(
+        5, ge=2, le=50,
+        description="Cross-validation folds over the groups of train+devel that choose the "
+        "regularisation (fewer if there are fewer groups).",
+    )
+    c_grid: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [float(f"{c:.3g}") for c in (10 ** (k / 2) for k in range(-8, 3))],
+        min_length=1,
+        description="Candidate inverse L2 strengths C; the best by cross-validated file-level UAR wins "
+        "(ties: the smaller C).",
+    )
+
+
+class TrainConfig(Section):
+    """Training: two-phase fine-tuning, or a linear probe on frozen features."""
+
+    method: Literal["finetune", "probe"] = Field(
+        "finetune",
+        description="finetune: the paper's two phases (gradient descent on the head, then on the top "
+        "backbone layers); probe: a logistic-regression head fitted on frozen-backbone features, its "
+        "regularisation chosen by cross-validation over groups (fast, robust on small data).",
+    )
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)  # type: ignore[arg-type]
     batch_size: int = Field(32, gt=0, description="Batch size.")
     optimizer: Literal["adadelta", "adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad"] = Field(
         "adadelta", description="Optimiser (paper: adadelta)."
@@ -164,8 +247,8 @@ class TrainConfig(Section):
     )
     final_fit: bool = Field(
         False,
-        description="Paper's final mode: retrain on train+devel with the same epochs, then "
-        "evaluate once on test.",
+        description="Paper's final mode: retrain on train+devel (the same epochs; for a probe, the "
+        "chosen regularisation), then evaluate once on test.",
     )
     cache_features: bool = Field(
         True,
@@ -294,6 +377,12 @@ class Recipe(Section):
             raise ValueError(
                 f"frontend.window_ms ({self.frontend.window_ms:g} ms) is too short at data.sample_rate "
                 f"{rate} Hz: a window needs at least 16 samples"
+            )
+        if self.train.method == "probe" and (self.model.head.name != "linear" or self.data.task != "classification"):
+            raise ValueError(
+                "train.method: probe fits a logistic-regression head for classification: it needs "
+                f"model.head.name: linear (got {self.model.head.name!r}) and data.task: classification "
+                f"(got {self.data.task!r}); use train.method: finetune otherwise"
             )
         layers = self.train.phase2.finetune_layers
         if layers != "all" and (layers < 0 or (layers >= 1 and layers != int(layers))):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from dsplug.errors import DataError
 from dsplug.evaluate import check_confusion
@@ -113,6 +114,7 @@ def plot_history(
     *,
     history: Mapping[str, Sequence[float]],
     phase_boundary: int | None = None,
+    best_epoch: int | None = None,
     title: str = "",
 ) -> None:
     """Draw training curves per epoch: losses on the left, other metrics (UAR, ...) on the right.
@@ -130,7 +132,10 @@ def plot_history(
         NaN values leave gaps.
     phase_boundary : int, optional
         Number of phase-1 epochs, i.e. the 0-based index of the first phase-2 epoch; a dashed
-        vertical line is drawn between epoch ``phase_boundary`` and ``phase_boundary + 1``.
+        vertical line is drawn between epoch ``phase_boundary`` and ``phase_boundary + 1``. Give it
+        only when phase 2 ran.
+    best_epoch : int, optional
+        The 1-based epoch whose weights were kept; marked with a dotted line.
     title : str
         Figure title.
 
@@ -172,6 +177,9 @@ def plot_history(
                       markersize=3, label=name)
         if phase_boundary is not None:
             axes.axvline(phase_boundary + 0.5, color="grey", linestyle="--", label="phase 2 starts")
+        if best_epoch:
+            axes.axvline(best_epoch, color="tab:green", linestyle=":", label=f"best epoch ({best_epoch})")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
@@ -181,33 +189,145 @@ def plot_history(
     _save(figure, path, what="training history plot")
 
 
-def plot_examples(path: PathLike, *, images: np.ndarray, labels: Sequence[str], title: str = "") -> None:
-    """One example image per class in a row (what the model sees), titled by class.
+def plot_probe(path: PathLike, *, scores: Mapping[float, float], chosen: float, title: str = "") -> None:
+    """The linear probe's model selection: cross-validated UAR against the regularisation C.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image (format from the suffix).
+    scores : mapping of float to float
+        C -> cross-validated file-level UAR (may be empty: then only the chosen C is marked).
+    chosen : float
+        The C that was used.
+    title : str
+        Figure title.
+    """
+    figure = _new_figure(width=5.5, height=3.8)
+    axes = figure.add_subplot(1, 1, 1)
+    if scores:
+        cs = sorted(scores)
+        axes.plot(cs, [scores[c] for c in cs], marker="o", markersize=4, label="cross-validated UAR (files)")
+    axes.axvline(chosen, color="grey", linestyle="--", label=f"chosen C = {chosen:g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("C (inverse L2 regularisation)")
+    axes.set_ylabel("UAR")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    _save(figure, path, what="probe selection plot")
+
+
+def plot_examples(
+    path: PathLike,
+    *,
+    images: np.ndarray,
+    labels: Sequence[str],
+    seconds: float,
+    freq_ticks: tuple[np.ndarray, list[str]],
+    title: str = "",
+) -> None:
+    """One example image per class in a row (what the model sees), titled by class, with axes.
 
     Parameters
     ----------
     path : str or os.PathLike
         Output image (format from the suffix, e.g. ``.png``).
     images : np.ndarray [shape=(n, H, W, 3)]
-        Front-end colour images, RGB in [0, 255].
+        Front-end colour images, RGB in [0, 255] (low frequencies in the last row).
     labels : sequence of str [length n]
         The class of each image (its panel title).
+    seconds : float
+        The chunk length the width spans (time axis in s).
+    freq_ticks : (positions, labels)
+        Row positions and Hz labels of the frequency axis
+        (:func:`dsplug.frontend.plot.freq_ticks`).
     title : str
         Figure title.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     n = len(images)
-    figure = Figure(figsize=(2.2 * n, 2.6))
-    FigureCanvasAgg(figure)
+    figure = _new_figure(width=2.4 * n + 0.6, height=2.9)
+    positions, names = freq_ticks
     for i, (image, label) in enumerate(zip(images, labels)):
         axes = figure.add_subplot(1, n, i + 1)
-        axes.imshow(np.clip(image, 0, 255).astype(np.uint8), aspect="auto")
+        axes.imshow(np.clip(image, 0, 255).astype(np.uint8), aspect="auto", extent=(0, seconds, image.shape[0] - 0.5, -0.5))
         axes.set_title(label, fontsize=9)
-        axes.set_xticks([])
-        axes.set_yticks([])
+        axes.set_xlabel("time (s)", fontsize=8)
+        axes.tick_params(labelsize=7)
+        if i == 0:
+            axes.set_yticks(positions, names)
+            axes.set_ylabel("frequency (Hz)", fontsize=8)
+        else:
+            axes.set_yticks([])
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path, what="example images")
+
+
+def plot_roc(path: PathLike, *, y_true: np.ndarray, scores: np.ndarray, positive: str, title: str = "") -> None:
+    """ROC curve of a two-class task (files), with its area.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image.
+    y_true : np.ndarray [shape=(n,), dtype=int]
+        1 for the positive class, 0 otherwise.
+    scores : np.ndarray [shape=(n,)]
+        The positive class's probability.
+    positive : str
+        The positive class's name.
+    title : str
+        Figure title.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    figure = _new_figure(width=4.6, height=4.2)
+    axes = figure.add_subplot(1, 1, 1)
+    if len(np.unique(y_true)) == 2:
+        fpr, tpr, _ = roc_curve(y_true, scores)
+        axes.plot(fpr, tpr, label=f"{positive} (AUC {roc_auc_score(y_true, scores):.3f})")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    if title:
+        figure.suptitle(title)
+    _save(figure, path, what="ROC curve")
+
+
+def plot_pr(path: PathLike, *, y_true: np.ndarray, scores: np.ndarray, labels: Sequence[str], title: str = "") -> None:
+    """Precision-recall curves of a multi-label task (files), one per class with its AP.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output image.
+    y_true : np.ndarray [shape=(n, k)]
+        Multi-hot truth.
+    scores : np.ndarray [shape=(n, k)]
+        Label probabilities.
+    labels : sequence of str [length k]
+        Class names.
+    title : str
+        Figure title.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    figure = _new_figure(width=5.6, height=4.4)
+    axes = figure.add_subplot(1, 1, 1)
+    for k, name in enumerate(labels):
+        if y_true[:, k].any():
+            precision, recall, _ = precision_recall_curve(y_true[:, k], scores[:, k])
+            axes.plot(recall, precision, label=f"{name} (AP {average_precision_score(y_true[:, k], scores[:, k]):.2f})")
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncols=2 if len(labels) > 8 else 1)
+    if title:
+        figure.suptitle(title)
+    _save(figure, path, what="precision-recall curves")

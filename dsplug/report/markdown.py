@@ -51,6 +51,51 @@ def confusion_table(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -
     return lines
 
 
+def per_class_table(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> list[str]:
+    """Markdown rows of precision, recall, F1 and support per class, from a confusion matrix."""
+    matrix = np.asarray(confusion, dtype=np.float64)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for i, name in enumerate(labels):
+        hit = matrix[i, i]
+        precision = hit / predicted[i] if predicted[i] else None
+        recall = hit / support[i] if support[i] else None
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if support[i] else None)
+        cells = [f"{v:.2f}" if v is not None else "–" for v in (precision, recall, f1)]
+        lines.append(f"| {name} | {' | '.join(cells)} | {int(support[i])} |")
+    return lines
+
+
+def misclassified_section(run_dir: Path, *, partition: str, limit: int = 50) -> list[str]:
+    """Markdown of the misclassified files of ``predictions.csv``, most confident mistakes first.
+
+    Each clip is linked relative to the report (the HTML report plays it in place).
+    """
+    import csv
+
+    path = Path(run_dir) / RunDir.PREDICTIONS
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("label") and row["label"] != row["predicted"]]
+    if not rows:
+        return [f"No {partition} file is misclassified.", ""]
+    rows.sort(key=lambda row: -float(row.get(f"prob_{row['predicted']}", 0) or 0))
+    lines = [
+        f"## Misclassified {partition} files ({len(rows)}" + (f", the {limit} most confident shown" if len(rows) > limit else "") + ")",
+        "",
+        "| clip | true class | predicted | p(predicted) | p(true) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows[:limit]:
+        link = Path(os.path.relpath(Path(row["file"]).resolve(), Path(run_dir).resolve())).as_posix()
+        name = Path(row["file"]).name
+        p_pred, p_true = (float(row.get(f"prob_{row[key]}", "nan") or "nan") for key in ("predicted", "label"))
+        lines.append(f"| [{name}]({link}) | {row['label']} | {row['predicted']} | {p_pred:.2f} | {p_true:.2f} |")
+    return [*lines, ""]
+
+
 def metrics_section(metrics: dict[str, Any]) -> list[str]:
     """Markdown of the metrics of every evaluated partition."""
     lines: list[str] = []
@@ -67,9 +112,7 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
             ]
             if "chunk_level" in m:
                 lines.append(f"| UAR, chunk level | {m['chunk_level']['uar']:.3f} |")
-            lines += ["", "Per-class recall: " + ", ".join(
-                f"{label} {recall:.2f}" if recall is not None else f"{label} –"
-                for label, recall in m.get("recall_per_class", {}).items()), ""]
+            lines += ["", "Per class:", "", *per_class_table(m["confusion"], m["labels"]), ""]
             lines += ["Confusion matrix (counts and row percentages):", "", *confusion_table(m["confusion"], m["labels"]), ""]
         elif "map" in m:
             lines += [f"### {name} (n = {m['n']})", "", f"mAP {m['map']:.3f}", "",
@@ -89,8 +132,7 @@ def write_report(
     data_summary: str,
     metrics: dict[str, Any],
     exported: dict[str, Any],
-    best_epoch: int,
-    epochs: int,
+    training: str,
 ) -> Path:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; figures already there are linked.
 
@@ -112,8 +154,7 @@ def write_report(
         f"| head | `{model.head.name}` |",
         f"| audio | {recipe.data.chunk_seconds:g} s chunks, hop {recipe.data.hop_seconds or recipe.data.chunk_seconds:g} s, {recipe.data.sample_rate} Hz |",
         f"| front-end | {recipe.frontend.n_mels} Mel bands, {recipe.frontend.window_ms:g} ms window, colour map `{recipe.frontend.colormap}` |",
-        f"| training | {recipe.train.optimizer}, lr {recipe.train.lr:g}, batch {recipe.train.batch_size}, "
-        f"{recipe.train.phase1.epochs} + {recipe.train.phase2.epochs} epochs; best epoch {best_epoch} of {epochs} run |",
+        f"| training | {training} |",
         f"| augmentation | {recipe.augment.policy}" + (f" ({', '.join(m.name for m in recipe.augment.methods)})" if recipe.augment.policy != "none" else "") + " |",
         f"| recipe hash | `{recipe_hash}` (full recipe: `recipe.yaml`) |",
         "",
@@ -129,8 +170,11 @@ def write_report(
     if (run_dir / "training.png").is_file():
         lines += ["## Training", "", "![training curves](training.png)", ""]
     lines += ["## Results", "", *metrics_section(metrics)]
-    if (run_dir / "confusion.png").is_file():
-        lines += ["![confusion matrix](confusion.png)", ""]
+    for name, caption in ((RunDir.CONFUSION_PLOT, "confusion matrix"), (RunDir.ROC_PLOT, "ROC curve"), (RunDir.PR_PLOT, "precision-recall curves")):
+        if (run_dir / name).is_file():
+            lines += [f"![{caption}]({name})", ""]
+    if metrics and "uar" in metrics[list(metrics)[-1]]:
+        lines += misclassified_section(run_dir, partition=list(metrics)[-1])
     parity = exported.get("parity_fp32", {})
     lines += [
         "## Export",
@@ -164,6 +208,13 @@ def to_html(markdown_text: str, *, base: Path, title: str) -> str:
         return f'src="data:image/png;base64,{data}"'
 
     body = re.sub(r'src="([^":]+\.png)"', embed, body)
+    # audio links become players (relative links: the page plays the clips where they lie)
+    body = re.sub(
+        r'<a href="([^"]+\.(?:wav|ogg|oga|flac|mp3|opus|aiff?))">([^<]*)</a>',
+        r'<audio controls preload="none" src="\1"></audio> <a href="\1">\2</a>',
+        body,
+        flags=re.IGNORECASE,
+    )
     return (
         f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
         f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"

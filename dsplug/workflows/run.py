@@ -8,7 +8,6 @@ progress bars while library code stays free of printing.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -126,9 +125,9 @@ def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: An
     aug = recipe.augment
     augmentations = []
     if aug.policy != "none":
-        for method in aug.methods:
+        for index, method in enumerate(aug.methods):
             cls = registry.load("augmentations", method.name)
-            augmentations.append(cls(options=plugin_options(cls, method)))
+            augmentations.append(cls(options=plugin_options(cls, method, key=f"augment.methods.{index}")))
     policy = SapAugmentPolicy(a=aug.a, s=aug.s, p_min=aug.p_min, p_max=aug.p_max) if augmentations else None
     return Trainer(
         config=recipe.train, pipeline=pipeline, task=recipe.data.task, checkpoints=Path(run_dir) / "checkpoints",
@@ -205,29 +204,75 @@ def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
-    from dsplug import deploy, evaluate
+    from dsplug.report import markdown
+
+    recipe = point.recipe
+    classes = manifest.classes
+    splits = _splits(manifest, chunks, task=recipe.data.task)
+    fitted = _fit(point, splits=splits, chunks=chunks, classes=classes, run_dir=run_dir, reporter=reporter)
+    if fitted is None:
+        return {"run_dir": str(run_dir), "data": summary, "metrics": {}, "export": {}}
+    pipeline, training = fitted
+    metrics = _evaluate_partitions(recipe, pipeline=pipeline, splits=splits, chunks=chunks, classes=classes, run_dir=run_dir, reporter=reporter)
+    exported = _export(point, pipeline=pipeline, splits=splits, classes=classes, run_dir=run_dir, reporter=reporter)
+    _examples(run_dir, recipe=recipe, pipeline=pipeline, splits=splits, classes=classes, task=recipe.data.task)
+    markdown.write_report(
+        run_dir, recipe=recipe, recipe_hash=point.hash, data_summary=data_stage.format_summary(summary),
+        metrics=metrics, exported=exported, training=training,
+    )
+    return {"run_dir": str(run_dir), "data": summary, "metrics": metrics, "export": exported}
+
+
+def _final_fit_split(train: Any, devel: Any) -> Any:
+    """Train and devel chunks as one training split (the paper's final fit)."""
+    from dsplug.data import Split
+
+    return Split(
+        audio=np.concatenate([train.audio, devel.audio]),
+        targets=np.concatenate([train.targets, devel.targets]),
+        file_index=np.concatenate([train.file_index, devel.file_index + len(train.file_targets)]),
+        file_targets=np.concatenate([train.file_targets, devel.file_targets]),
+    )
+
+
+def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> tuple[Any, str] | None:
+    """Build the pipeline and train it (fine-tuning or a linear probe); record the history.
+
+    Returns
+    -------
+    (pipeline, training) or None
+        The trained pipeline and a one-line description of the training for the report; None on
+        a non-chief worker of a multi-worker run (the chief writes the run directory).
+    """
     from dsplug.distribute import make_strategy
     from dsplug.model import build_pipeline, precision
-    from dsplug.data import Split
-    from dsplug.model import predict_batches as predict
-    from dsplug.report import figures, markdown
+    from dsplug.report import figures
     from dsplug.train import write_history
 
     recipe = point.recipe
     task = recipe.data.task
-    classes = manifest.classes
-    splits = _splits(manifest, chunks, task=task)
+    if recipe.train.method == "probe":
+        from dsplug import probe
+
+        pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
+        groups = {name: np.array([item.group or str(item.path) for item in chunks[name].files]) for name in chunks}
+        fit = probe.fit_head(
+            pipeline, train=splits["train"], devel=splits.get("devel"), groups=groups, config=recipe.train.probe,
+            final_fit=recipe.train.final_fit, seed=recipe.seed, batch_size=recipe.train.batch_size, progress=reporter.progress,
+        )
+        RunDir(run_dir).write_probe({"c": fit.c, "selection": fit.selection, "scores": fit.scores, "fit_chunks": fit.fit_chunks, "final_fit": recipe.train.final_fit})
+        figures.plot_probe(run_dir / "training.png", scores=fit.scores, chosen=fit.c, title=recipe.name)
+        training = (
+            f"linear probe on frozen features (taps: {recipe.model.taps}): C = {fit.c:g} chosen by {fit.selection}; "
+            f"fitted on {fit.fit_chunks} chunks of " + ("train + devel" if recipe.train.final_fit else "train")
+        )
+        reporter.info(training)
+        return pipeline, training
+
     train_split, devel_split = splits["train"], splits.get("devel")
     if recipe.train.final_fit and devel_split is not None:
-        train_split = Split(
-            audio=np.concatenate([train_split.audio, devel_split.audio]),
-            targets=np.concatenate([train_split.targets, devel_split.targets]),
-            file_index=np.concatenate([train_split.file_index, devel_split.file_index + len(train_split.file_targets)]),
-            file_targets=np.concatenate([train_split.file_targets, devel_split.file_targets]),
-        )
-        devel_split = None
+        train_split, devel_split = _final_fit_split(train_split, devel_split), None
         reporter.info("final fit: training on train+devel, evaluating once on test")
-
     strategy = make_strategy(recipe.train.distribute)
     if strategy.num_replicas_in_sync > 1:
         reporter.info(f"data parallel: {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__}), global batch {recipe.train.batch_size * strategy.num_replicas_in_sync}")
@@ -243,70 +288,98 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         weights = pipeline.end_to_end.get_weights()
         if not chief_from_environment():
             reporter.info("worker done: the chief writes the run directory")
-            return {"run_dir": str(run_dir), "data": summary, "metrics": {}, "export": {}}
+            return None
         pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
         pipeline.end_to_end.set_weights(weights)
     write_history(run_dir / "history.csv", result.history)
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
         series = {("devel_uar" if k == "devel_score" and task == "classification" else k): v for k, v in series.items() if not all(np.isnan(v))}
-        figures.plot_history(run_dir / "training.png", history=series, phase_boundary=result.phase2_start, title=recipe.name)
-    if result.history:
+        phase2_ran = result.phase2_start < len(result.history)
+        figures.plot_history(
+            run_dir / RunDir.TRAINING_PLOT, history=series, phase_boundary=result.phase2_start if phase2_ran else None,
+            best_epoch=result.best_epoch if devel_split is not None else None, title=recipe.name,
+        )
         reporter.info(f"best epoch {result.best_epoch} (devel score {result.best_score:.4f})" if devel_split is not None else f"trained {len(result.history)} epochs")
     else:
         reporter.info("no training epochs in the recipe: evaluating the initial model")
+    t = recipe.train
+    training = (
+        f"{t.optimizer}, lr {t.lr:g}, batch {t.batch_size}, {t.phase1.epochs} + {t.phase2.epochs} epochs; "
+        + (f"best epoch {result.best_epoch} of {len(result.history)} run" if result.history else "no epochs")
+        + ("; final fit on train + devel" if t.final_fit else "")
+    )
+    return pipeline, training
 
+
+def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], chunks: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """Metrics of devel (unless it was trained on) and test; predictions CSVs and the confusion matrix."""
+    from dsplug import evaluate
+    from dsplug.model import predict_batches
+    from dsplug.report import figures
+
+    task = recipe.data.task
+    run = RunDir(run_dir)
     metrics: dict[str, Any] = {}
     rows: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
     evaluated = [p for p in ("devel", "test") if p in splits and not (p == "devel" and recipe.train.final_fit)]
     for name in evaluated:
-        outputs = predict(pipeline.end_to_end, splits[name].audio, batch_size=recipe.train.batch_size)
+        outputs = predict_batches(pipeline.end_to_end, splits[name].audio, batch_size=recipe.train.batch_size)
         metrics[name], file_outputs = _evaluate(task, splits[name], outputs, chunks[name], classes, recipe)
         rows.append((name, [str(f.path) for f in chunks[name].files], file_outputs, splits[name].file_targets))
         if task == "classification":
             m = metrics[name]
             ci = f" ({recipe.evaluate.confidence:.0%} CI {m['uar_ci95'][0]:.3f}-{m['uar_ci95'][1]:.3f})" if m["uar_ci95"] else ""
             reporter.info(f"{name}: UAR {m['uar']:.3f}{ci}, accuracy {m['accuracy']:.3f}, n={m['n']} files")
-    RunDir(run_dir).write_metrics(metrics)
+    run.write_metrics(metrics)
     if task != "regression":
         for name, files, outputs, targets in rows:
             evaluate.write_predictions_csv(
-                run_dir / ("predictions.csv" if name == rows[-1][0] else f"predictions_{name}.csv"),
+                run.predictions_file(name, last=name == rows[-1][0]),
                 file_ids=files, probs=outputs, labels=classes,
                 y_true=targets if task == "classification" else None,
             )
         if task == "classification" and rows:
-            last = rows[-1][0]
-            figures.plot_confusion(run_dir / "confusion.png", confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
+            last, _, outputs, targets = rows[-1]
+            figures.plot_confusion(run / RunDir.CONFUSION_PLOT, confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
+            if len(classes) == 2:
+                figures.plot_roc(run / RunDir.ROC_PLOT, y_true=targets, scores=outputs[:, 1], positive=classes[1], title=f"{recipe.name}: {last} (files)")
+        if task == "multilabel" and rows:
+            last, _, outputs, targets = rows[-1]
+            figures.plot_pr(run / RunDir.PR_PLOT, y_true=targets, scores=outputs, labels=classes, title=f"{recipe.name}: {last} (files)")
+    return metrics
 
-    pipeline.end_to_end.save(run_dir / "model.keras")
+
+def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> dict[str, Any]:
+    """model.keras, the float32 model.tflite with its parity, then the recipe's export section."""
+    from dsplug import deploy
+    from dsplug.model import predict_batches
+
+    recipe = point.recipe
+    run = RunDir(run_dir)
+    pipeline.end_to_end.save(run / RunDir.KERAS_MODEL)
     meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
-    exported = deploy.export_model(pipeline.end_to_end, path=run_dir / "model.tflite", meta=meta)
+    exported = deploy.export_model(pipeline.end_to_end, path=run / RunDir.TFLITE_MODEL, meta=meta)
     check = splits.get("devel") or splits["train"]
     sample = check.audio[: min(len(check.audio), 64)]
-    keras_out = predict(pipeline.end_to_end, sample, batch_size=recipe.train.batch_size)
-    lite_out = deploy.tflite_outputs(run_dir / "model.tflite", sample)
+    keras_out = predict_batches(pipeline.end_to_end, sample, batch_size=recipe.train.batch_size)
+    lite_out = deploy.tflite_outputs(run / RunDir.TFLITE_MODEL, sample)
     parity = {
         "chunks": len(sample),
         "max_abs_diff": float(np.max(np.abs(keras_out - lite_out))) if len(sample) else 0.0,
         "top1_agreement": float(np.mean(keras_out.argmax(1) == lite_out.argmax(1))) if len(sample) else 1.0,
     }
     exported["parity_fp32"] = parity
-    (run_dir / "export.json").write_text(json.dumps(exported, indent=2), encoding="utf-8")
+    run.write_export_summary(exported)
     reporter.info(f"exported {exported['path']} ({exported['bytes'] / 1e6:.1f} MB); TFLite vs Keras max |diff| {parity['max_abs_diff']:.2e}, top-1 agreement {parity['top1_agreement']:.3f}")
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # the recipe's export section: quantised/pruned models too
-        exported = deploy.export_run(RunDir(run_dir), config=wanted, progress=reporter.progress)
+        exported = deploy.export_run(run, config=wanted, progress=reporter.progress)
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
-    _examples(run_dir, pipeline=pipeline, splits=splits, classes=classes, task=task)
-    markdown.write_report(
-        run_dir, recipe=recipe, recipe_hash=point.hash, data_summary=data_stage.format_summary(summary),
-        metrics=metrics, exported=exported, best_epoch=result.best_epoch, epochs=len(result.history),
-    )
-    return {"run_dir": str(run_dir), "data": summary, "metrics": metrics, "export": exported}
+    return exported
 
 
-def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: list[str], task: str) -> None:
+def _examples(run_dir: Path, *, recipe: Any, pipeline: Any, splits: dict[str, Any], classes: list[str], task: str) -> None:
     """Draw one image per class (first devel/train file of each class), as the model sees it."""
     from dsplug.report import figures
 
@@ -315,9 +388,16 @@ def _examples(run_dir: Path, *, pipeline: Any, splits: dict[str, Any], classes: 
     split = splits.get("devel") or splits["train"]
     labels = split.targets.argmax(axis=1)
     picks = [int(np.flatnonzero(labels == c)[0]) for c in range(len(classes)) if (labels == c).any()]
+    from dsplug.frontend.plot import freq_ticks
+
     layer = pipeline.frontend.get_layer("spectrogram_image")
     images = layer(split.audio[picks]).numpy()
-    figures.plot_examples(run_dir / "examples.png", images=images, labels=[classes[labels[i]] for i in picks])
+    fe, data = recipe.frontend, recipe.data
+    ticks = freq_ticks(images.shape[1], n_mels=fe.n_mels, sample_rate=data.sample_rate, fmin=fe.fmin, fmax=fe.fmax)
+    figures.plot_examples(
+        run_dir / RunDir.EXAMPLES_PLOT, images=images, labels=[classes[labels[i]] for i in picks],
+        seconds=data.chunk_seconds, freq_ticks=ticks,
+    )
 
 
 def default_recipe() -> Any:

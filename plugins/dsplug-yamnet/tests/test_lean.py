@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 from collections import Counter
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+import yaml
 from ai_edge_litert.interpreter import Interpreter
+from pydantic import ValidationError
 
-from dsplug import registry
-from dsplug.audio import load_audio
-from dsplug.backbones.base import unfreeze_top
-from dsplug.errors import PluginError
+from dsplug.api import PluginError
+from dsplug.testing import build_backbone, check_backbone, recipe_pipeline, resolve_weights, tflite
 from dsplug_yamnet import Lean, Yamnet
-from dsplug_yamnet import weights as yamnet_weights
+from dsplug_yamnet import savedmodel as yamnet_weights
+from real_audio import load_audio
 
 ROOT = Path(__file__).resolve().parents[3]
 DRUMS = ROOT / "data" / "drums"
@@ -32,12 +34,13 @@ TAGS = {"drum", "hand", "metal", "low", "high"}
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory):
     """YAMNet's AudioSet weights converted into an empty Keras cache (source must be installed)."""
-    if yamnet_weights.installed_savedmodel() is None:
-        pytest.fail(f"YAMNet's SavedModel is not installed: {yamnet_weights.INSTALL_COMMAND}")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
-        patch.delenv(yamnet_weights.ENV_WEIGHTS_DIR, raising=False)
-        yield yamnet_weights.audioset_weights(weights_dir=None)
+        patch.delenv("DSPLUG_WEIGHTS_DIR", raising=False)
+        resolved = resolve_weights(Yamnet(), "audioset", input_shape=(RATE,))
+        if resolved is None or not yamnet_weights.is_savedmodel(resolved.path):
+            pytest.fail(f"YAMNet's SavedModel is not installed: {yamnet_weights.INSTALL_COMMAND}")
+        yield yamnet_weights.cached_conversion(resolved.path)
 
 
 def _chunks(n: int, *, samples: int = RATE) -> np.ndarray:
@@ -58,7 +61,8 @@ def _yamnet_weights(model: tf_keras.Model) -> list[tf.Variable]:
 
 
 def test_registered_with_the_paper_options() -> None:
-    cls = registry.load("backbones", "lean")
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == "lean"]
+    cls = entry_point.load()
     assert cls is Lean and cls.input_kind == "audio" and cls.sample_rate == RATE
     assert Lean.Options() == Lean.Options(lstm_units=128, projection=256, heads=4, yamnet_trainable=False)
 
@@ -69,7 +73,7 @@ def test_registered_with_the_paper_options() -> None:
 )
 def test_features_are_4d_per_25ms_step(seconds: float, options: Lean.Options, shape: tuple[int, ...]) -> None:
     samples = int(seconds * RATE)
-    model = Lean(options=options).build(weights=None, input_shape=(samples,))
+    model = Lean(options=options).build(input_shape=(samples,))
     assert model.output_shape == (None, *shape)
     features = model(_chunks(2, samples=samples), training=False).numpy()
     assert features.shape == (2, *shape) and np.isfinite(features).all()
@@ -77,17 +81,25 @@ def test_features_are_4d_per_25ms_step(seconds: float, options: Lean.Options, sh
 
 def test_chunks_must_be_whole_25ms_patches() -> None:
     with pytest.raises(PluginError, match="whole number of 400 samples"):
-        Lean().build(weights=None, input_shape=(16100,))
+        Lean().build(input_shape=(16100,))
 
 
 def test_projection_must_split_into_heads() -> None:
-    with pytest.raises(PluginError, match="multiple of model.backbone.heads"):
-        Lean(options=Lean.Options(projection=30, heads=4)).build(weights=None, input_shape=(RATE,))
+    with pytest.raises(ValidationError, match=r"projection \(30\) must be a multiple of heads \(4\)"):
+        Lean.Options(projection=30, heads=4)
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        Lean.Options(heads=0)
+
+
+def test_contract() -> None:
+    """dsplug's plugin harness (small options): TFLite builtins, .keras round trip, missing weights."""
+    result = check_backbone(Lean, options=Lean.Options(lstm_units=8, projection=16, heads=2))
+    assert result["features_shape"] == (40, 1, 32)
 
 
 def test_yamnet_branch_equals_the_yamnet_backbone(converted: Path) -> None:
-    lean = Lean().build(weights="audioset", input_shape=(RATE,))
-    yamnet = Yamnet().build(weights="audioset", input_shape=(RATE,))
+    lean = build_backbone(Lean(), weights="audioset", input_shape=(RATE,))
+    yamnet = build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,))
     audio = _chunks(3)
     np.testing.assert_allclose(
         lean.get_layer("yamnet")(audio).numpy(), yamnet(audio, training=False).numpy()[:, :, 0], atol=1e-5
@@ -105,9 +117,11 @@ def _train_step(backbone: tf_keras.Model, audio: np.ndarray, labels: np.ndarray)
 
 
 def test_yamnet_stays_frozen_when_the_trainer_unfreezes_everything(converted: Path) -> None:
-    model = Lean().build(weights="audioset", input_shape=(RATE,))
+    model = build_backbone(Lean(), weights="audioset", input_shape=(RATE,))
     model.trainable = False  # phase 1
-    unfreeze_top(model, layers=1.0)  # phase 2 with finetune_layers: all
+    model.trainable = True  # phase 2 with finetune_layers: all (unfreezes every layer)
+    for layer in model.layers:
+        layer.trainable = True
     frozen = {id(v) for v in _yamnet_weights(model)}
     assert frozen and not frozen & {id(v) for v in model.trainable_weights}
     before = {v.name: v.numpy().copy() for v in model.weights}
@@ -120,7 +134,7 @@ def test_yamnet_stays_frozen_when_the_trainer_unfreezes_everything(converted: Pa
 
 
 def test_yamnet_trains_with_yamnet_trainable(converted: Path) -> None:
-    model = Lean(options=Lean.Options(yamnet_trainable=True)).build(weights="audioset", input_shape=(RATE,))
+    model = build_backbone(Lean(options=Lean.Options(yamnet_trainable=True)), weights="audioset", input_shape=(RATE,))
     before = {v.name: v.numpy().copy() for v in _yamnet_weights(model)}
     _train_step(model, _chunks(4), np.eye(4, 2, dtype=np.float32))
     kernels = [v for v in _yamnet_weights(model) if "kernel" in v.name]
@@ -128,7 +142,7 @@ def test_yamnet_trains_with_yamnet_trainable(converted: Path) -> None:
 
 
 def test_saved_and_loaded_as_a_keras_file(tmp_path: Path) -> None:
-    model = Lean(options=Lean.Options(lstm_units=16, projection=32, heads=2)).build(weights=None, input_shape=(RATE,))
+    model = Lean(options=Lean.Options(lstm_units=16, projection=32, heads=2)).build(input_shape=(RATE,))
     model.save(tmp_path / "lean.keras")
     loaded = tf_keras.models.load_model(tmp_path / "lean.keras")
     audio = _chunks(2)
@@ -162,14 +176,10 @@ def test_multilabel_manifest_has_every_drum_once_and_every_tag_in_every_partitio
 
 @pytest.mark.heavy
 def test_recipe_pipeline_exports_to_builtin_tflite_with_parity(converted: Path) -> None:
-    from dsplug.deploy.convert import convert
-    from dsplug.model import build_pipeline
-    from dsplug.recipe.loader import load_recipe
-
-    [point] = load_recipe(RECIPE)
-    assert point.recipe.model.backbone.name == "lean" and point.recipe.data.task == "multilabel"
-    pipeline = build_pipeline(point.recipe, num_outputs=len(TAGS))
-    content = convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
+    recipe = yaml.safe_load(RECIPE.read_text())
+    assert recipe["model"]["backbone"]["name"] == "lean" and recipe["data"]["task"] == "multilabel"
+    pipeline = recipe_pipeline(RECIPE, num_outputs=len(TAGS))
+    content = tflite(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
     audio = _chunks(6)
     interpreter = Interpreter(model_content=content)
     interpreter.allocate_tensors()

