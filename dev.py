@@ -119,17 +119,17 @@ def chromium() -> str:
 
 def web_bundle() -> None:
     """MediaPipe's audio bundle and playwright-core in tests/web/node_modules (npm ci)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        _fail(
-            "the web-app test needs Node.js >= 20 with npm (for `npm ci --prefix tests/web`): install it, "
-            "e.g. from https://nodejs.org or your distribution (`sudo apt-get install nodejs npm`)"
-        )
-    lock = (WEB_TESTS / "package-lock.json").read_bytes()
-    _cached(
-        WEB_TESTS / "node_modules" / ".dsplug-stamp", _digest(lock),
-        lambda: _run(str(npm), "ci", "--prefix", WEB_TESTS, "--no-audit", "--no-fund"),
-    )
+
+    def make() -> None:
+        npm = shutil.which("npm")
+        if npm is None:
+            _fail(
+                "the web-app test needs Node.js >= 20 with npm, for `npm ci --prefix tests/web`: install it "
+                "(Debian/Ubuntu: `sudo apt-get install nodejs npm`, or from https://nodejs.org) and run again"
+            )
+        _run(str(npm), "ci", "--prefix", WEB_TESTS, "--no-audit", "--no-fund")
+
+    _cached(WEB_TESTS / "node_modules" / ".dsplug-stamp", _digest((WEB_TESTS / "package-lock.json").read_bytes()), make)
 
 
 def mediapipe_venv() -> None:

@@ -253,7 +253,7 @@ class ModelMetadata(BaseModel):
             version=f"dsplug {self.dsplug_version}, recipe {self.recipe_hash or '-'}, quantize {self.quantize}",
             author="dsplug", custom={key: getattr(self, key) for key in CUSTOM_FIELDS},
             files={CARD_FILE: ("dsplug model card (the model.json sidecar), see dsplug's docs/deployment.md", card)},
-            scores=self.task != "regression",
+            scores=self.task != "regression", source=source,
         )
         self.from_tflite(tagged, source=source)  # what a runtime will read: refuse it here if it fails
         return tagged

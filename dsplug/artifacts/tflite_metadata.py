@@ -297,6 +297,7 @@ def write_audio_classifier_metadata(
     custom: Mapping[str, Any] | None = None,
     files: Mapping[str, tuple[str, bytes]] | None = None,
     scores: bool = True,
+    source: str = "the model",
 ) -> bytes:
     """Return ``model`` with audio-classifier metadata and its packed files (old ones replaced).
 
@@ -325,6 +326,8 @@ def write_audio_classifier_metadata(
         associated files (type ``DESCRIPTIONS``).
     scores : bool
         The outputs are probabilities in [0, 1] (False: regression values).
+    source : str
+        The model's name for messages.
 
     Returns
     -------
@@ -347,7 +350,7 @@ def write_audio_classifier_metadata(
     extra = dict(files or {})
     if LABELS_FILE in extra:
         raise ExportError(f"{LABELS_FILE} is written from labels; do not pass it in files")
-    check_audio_classifier(model, n_labels=len(labels), channels=channels)
+    check_audio_classifier(model, n_labels=len(labels), channels=channels, source=source)
     metadata = _metadata_buffer(
         labels=labels, sample_rate=sample_rate, channels=channels, name=name, description=description,
         version=version, author=author, custom=custom, files={k: v[0] for k, v in extra.items()}, scores=scores,

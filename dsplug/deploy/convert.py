@@ -253,7 +253,7 @@ def export_model(
     )
     if meta.quantize in ("int8", "qat"):
         meta = meta.model_copy(update={"float_layers": classifier_float_layers(flatbuffer)})
-    tagged = meta.to_tflite(flatbuffer, source=f"the {meta.quantize} model {path.name}")
+    tagged = meta.to_tflite(flatbuffer, source=f"{path.name} (quantize={meta.quantize})")
     write_atomic(path, tagged)
     write_atomic(path.with_suffix(".json"), meta.to_json())
     logger.info("exported %s (%.2f MB, quantize=%s)", path, len(tagged) / 1e6, meta.quantize)
