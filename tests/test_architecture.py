@@ -103,5 +103,7 @@ def test_plugins_use_only_the_public_api(path):
 
 
 def test_no_module_is_longer_than_600_lines():
-    long = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    """Our own modules; vendored generated code (a ``vendor`` folder) is kept as it was generated."""
+    own = [p for p in SOURCES if "vendor" not in p.relative_to(PACKAGE).parts]
+    long = {str(p.relative_to(ROOT)): n for p in own if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
     assert not long, f"split these modules (at most 600 lines): {long}"
