@@ -49,6 +49,7 @@ def write_atomic(path: PathLike, content: str | bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared results (reports, models) from others
         with os.fdopen(fd, "wb") as handle:
             handle.write(content.encode("utf-8") if isinstance(content, str) else content)
             handle.flush()

@@ -351,13 +351,18 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
 
 
 def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> dict[str, Any]:
-    """model.keras, the float32 model.tflite with its parity, then the recipe's export section."""
+    """model.keras, then the TFLite models: the recipe's export section (each model converted once)."""
     from dsplug import deploy
     from dsplug.model import predict_batches
 
     recipe = point.recipe
     run = RunDir(run_dir)
     pipeline.end_to_end.save(run / RunDir.KERAS_MODEL)
+    wanted = recipe.export
+    if wanted.quantize or wanted.prune is not None:  # float32 and the quantised/pruned models, with parity
+        exported = deploy.export_run(run, config=wanted, progress=reporter.progress)
+        reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items()))
+        return exported
     meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
     exported = deploy.export_model(pipeline.end_to_end, path=run / RunDir.TFLITE_MODEL, meta=meta)
     check = splits.get("devel") or splits["train"]
@@ -372,10 +377,6 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
     exported["parity_fp32"] = parity
     run.write_export_summary(exported)
     reporter.info(f"exported {exported['path']} ({exported['bytes'] / 1e6:.1f} MB); TFLite vs Keras max |diff| {parity['max_abs_diff']:.2e}, top-1 agreement {parity['top1_agreement']:.3f}")
-    wanted = recipe.export
-    if wanted.quantize or wanted.prune is not None:  # the recipe's export section: quantised/pruned models too
-        exported = deploy.export_run(run, config=wanted, progress=reporter.progress)
-        reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items() if name != "model.tflite"))
     return exported
 
 
