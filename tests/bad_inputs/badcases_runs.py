@@ -241,10 +241,12 @@ case("run-dir", "sweep-point-holds-another-run", sweep_over_other_run, "seed-1 h
 
 
 # ---------------------------------------------------------------------------- exported models
-def model_with(meta: dict[str, object] | None = None, *, tflite: bytes | None = None, sidecar: str | None = None) -> Callable:
-    """``dsplug predict`` on a model whose files are damaged or do not belong together."""
+def model_with(meta: dict[str, object] | None = None, *, tflite: bytes | None = None, sidecar: str | None = None,
+               embedded: bool = True) -> Callable:
+    """``dsplug predict`` on a model whose files are damaged or do not belong together (``embedded``:
+    the metadata is inside the model as well as in its sidecar, else only in the sidecar)."""
     def build(folder: Path) -> list[str]:
-        path = bf.model_files(folder)
+        path = bf.model_files(folder, embedded=embedded)
         if meta is not None:
             document = json.loads(path.with_suffix(".json").read_text())
             document.update(meta)
@@ -259,15 +261,24 @@ def model_with(meta: dict[str, object] | None = None, *, tflite: bytes | None = 
 
 case("model", "missing", lambda f: ["predict", "gone.tflite", str(bf.write_tone(f / "t.wav"))], "'gone.tflite' does not exist")
 case("model", "not-tflite", model_with(tflite=b"PK\x03\x04 not a model" * 20), "is not a TFLite model")
-case("model", "truncated-tflite", model_with(tflite=b""), "model.tflite", "cannot load the model")
-case("model", "sidecar-missing", lambda f: (bf.model_files(f).with_suffix(".json").unlink(), ["predict", str(f / "m" / "model.tflite"), str(bf.write_tone(f / "t.wav"))])[1],
-     "model.json not found")
+case("model", "truncated-tflite", model_with(tflite=b""), "model.tflite is damaged")
+case("model", "sidecar-missing-the-model-describes-itself",
+     lambda f: (bf.model_files(f).with_suffix(".json").unlink(), ["predict", str(f / "m" / "model.tflite"), str(bf.write_tone(f / "t.wav"))])[1],
+     "t.wav: ", code=0)
+case("model", "legacy-without-metadata",
+     lambda f: (bf.model_files(f, embedded=False).with_suffix(".json").unlink(), ["predict", str(f / "m" / "model.tflite"), str(bf.write_tone(f / "t.wav"))])[1],
+     "has no TFLite Model Metadata inside and no metadata file")
 case("model", "sidecar-truncated", model_with(sidecar='{"format": "dsplug-tfl'), "model.json is damaged or unreadable")
 case("model", "sidecar-not-dsplug", model_with(sidecar='{"format": "other"}'), "not dsplug model metadata")
 case("model", "sidecar-other-chunk-length", model_with({"chunk_seconds": 1.0, "input": {"shape": [1, 16000]}}), "model.tflite", "16000")
-case("model", "sidecar-other-classes", model_with({"classes": ["a", "b", "c"], "output": {"shape": [1, 3], "meaning": "probabilities"}}), "3 classes")
-case("model", "sidecar-of-another-model", model_with({"recipe_hash": "fedcba9876543210", "tflite_sha256": "0" * 64}), "model.json", "does not belong",
-     marks=needs_fix("runtime/model.py:load_model must refuse a model.json whose tflite hash differs (deploy writes the hash)"))
+case("model", "sidecar-other-classes", model_with({"classes": ["a", "b", "c"], "output": {"shape": [1, 3], "meaning": "probabilities"}}),
+     "model.json does not belong to", "classes: ['x', 'y'] inside, ['a', 'b', 'c'] in the sidecar")
+case("model", "sidecar-of-another-model", model_with({"recipe_hash": "fedcba9876543210"}), "model.json does not belong to",
+     "recipe_hash: '0123456789abcdef' inside, 'fedcba9876543210' in the sidecar")
+case("model", "legacy-sidecar-other-chunk-length", model_with({"chunk_seconds": 1.0, "input": {"shape": [1, 16000]}}, embedded=False),
+     "the metadata does not belong to", "[1, 16000]")
+case("model", "legacy-sidecar-other-classes", model_with({"classes": ["a", "b", "c"], "output": {"shape": [1, 3], "meaning": "probabilities"}}, embedded=False),
+     "the model has 2 outputs but the metadata lists 3 classes")
 case("model", "run-dir-without-model", lambda f: (f / "run").mkdir() or ["predict", "run", "x.wav"], "run is a folder without model.tflite")
 case("model", "aggregate-unknown", lambda f: ["predict", str(bf.model_files(f)), str(bf.write_tone(f / "t.wav")), "--aggregate", "median"],
      "aggregate must be 'mean' or 'vote'")

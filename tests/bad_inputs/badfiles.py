@@ -285,9 +285,11 @@ def zipped(files: dict[str, bytes]) -> bytes:
 _MODEL: dict[str, bytes | str] = {}
 
 
-def model_files(folder: Path) -> Path:
-    """A tiny exported model (``folder/m/model.tflite`` and ``model.json``): 0.5 s of 16 kHz audio
-    in, probabilities of classes x and y out. Converted once per process, then copied."""
+def model_files(folder: Path, *, embedded: bool = True) -> Path:
+    """A tiny exported model, ``folder/m/model.tflite`` with its ``model.json``: 0.5 s of 16 kHz audio
+    in, probabilities of classes x and y out. ``embedded``: the metadata is inside the model too (as
+    ``dsplug export`` writes it); else only in the sidecar (an export of an older dsplug).
+    Converted once per process, then copied."""
     if not _MODEL:
         import tf_keras
 
@@ -302,9 +304,10 @@ def model_files(folder: Path) -> Path:
             name="tiny", task="classification", classes=["x", "y"], sample_rate=RATE, chunk_seconds=0.5,
             hop_seconds=None, pad_mode="zero", backbone="dense", recipe_hash="0123456789abcdef",
         )
-        _MODEL.update(tflite=tflite(model, samples=samples), json=meta.to_json())
+        plain = tflite(model, samples=samples)
+        _MODEL.update(plain=plain, embedded=meta.to_tflite(plain), json=meta.to_json())
     out = folder / "m"
     out.mkdir(exist_ok=True)
-    (out / "model.tflite").write_bytes(_MODEL["tflite"])  # type: ignore[arg-type]
+    (out / "model.tflite").write_bytes(_MODEL["embedded" if embedded else "plain"])  # type: ignore[arg-type]
     (out / "model.json").write_text(_MODEL["json"])  # type: ignore[arg-type]
     return out / "model.tflite"
