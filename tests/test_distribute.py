@@ -49,7 +49,7 @@ MIRRORED = textwrap.dedent(
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        split = _splits(manifest, chunks)["train"]
         strategy = make_strategy(name)
         with strategy.scope():
             pipeline = build_pipeline(recipe, num_outputs=5)

@@ -158,7 +158,7 @@ def test_cached_features_train_the_head_like_the_full_model(tiny):
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        split = _splits(manifest, chunks)["train"]
         pipeline = build_pipeline(recipe, num_outputs=5)
         import tempfile
 
@@ -230,7 +230,7 @@ def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        split = _splits(manifest, chunks)["train"]
         pipeline = build_pipeline(recipe, num_outputs=5)
         result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / f"r{run}").fit(split, None, recipe_hash=point.hash)
         histories.append((result.history[0]["loss"], [w.copy() for w in pipeline.head.get_weights()]))
@@ -258,7 +258,7 @@ def test_early_stopping_ends_a_phase(tiny, tmp_path):
     recipe = point.recipe
     manifest = data_stage.load_manifest(recipe.data.manifest)
     chunks = {p: data_stage.decode_chunks(manifest.partition(p), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero") for p in ("train", "devel")}
-    splits = _splits(manifest, chunks, task="classification")
+    splits = _splits(manifest, chunks)
     pipeline = build_pipeline(recipe, num_outputs=5)
     result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / "es").fit(splits["train"], splits["devel"], recipe_hash=point.hash)
     scores = [h["devel_score"] for h in result.history]
