@@ -284,6 +284,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     training = (
         f"{t.optimizer}, lr {t.lr:g}, batch {t.batch_size}, {t.phase1.epochs} + {t.phase2.epochs} epochs; "
         + (f"best epoch {result.best_epoch} of {len(result.history)} run" if result.history else "no epochs")
+        + (f"; at most {t.steps_per_epoch} steps per epoch" if t.steps_per_epoch else "")
         + ("; final fit on train + devel" if t.final_fit else "")
     )
     return pipeline, training
