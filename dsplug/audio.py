@@ -29,7 +29,7 @@ from dsplug.errors import AudioError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Chunks", "PadMode", "chunk_signal", "load_audio", "validate_signal"]
+__all__ = ["Chunks", "PadMode", "chunk_signal", "load_audio", "prepare_signal", "validate_signal"]
 
 PadMode = Literal["zero", "repeat"]
 
@@ -168,26 +168,62 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int) -> np.ndarray:
             f"audio file {name!r} holds no samples (0 s); remove it or replace it with a "
             "non-empty recording"
         )
-    signal = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    validate_signal(signal, source=name)
+    return prepare_signal(data, rate=rate, sample_rate=sample_rate, source=f"audio file {name!r}")
 
+
+def prepare_signal(samples: np.ndarray, *, rate: int, sample_rate: int, source: str = "the audio") -> np.ndarray:
+    """Samples as a mono float32 signal at ``sample_rate``: what :func:`load_audio` does after decoding.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,) or (n, channels)]
+        Float samples in [-1, 1], or integer PCM (scaled by the dtype's full scale, e.g.
+        1 / 32768 for int16). Channels are averaged to mono.
+    rate : int
+        Their sample rate in Hz.
+    sample_rate : int
+        The target rate in Hz; soxr's high-quality resampler converts when they differ.
+    source : str
+        What the samples are, for messages.
+
+    Returns
+    -------
+    signal : np.ndarray [shape=(m,), dtype=float32]
+        In [-1, 1]: a float signal whose peak exceeds 1 is scaled down to peak 1 (a warning
+        above 2); the resampler's overshoot is clipped.
+
+    Raises
+    ------
+    AudioError
+        Not 1-D or 2-D, no samples, NaN or infinite samples, a rate that is not a positive
+        whole number, or too short to leave a sample at ``sample_rate``.
+    """
+    for what, value in (("rate", rate), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise AudioError(f"{source}: {what} must be a positive whole number of Hz, got {value!r}")
+    data = np.asarray(samples)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / np.float32(-float(np.iinfo(data.dtype).min) or 1.0)
+    if data.ndim == 2:
+        data = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    validate_signal(data, source=source)
+    signal = data.astype(np.float32, copy=False)
     peak = float(np.max(np.abs(signal)))
     if peak > 1.0:
         # Lossy codecs (Vorbis, MP3) overshoot full scale slightly; far above 1 suggests a float
         # file holding unscaled integer samples.
         level = logging.WARNING if peak > 2.0 else logging.DEBUG
-        logger.log(level, "%s: peak amplitude %.3g > 1; scaled down to 1", name, peak)
+        logger.log(level, "%s: peak amplitude %.3g > 1; scaled down to 1", source, peak)
         signal = signal / np.float32(peak)
 
     if rate != sample_rate:
         import soxr
 
-        signal = soxr.resample(signal, rate, int(sample_rate), quality=RESAMPLE_QUALITY)
+        signal = soxr.resample(signal, int(rate), int(sample_rate), quality=RESAMPLE_QUALITY)
     signal = np.clip(signal, -1.0, 1.0).astype(np.float32, copy=False)
     if signal.size == 0:
         raise AudioError(
-            f"audio file {name!r} is too short: {data.shape[0]} samples at {rate} Hz leave no "
-            f"sample at {sample_rate} Hz"
+            f"{source} is too short: {data.shape[0]} samples at {rate} Hz leave no sample at {sample_rate} Hz"
         )
     return signal
 

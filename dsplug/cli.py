@@ -17,7 +17,7 @@ import numpy as np
 import typer
 
 from dsplug.version import __version__
-from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, missing_module_hint
+from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, install_extra, missing_module_hint
 
 app = typer.Typer(
     name="dsplug",
@@ -81,8 +81,11 @@ def _fail(err: BaseException) -> None:
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
+    from dsplug.console import terminal
+
     try:
-        yield
+        with terminal(debug=_state["debug"]):
+            yield
     except DsplugError as err:
         _fail(err)
     except ModuleNotFoundError as err:
@@ -112,16 +115,18 @@ def plugins_cmd(
         from dsplug import registry
 
         infos = registry.list_plugins(group)
-        broken = 0
         for grp in [group] if group else registry.groups():
             rows = [i for i in infos if i.group == grp]
             typer.echo(f"{grp} ({len(rows)})")
             for info in rows:
-                status = "" if info.status == "ok" else "  BROKEN: " + info.error
-                broken += info.status != "ok"
+                status = {"ok": "", "needs-extra": f"  ({info.error})"}.get(info.status, "  BROKEN: " + info.error)
                 typer.echo(f"  {info.name:<22} {info.distribution} {info.version:<10} {info.summary}{status}")
+        broken = sum(info.status == "broken" for info in infos)
         if broken:
             typer.echo(f"{broken} broken plugin(s): reinstall or fix them (see the errors above)", err=True)
+        for extra in sorted({info.extra for info in infos if info.status == "needs-extra"}):
+            count = sum(info.extra == extra for info in infos)
+            typer.echo(f"{count} plugin(s) need dsplug[{extra}]: {install_extra(extra)}", err=True)
 
 
 @app.command("validate")
@@ -325,12 +330,16 @@ def export_cmd(
     qat_epochs: Annotated[Optional[int], typer.Option("--qat-epochs", help="With --quantize qat: epochs of quantization-aware fine-tuning. Default: export.qat_epochs.")] = None,
     int8_float_threshold: Annotated[Optional[float], typer.Option("--int8-float-threshold", help="With --quantize int8: classifier layers whose quantisation error exceeds this many quantisation steps (RMS) stay float32. Default: export.int8_float_threshold.")] = None,
     full_integer: Annotated[bool, typer.Option("--full-integer", help="With --quantize int8: quantise every classifier layer (no float32 layers; for integer-only accelerators).")] = False,
+    web: Annotated[Optional[Path], typer.Option("--web", help="Also write a static web app (MediaPipe in the browser: microphone and file classification) with the exported models into this folder.")] = None,
+    mediapipe: Annotated[Optional[Path], typer.Option("--mediapipe", help="With --web: the folder of an npm install of @mediapipe/tasks-audio (default: $DSPLUG_MEDIAPIPE_WEB, ./node_modules, ~/.cache/dsplug/web).")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Export a finished run to TFLite (audio in, probabilities out): quantisation, pruning, parity report.
 
-    Options not given are taken from the run's recipe (its `export:` section).
+    Every .tflite carries its metadata (labels, sample rate, chunk length) as standard TFLite
+    Model Metadata, so it runs alone in dsplug and in MediaPipe Tasks. Options not given are
+    taken from the run's recipe (its `export:` section).
     """
     _setup(debug)
     with _errors():
@@ -338,15 +347,25 @@ def export_cmd(
         from dsplug.deploy.export import export_config, export_run
 
         run = RunDir(run_dir)
+        if web is not None:  # before the long export: is the bundle there?
+            from dsplug.deploy.web import find_bundle
+
+            find_bundle(mediapipe)
         config = export_config(
             run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
             qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
         )
-        export_run(run, config=config, progress=_CliReporter().progress)
+        result = export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
             typer.echo(markdown.read_text(encoding="utf-8"))
         typer.echo(f"wrote {run / RunDir.EXPORT}")
+        if web is not None:
+            from dsplug.deploy.web import write_web_app
+
+            models = sorted(result["models"], key=lambda name: (name != RunDir.TFLITE_MODEL, name))
+            write_web_app([run / name for name in models], web, bundle=mediapipe)
+            typer.echo(f"wrote the web app {web}: serve it with `python -m http.server -d {web}` and open http://localhost:8000")
 
 
 @app.command("explain")
@@ -387,7 +406,7 @@ ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help="TFLite 
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (with its model.json), or a run directory.")],
+    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
     audio: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write chunk- and file-level rows to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
@@ -415,7 +434,7 @@ def predict_cmd(
 
 @app.command("stream")
 def stream_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (with its model.json), or a run directory.")],
+    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
     file: Annotated[Optional[Path], typer.Option("--file", help="Stream this audio file.")] = None,
     mic: Annotated[bool, typer.Option("--mic", help="Stream from the default microphone (needs sounddevice).")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="With --file: as fast as possible, not at real-time pace.")] = False,
@@ -444,7 +463,7 @@ def stream_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (with its model.json), or a run directory.")],
+    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
     runs: Annotated[int, typer.Option("--runs", help="Timed runs after warm-up.")] = 50,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,

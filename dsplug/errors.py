@@ -49,6 +49,10 @@ class ExportError(DsplugError):
     """A model cannot be exported, converted or loaded for inference."""
 
 
+class MetadataMissing(ExportError):
+    """A ``.tflite`` file carries no TFLite Model Metadata (exported before dsplug embedded it)."""
+
+
 class RunError(DsplugError):
     """A run directory is in use, belongs to another recipe, lacks files or cannot be written."""
 
@@ -60,12 +64,41 @@ class SweepError(DsplugError):
 #: Top-level modules of the ``train`` extra; the base install (the inference runtime) has none.
 TRAIN_MODULES = frozenset({"tensorflow", "tf_keras", "tensorflow_model_optimization", "librosa", "matplotlib", "sklearn"})
 
+#: Top-level modules of the other optional extras, by extra.
+EXTRA_MODULES: dict[str, frozenset[str]] = {
+    "train": TRAIN_MODULES,
+    "mic": frozenset({"sounddevice"}),
+    "explain": frozenset({"shap"}),
+}
+
+
+def install_extra(extra: str) -> str:
+    """How to add an optional extra of dsplug, e.g. ``install_extra("mic")``.
+
+    dsplug is not on a public package index: the extra is installed from the source tree or
+    from a built wheel, so the text names both.
+    """
+    return (
+        f"install dsplug[{extra}]: from the source tree `pip install '.[{extra}]'`, or from a built "
+        f"wheel `pip install 'dsplug-<version>-py3-none-any.whl[{extra}]'`"
+    )
+
+
+def extra_of(err: BaseException) -> str | None:
+    """The extra whose missing module caused ``err`` (an import error), or None."""
+    name = getattr(err, "name", None)
+    if not isinstance(err, ModuleNotFoundError) or not name:
+        return None
+    top = name.split(".")[0]
+    return next((extra for extra, modules in EXTRA_MODULES.items() if top in modules), None)
+
 
 def missing_module_hint(err: BaseException) -> str:
-    """A fix for an import error: which package to install (``""`` if not an import error)."""
+    """A fix for an import error: which extra or package to install (``""`` if not an import error)."""
     name = getattr(err, "name", None)
     if not isinstance(err, ModuleNotFoundError) or not name:
         return ""
-    if name.split(".")[0] in TRAIN_MODULES:
-        return f"{name} is not installed: pip install 'dsplug[train]'"
+    extra = extra_of(err)
+    if extra is not None:
+        return f"{name} is not installed: {install_extra(extra)}"
     return f"install the package that provides the module {name!r}"

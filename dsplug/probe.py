@@ -37,10 +37,6 @@ from dsplug.recipe.schema import ProbeConfig
 
 logger = logging.getLogger(__name__)
 
-#: Default grid of the inverse regularisation strength ``C`` (half decades).
-DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 1, 11))
-
-
 @dataclasses.dataclass(frozen=True)
 class ProbeFit:
     """A fitted probe and how its regularisation was chosen.
@@ -144,11 +140,18 @@ def select_and_fit(
     original: np.ndarray,
     fit_rows: np.ndarray,
     n_classes: int,
-    cs: Sequence[float] = DEFAULT_CS,
+    cs: Sequence[float],
     folds: int = 5,
     seed: int = 0,
+    holdout: np.ndarray | None = None,
 ) -> ProbeFit:
     """Choose ``C`` by grouped cross-validation, then fit the probe on ``fit_rows``.
+
+    The selection imitates what the final probe will face. With three or more groups, folds hold out
+    whole groups (new speakers). With fewer, cross-validation over groups degenerates (two folds of
+    unequal size, one training on the smaller group); then, if the final fit includes the
+    ``holdout`` rows (devel), so that every group is seen, the folds run over files; otherwise ``C``
+    is chosen on the holdout rows, fitting on the others.
 
     Parameters
     ----------
@@ -165,11 +168,13 @@ def select_and_fit(
     n_classes : int
         Output classes (a class without rows gets probability 0).
     cs : sequence of float
-        Candidate inverse regularisation strengths.
+        Candidate inverse regularisation strengths (``train.probe.c_grid``).
     folds : int
         Cross-validation folds (at most the number of groups).
     seed : int
         Seeds the fold assignment.
+    holdout : np.ndarray [shape=(n,), dtype=bool], optional
+        The devel rows: the held-out set when there are fewer than three groups.
 
     Returns
     -------
@@ -188,10 +193,22 @@ def select_and_fit(
     cs = sorted(float(c) for c in cs)
     scores: dict[float, float] = {}
     n_groups = len(np.unique(groups[original]))
-    if len(cs) > 1 and n_groups >= 2:
+    if n_groups >= 3:
+        held_out = [np.isin(files, held) for held in _folds(files[original], labels[original], groups[original], folds=folds, seed=seed)]
+        how = f"{min(folds, n_groups)}-fold cross-validation over {n_groups} groups"
+    elif holdout is not None and holdout.any() and fit_rows[holdout].all():
+        # the final fit covers every group: its error on new files of them is what folds over files measure
+        held_out = [np.isin(files, held) for held in _folds(files[original], labels[original], files[original], folds=folds, seed=seed)]
+        how = f"{folds}-fold cross-validation over files (only {n_groups} groups, all in the final fit)"
+    elif holdout is not None and holdout.any() and (~holdout).any():
+        held_out = [np.asarray(holdout, bool)]
+        how = f"devel (only {n_groups} groups: too few to cross-validate)"
+    else:
+        held_out = []
+        how = ""
+    if len(cs) > 1 and held_out:
         pooled = np.zeros((len(cs), n, n_classes), np.float32)
-        for held_files in _folds(files[original], labels[original], groups[original], folds=folds, seed=seed):
-            held = np.isin(files, held_files)
+        for held in held_out:
             train_rows = ~held
             if len(np.unique(labels[train_rows])) < 2:
                 continue
@@ -202,10 +219,10 @@ def select_and_fit(
             scores[c] = _file_uar(pooled[i, scored], files=files[scored], labels=labels[scored])
         best = max(scores.values())
         chosen = min(c for c, s in scores.items() if s >= best - 1e-9)  # ties: stronger regularisation
-        selection = f"{min(folds, n_groups)}-fold cross-validation over {n_groups} groups (file-level UAR {best:.3f})"
+        selection = f"{how} (file-level UAR {best:.3f})"
     else:
         chosen = cs[len(cs) // 2] if len(cs) > 1 else cs[0]
-        selection = "no selection (one C, or fewer than two groups)"
+        selection = "no selection (one C, or too few groups and no devel)"
     [(coef, intercept)] = _fit_path(features[fit_rows], labels[fit_rows], cs=[chosen], n_classes=n_classes)
     logger.info("probe: C=%g chosen by %s; fitted on %d rows", chosen, selection, int(fit_rows.sum()))
     return ProbeFit(
@@ -288,7 +305,7 @@ def fit_head(
         features=np.concatenate(rows), labels=np.concatenate(labels), files=np.concatenate(files),
         groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in rows), bool),
         fit_rows=np.concatenate(fit_rows), n_classes=int(train.file_rows.shape[1]), cs=config.c_grid,
-        folds=config.folds, seed=seed,
+        folds=config.folds, seed=seed, holdout=np.concatenate([np.full(len(f), name == "devel") for (name, _), f in zip(parts, rows)]),
     )
     logits.set_weights([fit.coef, fit.intercept])
     return fit

@@ -27,7 +27,7 @@ from stevedore import DriverManager, ExtensionManager
 from stevedore.extension import Extension
 
 from dsplug import api
-from dsplug.errors import PluginBroken, PluginError, PluginNotFound, missing_module_hint
+from dsplug.errors import PluginBroken, PluginError, PluginNotFound, extra_of, missing_module_hint
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +54,16 @@ class PluginInfo:
         ``module:attribute`` the entry point points to.
     distribution, version : str
         The installed distribution that provides the plugin, and its version.
-    status : {"ok", "broken"}
-        ``broken`` if importing or checking the plugin failed.
+    status : {"ok", "broken", "needs-extra"}
+        ``broken`` if importing or checking the plugin failed; ``needs-extra`` if its import
+        failed only for a module of an optional extra of dsplug that is not installed (a
+        training-only plugin in the light runtime install).
     error : str
-        Why it is broken (empty when ok).
+        Why it is broken, or which extra it needs (``"needs dsplug[train]"``); empty when ok.
     summary : str
         First line of the plugin class's docstring.
+    extra : str
+        With ``needs-extra``: the extra of dsplug to install (e.g. ``train``).
     """
 
     group: str
@@ -67,9 +71,10 @@ class PluginInfo:
     target: str
     distribution: str
     version: str
-    status: Literal["ok", "broken"]
+    status: Literal["ok", "broken", "needs-extra"]
     error: str = ""
     summary: str = ""
+    extra: str = ""
 
 
 def groups() -> list[str]:
@@ -244,7 +249,7 @@ def list_plugins(group: str | None = None) -> list[PluginInfo]:
         for name, eps in sorted(_entry_points(grp).items()):
             for ep in eps:
                 dist, version = _provider(ep)
-                status: Literal["ok", "broken"] = "ok"
+                status: Literal["ok", "broken", "needs-extra"] = "ok"
                 error = ""
                 summary = ""
                 try:
@@ -252,6 +257,10 @@ def list_plugins(group: str | None = None) -> list[PluginInfo]:
                         _check_duplicates(grp, name, eps)
                     if name in failures:
                         cause = failures[name]
+                        extra = extra_of(cause)
+                        if extra is not None:
+                            infos.append(PluginInfo(grp, name, ep.value, dist, version, "needs-extra", f"needs dsplug[{extra}]", extra=extra))
+                            continue
                         raise PluginBroken(f"{type(cause).__name__}: {cause}")
                     plugin = loaded.get(name) or ep.load()
                     _check_contract(grp, name, plugin)

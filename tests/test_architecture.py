@@ -31,7 +31,7 @@ RANKS: dict[str, float] = {
     "frontend": 4, "backbones": 4, "heads": 4, "augment": 4, "distribute": 4, "runtime": 4,
     "data": 5.0, "model": 5.1, "evaluate": 5.2, "probe": 5.25, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
     "workflows": 6, "testing": 6,
-    "cli": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
+    "cli": 7, "console": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
 }
 
 
@@ -103,5 +103,7 @@ def test_plugins_use_only_the_public_api(path):
 
 
 def test_no_module_is_longer_than_600_lines():
-    long = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    """Our own modules; vendored generated code (a ``vendor`` folder) is kept as it was generated."""
+    own = [p for p in SOURCES if "vendor" not in p.relative_to(PACKAGE).parts]
+    long = {str(p.relative_to(ROOT)): n for p in own if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
     assert not long, f"split these modules (at most 600 lines): {long}"

@@ -113,5 +113,6 @@ def test_without_training_dependencies_the_fix_is_named(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", blocker, str(DEMO)], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
-    assert "pip install 'dsplug[train]'" in result.stderr
+    assert "install dsplug[train]: from the source tree `pip install '.[train]'`" in result.stderr
+    assert "pip install 'dsplug[" not in result.stderr  # dsplug is not on a public index
     assert "Traceback" not in result.stderr

@@ -49,3 +49,13 @@ def test_mkdocs_build_strict(tmp_path):
 
     page = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "site" / "plugins" / "index.html").read_text()))
     assert "class TinyConv(Backbone)" in page  # the real plugin file was included
+
+
+def test_no_page_installs_dsplug_from_an_index():
+    """dsplug is not on a public package index: pages install it from the source tree or a wheel."""
+    import re
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    from_index = re.compile(r"pip install\s+[\"']?dsplug(\[[a-z,]+\])?[\"']?(\s|$|`)")
+    found = [f"{p.name}: {line.strip()}" for p in pages for line in p.read_text().splitlines() if from_index.search(line)]
+    assert not found, found

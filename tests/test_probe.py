@@ -79,3 +79,22 @@ def test_one_class_is_refused():
     x = np.random.default_rng(7).normal(size=(20, 4))
     with pytest.raises(TrainError, match="fewer than two classes"):
         _fit(x, np.zeros(20, int), np.arange(20) % 4, k=2)
+
+
+def test_with_two_groups_c_is_chosen_like_the_final_fit():
+    """Cross-validation over two unequal groups degenerates: devel, or folds over files for a final fit."""
+    rng = np.random.default_rng(8)
+    x, y, _ = _data(rng, spread=1.5)
+    groups = np.where(np.arange(len(x)) < 200, 0, 1)
+    devel = groups == 1
+    fit = select_and_fit(
+        features=x, labels=y, files=np.arange(len(x)), groups=groups, original=np.ones(len(x), bool),
+        fit_rows=~devel, n_classes=3, cs=(0.001, 1.0), seed=0, holdout=devel,
+    )
+    assert fit.selection.startswith("devel (only 2 groups") and set(fit.scores) == {0.001, 1.0}
+    # a final fit on both groups: folds over files imitate it
+    refit = select_and_fit(
+        features=x, labels=y, files=np.arange(len(x)), groups=groups, original=np.ones(len(x), bool),
+        fit_rows=np.ones(len(x), bool), n_classes=3, cs=(0.001, 1.0), seed=0, holdout=devel,
+    )
+    assert refit.selection.startswith("5-fold cross-validation over files (only 2 groups")

@@ -81,6 +81,16 @@ def test_plugin_whose_import_fails_is_broken_not_missing(fake_distribution):
     assert info.status == "broken" and "numpy_that_does_not_exist" in info.error
 
 
+def test_plugin_that_needs_an_extra_is_not_broken(fake_distribution):
+    """In the light runtime install, a training plugin names the extra to install."""
+    missing = "raise ModuleNotFoundError(\"No module named 'sklearn'\", name='sklearn')\n"
+    fake_distribution("acme-trainer", {"dsplug.heads": {"trainer": "acme_trainer:Head"}}, {"acme_trainer": missing})
+    info = next(i for i in registry.list_plugins("heads") if i.name == "trainer")
+    assert (info.status, info.error, info.extra) == ("needs-extra", "needs dsplug[train]", "train")
+    with pytest.raises(PluginBroken, match=r"sklearn is not installed: install dsplug\[train\]: from the source tree"):
+        registry.load("heads", "trainer")
+
+
 def test_plugin_of_the_wrong_base_class_is_broken(fake_distribution):
     fake_distribution(
         "acme-wrong",

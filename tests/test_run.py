@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import TONES, write_recipe
+from conftest import TONES, tone_rows, write_manifest, write_recipe
 from dsplug.recipe.loader import load_recipe
 from dsplug.workflows.run import run_point
 
@@ -19,20 +19,7 @@ pytestmark = pytest.mark.heavy
 
 def small_manifest(tmp_path, per_class: int = 4):
     """A few real tone files per class and partition (speaker-independent test)."""
-    with open(TONES / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
-    keep, seen = [], {}
-    for row in rows:
-        key = (row["label"], row["partition"])
-        if seen.get(key, 0) < per_class:
-            seen[key] = seen.get(key, 0) + 1
-            keep.append({**row, "path": str(TONES / row["path"])})
-    path = tmp_path / "manifest.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(keep[0]))
-        writer.writeheader()
-        writer.writerows(keep)
-    return path
+    return write_manifest(tmp_path / "manifest.csv", tone_rows(per_class))
 
 
 RECIPE = """

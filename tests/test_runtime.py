@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DRUMS, ROOT, TONES, write_recipe
+from conftest import DRUMS, ROOT, TONES, tone_rows, write_manifest, write_recipe
 from dsplug import runtime
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, DataError, ExportError
@@ -48,18 +48,7 @@ def run_dir(tmp_path_factory):
     from dsplug.workflows.run import run_point
 
     folder = tmp_path_factory.mktemp("inference")
-    with open(TONES / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
-    keep, seen = [], set()
-    for row in rows:  # one real file per (class, partition)
-        if (row["label"], row["partition"]) not in seen:
-            seen.add((row["label"], row["partition"]))
-            keep.append({**row, "path": str(TONES / row["path"])})
-    manifest = folder / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(keep[0]))
-        writer.writeheader()
-        writer.writerows(keep)
+    manifest = write_manifest(folder / "manifest.csv", tone_rows(1))  # one real file per (class, partition)
     [point] = load_recipe(write_recipe(folder / "inference.yaml", RECIPE.format(manifest=manifest)))
     out = folder / "run"
     run_point(point, run_dir=out)
@@ -122,17 +111,16 @@ def test_bad_models_fail_with_clear_errors(run_dir, tmp_path):
     alone = tmp_path / "alone" / "model.tflite"
     alone.parent.mkdir()
     shutil.copy(run_dir / "model.tflite", alone)
-    with pytest.raises(ExportError, match=r"metadata file .*model\.json not found.*dsplug export RUN_DIR"):
-        runtime.load_model(alone)
+    assert runtime.load_model(alone).classes == ("T1", "T2", "T3", "T4", "T5_neutral")  # it describes itself
 
     meta = json.loads((run_dir / "model.json").read_text())
-    # the metadata of another model (1 s chunks; 2 classes) next to this one
+    # the sidecar of another model (1 s chunks; 2 classes) next to this one
     other = {**meta, "chunk_seconds": 1.0, "input": {**meta["input"], "shape": [1, 16000]}}
     (alone.parent / "model.json").write_text(json.dumps(other))
-    with pytest.raises(ExportError, match=r"does not belong.*input shape is \[1, 8000\]"):
+    with pytest.raises(ExportError, match=r"model\.json does not belong.*chunk_seconds: 0\.5 inside, 1\.0 in the sidecar"):
         runtime.load_model(alone)
     (alone.parent / "model.json").write_text(json.dumps({**meta, "classes": ["a", "b"], "output": {**meta["output"], "shape": [1, 2]}}))
-    with pytest.raises(ExportError, match="5 outputs but the metadata lists 2 classes"):
+    with pytest.raises(ExportError, match=r"does not belong.*classes: \['T1'.*inside, \['a', 'b'\] in the sidecar"):
         runtime.load_model(alone)
     # metadata that contradicts itself
     (alone.parent / "model.json").write_text(json.dumps({**meta, "chunk_seconds": 1.0}))
@@ -357,7 +345,7 @@ def fake_module(folder, source, monkeypatch):
 
 def test_microphone_needs_sounddevice_and_portaudio(model, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if not installed
-    with pytest.raises(AudioError, match="pip install sounddevice"):
+    with pytest.raises(AudioError, match=r"install dsplug\[mic\]"):
         runtime.stream_microphone(model, seconds=1.0)
     # installed, but the PortAudio library is missing (sounddevice raises OSError on import)
     fake_module(tmp_path / "no_portaudio", "raise OSError('PortAudio library not found')\n", monkeypatch)
@@ -410,8 +398,8 @@ def test_runtime_needs_no_tensorflow_or_librosa(model, run_dir):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == [] and result["windows"] > 0
     # no training code either: the runtime, audio I/O, the exported model's description, errors
-    runtime_modules = {"dsplug", "dsplug.artifacts", "dsplug.audio", "dsplug.errors", "dsplug.runtime"}
-    assert {m for m in result["dsplug"] if not m.startswith("dsplug.runtime.")} <= runtime_modules, result["dsplug"]
+    runtime_modules = {"dsplug", "dsplug.version", "dsplug.artifacts", "dsplug.audio", "dsplug.errors", "dsplug.runtime"}
+    assert {m for m in result["dsplug"] if not m.startswith(("dsplug.runtime.", "dsplug.artifacts."))} <= runtime_modules, result["dsplug"]
     assert result["notes"] == ["resampled from 44100 Hz to 16000 Hz"]
     [here] = runtime.predict_files(model, [LONG])
     np.testing.assert_allclose(result["probs"], here.probabilities, atol=1e-6)

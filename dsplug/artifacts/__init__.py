@@ -6,7 +6,8 @@ Two owners, one definition each:
   data summary, metrics, predictions), the lock that keeps one run per directory, and the rule
   that a finished run is a record a later command never rewrites.
 * :class:`ModelMetadata` describes an exported model (labels, audio format, task, provenance).
-  The exporter writes it and the runtime reads it; it is TensorFlow-free.
+  The exporter embeds it in the ``.tflite`` as standard TFLite Model Metadata
+  (:mod:`dsplug.artifacts.tflite_metadata`) and the runtime reads it; it is TensorFlow-free.
 
 Every file a later command reads is written atomically (:func:`write_atomic`: a temporary file in
 the same folder, flushed, then renamed over the target), so an interrupted command leaves either
@@ -17,7 +18,7 @@ Examples
 >>> run = RunDir("runs/demo")  # doctest: +SKIP
 >>> run.metrics()["test"]["uar"]  # doctest: +SKIP
 0.62
->>> meta = ModelMetadata.from_json_file("runs/demo/model.json")  # doctest: +SKIP
+>>> meta = ModelMetadata.from_tflite(open("runs/demo/model.tflite", "rb").read())  # doctest: +SKIP
 >>> meta.classes, meta.sample_rate  # doctest: +SKIP
 (['T1', 'T2', 'T3', 'T4', 'T5_neutral'], 16000)
 """
@@ -32,12 +33,13 @@ from dsplug.artifacts.files import (
     write_json,
 )
 from dsplug.artifacts.metadata import (
+    CARD_FILE,
     MULTILABEL_THRESHOLD,
     PREDICTION_COLUMNS,
     ModelMetadata,
+    OutputInfo,
     Quantize,
     Task,
-    OutputInfo,
     TensorInfo,
     decide,
     output_columns,
@@ -46,14 +48,15 @@ from dsplug.artifacts.metadata import (
 from dsplug.artifacts.rundir import RunDir
 
 __all__ = [
+    "CARD_FILE",
     "MULTILABEL_THRESHOLD",
     "PREDICTION_COLUMNS",
     "ModelMetadata",
     "OutputInfo",
     "PathLike",
     "Quantize",
-    "Task",
     "RunDir",
+    "Task",
     "TensorInfo",
     "check_writable_dir",
     "check_writable_file",

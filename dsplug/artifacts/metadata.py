@@ -1,4 +1,9 @@
-"""The exported model's description (:class:`ModelMetadata`) and the predictions CSV format: one definition each, TensorFlow-free."""
+"""The exported model's description (:class:`ModelMetadata`) and the predictions CSV format: one definition each, TensorFlow-free.
+
+A :class:`ModelMetadata` travels inside the ``.tflite`` (:meth:`ModelMetadata.to_tflite`, read
+back by :meth:`ModelMetadata.from_tflite`) as standard TFLite Model Metadata plus the packed
+model card ``dsplug.json``; the ``model.json`` sidecar beside a model is the same card.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dsplug.version import __version__
+from dsplug.artifacts import tflite_metadata
 from dsplug.artifacts.files import PathLike, read_json, to_jsonable
 from dsplug.errors import DataError, ExportError
 
@@ -23,6 +29,15 @@ Quantize = Literal["none", "dynamic", "float16", "int8", "qat"]
 
 #: Threshold above which a class is "on" in a multi-label prediction.
 MULTILABEL_THRESHOLD = 0.5
+
+#: The model card packed inside an exported ``.tflite`` (the sidecar's content).
+CARD_FILE = "dsplug.json"
+#: Fields also stored as the metadata's custom key/values (shown by any metadata displayer).
+CUSTOM_FIELDS = (
+    "format", "dsplug_version", "recipe_hash", "task", "chunk_seconds", "hop_seconds", "pad_mode", "quantize", "backbone",
+)
+#: Fields a sidecar must share with the metadata inside its model.
+SAME_FIELDS = ("recipe_hash", "task", "classes", "sample_rate", "chunk_seconds", "input", "output")
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,6 +227,87 @@ class ModelMetadata(BaseModel):
     def to_json(self) -> str:
         """The metadata as indented JSON text."""
         return json.dumps(to_jsonable(self.model_dump(mode="json")), indent=2) + "\n"
+
+    @property
+    def labels(self) -> list[str]:
+        """Names of the outputs as the TFLite metadata lists them (the classes; value names for regression)."""
+        return output_columns(self.classes, task=self.task, k=self.n_outputs) if self.task == "regression" else list(self.classes)
+
+    def to_tflite(self, model: bytes, *, source: str = "the model") -> bytes:
+        """``model`` (a ``.tflite`` flatbuffer) with this description embedded as TFLite Model Metadata.
+
+        Writes the standard metadata MediaPipe Tasks reads (name, description, version, author;
+        the input as ``sample_rate`` Hz mono audio; the output's labels as ``labels.txt``),
+        :data:`CUSTOM_FIELDS` as custom key/values, and this whole description as the packed
+        model card ``dsplug.json``; then reads it back and checks it against the model's tensors.
+
+        Raises
+        ------
+        ExportError
+            The model cannot be described (not one float32 ``(1, samples)`` audio input, an
+            output width other than the classes): a runtime could not use it.
+        """
+        card = self.to_json().encode("utf-8")
+        tagged = tflite_metadata.write_audio_classifier_metadata(
+            model, labels=self.labels, sample_rate=self.sample_rate, name=self.name, description=self.description,
+            version=f"dsplug {self.dsplug_version}, recipe {self.recipe_hash or '-'}, quantize {self.quantize}",
+            author="dsplug", custom={key: getattr(self, key) for key in CUSTOM_FIELDS},
+            files={CARD_FILE: ("dsplug model card (the model.json sidecar), see dsplug's docs/deployment.md", card)},
+            scores=self.task != "regression", source=source,
+        )
+        self.from_tflite(tagged, source=source)  # what a runtime will read: refuse it here if it fails
+        return tagged
+
+    @classmethod
+    def from_tflite(cls, model: bytes, *, source: str = "the model") -> ModelMetadata:
+        """The description embedded in ``model`` by :meth:`to_tflite`, checked against the model.
+
+        Raises
+        ------
+        MetadataMissing
+            The model has no TFLite Model Metadata (exported by an older dsplug).
+        ExportError
+            The metadata is not dsplug's, is invalid, or contradicts the model's tensors or its
+            own standard fields (labels, sample rate).
+        """
+        embedded = tflite_metadata.read_metadata(model, source=source)
+        if CARD_FILE not in embedded.packed_files:
+            raise ExportError(
+                f"{source} has TFLite Model Metadata but no dsplug model card ({CARD_FILE}); it was not "
+                "exported by dsplug: re-export it with `dsplug export RUN_DIR`"
+            )
+        try:
+            document = json.loads(embedded.packed_files[CARD_FILE])
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ExportError(f"{source}: its model card {CARD_FILE} is damaged ({err}); re-export it") from err
+        meta = cls.parse(document, source=f"{source} ({CARD_FILE})")
+        standard = {"labels": embedded.labels, "sample_rate": embedded.sample_rate}
+        differ = [key for key, value in standard.items() if value != getattr(meta, key)]
+        if differ:
+            raise ExportError(
+                f"{source}: its TFLite metadata and its model card disagree on {', '.join(differ)} "
+                f"({', '.join(f'{standard[k]!r} vs {getattr(meta, k)!r}' for k in differ)}); re-export it with "
+                "`dsplug export RUN_DIR`"
+            )
+        meta.check_tensors(input_shape=embedded.input_shape, output_shape=embedded.output_shape, model=source)
+        return meta
+
+    def check_same(self, sidecar: ModelMetadata, *, model: str, sidecar_path: str) -> None:
+        """Refuse a sidecar that disagrees with the metadata inside its model (:data:`SAME_FIELDS`).
+
+        Raises
+        ------
+        ExportError
+            Naming each differing field, both values, and the fix.
+        """
+        differ = [key for key in SAME_FIELDS if getattr(self, key) != getattr(sidecar, key)]
+        if differ:
+            values = "; ".join(f"{key}: {getattr(self, key)!r} inside, {getattr(sidecar, key)!r} in the sidecar" for key in differ)
+            raise ExportError(
+                f"{sidecar_path} does not belong to {model}, whose embedded metadata differs ({values}); "
+                f"delete the stale {sidecar_path} (the model describes itself) or re-export both with "
+                "`dsplug export RUN_DIR`"
+            )
 
     def check_tensors(self, *, input_shape: Sequence[int], output_shape: Sequence[int], model: str) -> None:
         """Refuse metadata that does not belong to a model with these tensor shapes.

@@ -8,8 +8,8 @@ Modules
 :mod:`~dsplug.deploy.convert`
     :func:`~dsplug.deploy.convert.convert` (a Keras model to a flatbuffer in one of
     :data:`QUANTIZE_MODES`: ``none``, ``dynamic``, ``float16``, ``int8``, ``qat``),
-    :func:`export_model` (a ``.tflite`` and its :class:`~dsplug.artifacts.ModelMetadata`
-    sidecar), :func:`tflite_outputs`, :func:`gzip_size`.
+    :func:`export_model` (a ``.tflite`` with its :class:`~dsplug.artifacts.ModelMetadata`
+    inside, and the same as a sidecar), :func:`tflite_outputs`, :func:`gzip_size`.
 :mod:`~dsplug.deploy.quantize`
     The int8 scope (:func:`in_quantized_scope`), selective int8 with TensorFlow's
     QuantizationDebugger (ops above :data:`INT8_FLOAT_THRESHOLD` quantisation steps stay
@@ -24,6 +24,16 @@ Modules
 :mod:`~dsplug.deploy.export`
     :func:`export_run` on a finished :class:`~dsplug.artifacts.RunDir` (``dsplug export``),
     with the settings :func:`export_config` builds from the run's recipe and the options.
+:mod:`~dsplug.deploy.web`
+    :func:`~dsplug.deploy.web.write_web_app`: the static page of ``dsplug export --web DIR``
+    (MediaPipe's audio task in the browser; page files in ``dsplug/deploy/webapp``).
+:mod:`~dsplug.deploy.mediapipe`
+    :func:`~dsplug.deploy.mediapipe.mediapipe_parity`: exported models in MediaPipe's Python
+    ``AudioClassifier`` (run in its own venv by :mod:`~dsplug.deploy.mediapipe_worker`) against
+    ``dsplug predict``.
+
+Every written ``.tflite`` carries its :class:`~dsplug.artifacts.ModelMetadata` as standard
+TFLite Model Metadata (:meth:`~dsplug.artifacts.ModelMetadata.to_tflite`).
 
 ``convert`` and ``prune`` are both a module and its main function: import the function from
 its module (``from dsplug.deploy.convert import convert``).

@@ -1,9 +1,11 @@
 """Conversion of an audio-in Keras model to TFLite with builtin ops only, and writing it.
 
 The model's input is one raw mono chunk, float32, shape (1, samples) at the recipe's sample
-rate; its output the class probabilities (1, n_classes), in every quantisation mode. A sidecar
-JSON next to the model (``model.json``, ``model-int8.json``, ...) carries its
-:class:`~dsplug.artifacts.ModelMetadata`.
+rate; its output the class probabilities (1, n_classes), in every quantisation mode. Every
+written model carries its :class:`~dsplug.artifacts.ModelMetadata` inside, as standard TFLite
+Model Metadata (what MediaPipe Tasks reads), so the ``.tflite`` alone runs anywhere; the sidecar
+JSON next to it (``model.json``, ``model-int8.json``, ...) is the same description, for people
+and older tools.
 """
 
 from __future__ import annotations
@@ -223,13 +225,21 @@ def export_model(
     float_reference: bytes | None = None,
     float_threshold: float | None = INT8_FLOAT_THRESHOLD,
 ) -> dict[str, Any]:
-    """Convert ``model`` and write ``path`` (.tflite) and its sidecar ``path.with_suffix('.json')``.
+    """Convert ``model`` and write ``path`` (.tflite, metadata inside) and its sidecar ``path.with_suffix('.json')``.
 
     The mode is ``meta.quantize``; ``int8`` needs ``representative`` chunks and takes
     ``float_threshold``, ``dynamic`` can reuse the float32 flatbuffer (see :func:`convert`).
-    For ``int8`` and ``qat`` the sidecar also lists the classifier layers that compute in
-    float32 (``float_layers``, :func:`dsplug.deploy.inspect.classifier_float_layers`). Both
-    files are written atomically, so a failed export leaves no half-written model.
+    For ``int8`` and ``qat`` the metadata also lists the classifier layers that compute in
+    float32 (``float_layers``, :func:`dsplug.deploy.inspect.classifier_float_layers`). The
+    metadata is embedded (:meth:`dsplug.artifacts.ModelMetadata.to_tflite`) and the sidecar
+    written from the same :class:`~dsplug.artifacts.ModelMetadata`. Both files are written
+    atomically, so a failed export leaves no half-written model.
+
+    Raises
+    ------
+    ExportError
+        Conversion fails, or the converted model is one a runtime could not use (integer
+        input or output, an output width other than the classes): nothing is written then.
 
     Returns
     -------
@@ -243,11 +253,12 @@ def export_model(
     )
     if meta.quantize in ("int8", "qat"):
         meta = meta.model_copy(update={"float_layers": classifier_float_layers(flatbuffer)})
-    write_atomic(path, flatbuffer)
+    tagged = meta.to_tflite(flatbuffer, source=f"{path.name} (quantize={meta.quantize})")
+    write_atomic(path, tagged)
     write_atomic(path.with_suffix(".json"), meta.to_json())
-    logger.info("exported %s (%.2f MB, quantize=%s)", path, len(flatbuffer) / 1e6, meta.quantize)
+    logger.info("exported %s (%.2f MB, quantize=%s)", path, len(tagged) / 1e6, meta.quantize)
     return {
-        "path": str(path), "bytes": len(flatbuffer), "gzip_bytes": gzip_size(flatbuffer),
+        "path": str(path), "bytes": len(tagged), "gzip_bytes": gzip_size(tagged),
         "metadata": meta.model_dump(mode="json"),
     }
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dsplug.errors import ExportError
+from dsplug.errors import ExportError, install_extra
 
 __all__ = [
     "BATCH",
@@ -232,7 +232,7 @@ def shap_map(
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             import shap
     except ImportError as err:
-        raise ExportError("the shap method needs the shap package: pip install shap (or use --method gradients)") from err
+        raise ExportError(f"the shap method needs the shap package: {install_extra('explain')} (or use --method gradients)") from err
     x = _check_image(image)
     background = np.broadcast_to(np.asarray(silence, np.float32).reshape(1, 1, 3), x.shape).copy()
     masker = shap.maskers.Image(background, shape=x.shape)

@@ -217,7 +217,7 @@ class ProbeConfig(Section):
         "regularisation (fewer if there are fewer groups).",
     )
     c_grid: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: [float(f"{c:.3g}") for c in (10 ** (k / 2) for k in range(-8, 3))],
+        default_factory=lambda: [float(f"{c:.3g}") for c in (10 ** (k / 2) for k in range(-12, 3))],
         min_length=1,
         description="Candidate inverse L2 strengths C; the best by cross-validated file-level UAR wins "
         "(ties: the smaller C).",

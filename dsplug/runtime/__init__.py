@@ -1,7 +1,8 @@
 """The on-device runtime: run an exported model on files, folders, streams and the microphone; benchmark it.
 
-An exported model is ``model.tflite`` plus its sidecar ``model.json`` (same folder, same stem,
-:class:`dsplug.artifacts.ModelMetadata`). The model takes one raw mono chunk and returns class
+An exported model is one ``.tflite`` file that describes itself: labels, sample rate, chunk and
+hop length and provenance are inside it as standard TFLite Model Metadata
+(:class:`dsplug.artifacts.ModelMetadata`); a ``model.json`` sidecar beside it is optional. The model takes one raw mono chunk and returns class
 probabilities (or values); the whole front-end runs inside it, so the runtime only decodes,
 resamples and cuts audio. It imports neither TensorFlow nor librosa nor any training code:
 numpy, soundfile, ai-edge-litert, :mod:`dsplug.audio` and :mod:`dsplug.artifacts` suffice.
@@ -24,6 +25,7 @@ from dsplug.runtime.predict import (
     FilePrediction,
     collect_audio_files,
     predict_files,
+    predict_signal,
     predictions_json,
     write_predictions_csv,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "format_stream_summary",
     "load_model",
     "predict_files",
+    "predict_signal",
     "predictions_json",
     "stream_file",
     "stream_microphone",

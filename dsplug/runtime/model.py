@@ -1,29 +1,38 @@
-"""Load an exported model (``.tflite`` + its ``model.json``) into a LiteRT interpreter.
+"""Load an exported model (a ``.tflite`` that describes itself) into a LiteRT interpreter.
 
 The model takes one raw mono chunk, float32 of shape (1, chunk_samples) in [-1, 1] at the
 metadata's sample rate, and returns (1, k) outputs (class probabilities, or values for
-regression). Its description is :class:`dsplug.artifacts.ModelMetadata`, read from the sidecar
-``model.json`` next to the ``.tflite`` file.
+regression). Its description is :class:`dsplug.artifacts.ModelMetadata`, read from the TFLite
+Model Metadata inside the file; a ``model.json`` sidecar next to it must agree with it, and is
+read only for models exported before dsplug embedded the metadata.
+
+:class:`Model` is also the Python API (:func:`dsplug.load`): :meth:`Model.predict` on a file or
+an array, :meth:`Model.stream` on an iterator of sample blocks, :attr:`Model.labels`,
+:attr:`Model.sample_rate`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from dsplug.artifacts import ModelMetadata
-from dsplug.errors import AudioError, ExportError
+from dsplug.errors import AudioError, ExportError, MetadataMissing
+from dsplug.runtime.predict import FilePrediction, predict_files, predict_signal
+from dsplug.audio import prepare_signal
+from dsplug.runtime.stream import StreamResult, Streamer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ai_edge_litert.interpreter import Interpreter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Model", "load_model", "resolve_model_path"]
+__all__ = ["Model", "load_model", "read_model_metadata", "resolve_model_path"]
 
 
 class Model:
@@ -36,9 +45,11 @@ class Model:
     path : Path
         The ``.tflite`` file.
     metadata : ModelMetadata
-        The sidecar ``model.json``.
+        The model's description (embedded in the ``.tflite``, or an older model's sidecar).
     classes : tuple of str
         Class names, in output order (may be empty for regression).
+    labels : tuple of str
+        The same (for regression: the names of the output values).
     task : {"classification", "multilabel", "regression"}
         What the outputs mean: softmax probabilities, independent probabilities, or values.
     sample_rate : int
@@ -62,6 +73,7 @@ class Model:
         self.metadata = metadata
         self.threads = threads
         self.classes: tuple[str, ...] = tuple(metadata.classes)
+        self.labels: tuple[str, ...] = tuple(metadata.labels)
         self.task: str = metadata.task
         self.sample_rate = metadata.sample_rate
         self.chunk_seconds = metadata.chunk_seconds
@@ -114,6 +126,113 @@ class Model:
         return outputs
 
 
+    def predict(
+        self,
+        audio: str | os.PathLike[str] | np.ndarray,
+        *,
+        sample_rate: int | None = None,
+        hop_seconds: float | None = None,
+        aggregate: Literal["mean", "vote"] = "mean",
+    ) -> FilePrediction:
+        """Chunk- and file-level predictions for one recording: a file, or samples in memory.
+
+        Parameters
+        ----------
+        audio : path or np.ndarray [shape=(n,) or (n, channels)]
+            An audio file (any format :func:`dsplug.audio.load_audio` decodes), or samples:
+            float in [-1, 1] or integer PCM; channels are averaged to mono.
+        sample_rate : int, optional
+            The samples' rate in Hz: required for an array (resampled to :attr:`sample_rate`
+            with soxr when it differs), not allowed with a file (its header says it).
+        hop_seconds : float, optional
+            Hop between chunks; default the model's (``metadata.hop_seconds``).
+        aggregate : {"mean", "vote"}
+            Chunk outputs to file outputs (see :func:`dsplug.runtime.predict_files`).
+
+        Returns
+        -------
+        FilePrediction
+            ``label`` and ``probabilities`` for the whole recording, ``chunk_labels`` and
+            ``chunk_probabilities`` per chunk, with ``starts`` and ``ends`` in seconds.
+
+        Raises
+        ------
+        AudioError
+            A missing or undecodable file; an array without ``sample_rate``, or with invalid
+            samples.
+        """
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise AudioError(
+                    f"sample_rate={sample_rate!r} is only for arrays: a file's header gives its rate; "
+                    f"call predict({os.fspath(audio)!r}) without it"
+                )
+            return predict_files(self, [audio], aggregate=aggregate, hop_seconds=hop_seconds)[0]
+        if sample_rate is None:
+            raise AudioError(
+                f"predict() got an array of shape {np.shape(audio)} without its sample rate; pass "
+                f"sample_rate=... (the model runs at {self.sample_rate} Hz and resamples other rates)"
+            )
+        return predict_signal(self, audio, sample_rate=sample_rate, hop_seconds=hop_seconds, aggregate=aggregate)
+
+    def stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        *,
+        sample_rate: int | None = None,
+        hop_seconds: float | None = None,
+        smoothing: int = 1,
+    ) -> Iterator[StreamResult]:
+        """Sliding-window decisions on a live stream of sample blocks (a generator).
+
+        Parameters
+        ----------
+        blocks : iterable of np.ndarray [shape=(n,) or (n, channels)]
+            Consecutive blocks of samples of any size (a sound card's buffers, a file read in
+            pieces); float in [-1, 1] or integer PCM, channels averaged to mono.
+        sample_rate : int, optional
+            The blocks' rate in Hz; default :attr:`sample_rate`. Another rate is resampled
+            block by block with soxr's streaming resampler.
+        hop_seconds : float, optional
+            Seconds of audio between two decisions; default a quarter chunk.
+        smoothing : int
+            Windows whose outputs are averaged per decision.
+
+        Yields
+        ------
+        StreamResult
+            One per window as soon as its last sample arrived: ``time`` (end of the window in
+            seconds), ``label``, ``confidence``, ``probabilities``, ``latency_ms``.
+
+        Raises
+        ------
+        AudioError
+            Invalid hop, smoothing or rate (at the call, before a block is read), or invalid
+            samples in a block.
+        """
+        streamer = Streamer(self, hop_seconds=hop_seconds, smoothing=smoothing)
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise AudioError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        return self._stream(streamer, blocks, rate=int(rate))
+
+    def _stream(self, streamer: Streamer, blocks: Iterable[np.ndarray], *, rate: int) -> Iterator[StreamResult]:
+        resampler = None
+        if rate != self.sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        for number, block in enumerate(blocks):
+            if np.size(block) == 0:
+                continue
+            mono = prepare_signal(block, rate=self.sample_rate, sample_rate=self.sample_rate, source=f"block {number}")
+            if resampler is not None:
+                mono = np.clip(resampler.resample_chunk(mono), -1.0, 1.0).astype(np.float32, copy=False)
+            yield from streamer.push(mono)
+        if resampler is not None:  # the resampler's delayed tail
+            yield from streamer.push(np.clip(resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
+
+
 def _quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
     """Float values -> the input tensor's dtype (``q = round(x / scale) + zero_point`` if integer)."""
     dtype = np.dtype(details["dtype"])
@@ -157,29 +276,51 @@ def resolve_model_path(path: str | os.PathLike[str]) -> Path:
     return model_path
 
 
-def _check_flatbuffer(model_path: Path) -> None:
-    """Refuse a file without the TFLite identifier ``TFL3`` (bytes 4-8) before the interpreter sees it."""
+def _check_flatbuffer(model_path: Path) -> bytes:
+    """The model's bytes; a file without the TFLite identifier ``TFL3`` (bytes 4-8) is refused."""
     try:
-        with open(model_path, "rb") as f:
-            head = f.read(8)
+        content = model_path.read_bytes()
     except OSError as err:
         raise ExportError(f"cannot read model file {model_path}: {err}") from err
-    if len(head) < 8 or head[4:8] != b"TFL3":
+    if len(content) < 8 or content[4:8] != b"TFL3":
         raise ExportError(
             f"{model_path} is not a TFLite model (no 'TFL3' identifier at bytes 4-8); pass the "
             "model.tflite written by `dsplug run` or `dsplug export RUN_DIR`"
         )
+    return content
 
 
-def _read_metadata(model_path: Path) -> ModelMetadata:
-    """The sidecar ``model.json`` of ``model_path`` (same folder, same stem)."""
+def read_model_metadata(model_path: Path, content: bytes) -> ModelMetadata:
+    """The description of a model: its embedded metadata, checked against a sidecar if there is one.
+
+    A model exported by an older dsplug has no embedded metadata: its sidecar ``model.json``
+    (same folder, same stem) is read instead.
+
+    Raises
+    ------
+    ExportError
+        No metadata inside and no sidecar; invalid metadata; a sidecar that disagrees with the
+        metadata inside (recipe hash, task, classes, rate, chunk, shapes).
+    """
+    try:
+        embedded: ModelMetadata | None = ModelMetadata.from_tflite(content, source=str(model_path))
+    except MetadataMissing:
+        embedded = None
     meta_path = model_path.with_suffix(".json")
     if not meta_path.is_file():
-        raise ExportError(
-            f"{model_path}: metadata file {meta_path} not found; it is expected next to the model "
-            "with the same name and suffix .json, and `dsplug export RUN_DIR` writes both"
-        )
-    return ModelMetadata.from_json_file(meta_path)
+        if embedded is None:
+            raise ExportError(
+                f"{model_path} has no TFLite Model Metadata inside and no metadata file {meta_path} next "
+                "to it (an export of an older dsplug keeps it there, with the same name and suffix "
+                ".json); re-export the run with `dsplug export RUN_DIR`, which embeds the metadata"
+            )
+        return embedded
+    sidecar = ModelMetadata.from_json_file(meta_path)
+    if embedded is None:
+        logger.debug("%s has no embedded metadata; using %s", model_path, meta_path)
+        return sidecar
+    embedded.check_same(sidecar, model=str(model_path), sidecar_path=str(meta_path))
+    return embedded
 
 
 def _open_interpreter(model_path: Path, *, threads: int | None) -> Interpreter:
@@ -221,8 +362,8 @@ def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> M
     Parameters
     ----------
     path : str or os.PathLike
-        ``model.tflite`` (its ``model.json`` must sit next to it), or a run directory holding
-        ``model.tflite``.
+        A ``.tflite`` exported by dsplug (it carries its metadata; a ``model.json`` beside it
+        must agree with it), or a run directory holding ``model.tflite``.
     threads : int, optional
         CPU threads for the interpreter (>= 1); None leaves the runtime's default (one thread
         with ai-edge-litert 2.x).
@@ -234,14 +375,13 @@ def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> M
     Raises
     ------
     ExportError
-        The file is missing or not a TFLite flatbuffer; the metadata is missing, unreadable or
-        does not match the model.
+        The file is missing or not a TFLite flatbuffer; the metadata is missing, unreadable,
+        does not match the model, or a sidecar contradicts it.
     """
     model_path = resolve_model_path(path)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ExportError(f"threads must be a positive integer or None, got {threads!r}")
-    _check_flatbuffer(model_path)
-    meta = _read_metadata(model_path)
+    meta = read_model_metadata(model_path, _check_flatbuffer(model_path))
     interpreter = _open_interpreter(model_path, threads=threads)
     _check_tensors(model_path, meta, interpreter)
     model = Model(path=model_path, metadata=meta, interpreter=interpreter, threads=threads)

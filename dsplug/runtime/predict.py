@@ -13,15 +13,17 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import soundfile as sf
 
 from dsplug.artifacts import decide, output_columns, predictions_csv, write_atomic
-from dsplug.audio import chunk_signal, load_audio
+from dsplug.audio import chunk_signal, load_audio, prepare_signal
 from dsplug.errors import AudioError, DataError, ExportError
-from dsplug.runtime.model import Model
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (model.py imports this module)
+    from dsplug.runtime.model import Model
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ __all__ = [
     "collect_audio_files",
     "file_notes",
     "predict_files",
+    "predict_signal",
     "predictions_json",
     "write_predictions_csv",
 ]
@@ -168,13 +171,14 @@ def file_notes(path: Path, *, model: Model, samples: int) -> list[str]:
             notes.append(f"resampled from {info.samplerate} Hz to {model.sample_rate} Hz")
         if info.channels > 1:
             notes.append(f"{info.channels} channels mixed down to mono")
-    if samples < model.chunk_samples:
-        how = "with zeros" if model.pad_mode == "zero" else "by repeating it"
-        notes.append(
-            f"shorter than one chunk ({samples / model.sample_rate:.3f} s < "
-            f"{model.chunk_seconds:g} s): padded {how}"
-        )
-    return notes
+    return notes + _padding_note(model, samples=samples)
+
+
+def _padding_note(model: Model, *, samples: int) -> list[str]:
+    if samples >= model.chunk_samples:
+        return []
+    how = "with zeros" if model.pad_mode == "zero" else "by repeating it"
+    return [f"shorter than one chunk ({samples / model.sample_rate:.3f} s < {model.chunk_seconds:g} s): padded {how}"]
 
 
 def predict_files(
@@ -216,48 +220,105 @@ def predict_files(
         A path is missing, a folder holds no audio, or a file cannot be decoded (the file is
         named).
     """
-    if aggregate not in ("mean", "vote"):
-        raise DataError(f"aggregate must be 'mean' or 'vote', got {aggregate!r}")
-    if aggregate == "vote" and model.task != "classification":
-        raise DataError(f"aggregate='vote' needs a classification model; this one is {model.task}: use 'mean'")
-    hop = model.hop_seconds if hop_seconds is None else hop_seconds
+    _check_aggregate(aggregate, model=model)
     files = collect_audio_files(paths)
     results = []
     for path in files:
         signal = load_audio(path, sample_rate=model.sample_rate)
-        chunks = chunk_signal(
-            signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
-            hop_seconds=hop, pad_mode=model.pad_mode, source=str(path),
-        )
-        if chunks.frames.shape[1] != model.chunk_samples:  # rounding of chunk_seconds * rate
-            raise ExportError(
-                f"{model.path}: chunk_seconds {model.chunk_seconds} at {model.sample_rate} Hz gives "
-                f"{chunks.frames.shape[1]} samples, the model takes {model.chunk_samples}"
-            )
-        outputs = model.predict_chunks(chunks.frames)
-        if aggregate == "vote":
-            votes = np.bincount(outputs.argmax(axis=1), minlength=outputs.shape[1])
-            file_outputs = votes / votes.sum()
-        else:
-            file_outputs = outputs.mean(axis=0, dtype=np.float64)
-        duration = signal.size / model.sample_rate
         results.append(
-            FilePrediction(
-                file=str(path),
-                duration=duration,
-                starts=chunks.starts,
-                ends=np.minimum(chunks.starts + model.chunk_samples / model.sample_rate, duration),
-                chunk_probabilities=outputs,
-                probabilities=file_outputs,
-                label=decide(file_outputs, classes=model.classes, task=model.task),
-                chunk_labels=tuple(decide(row, classes=model.classes, task=model.task) for row in outputs),
-                notes=tuple(file_notes(path, model=model, samples=signal.size)),
-                classes=model.classes,
-                task=model.task,
-            )
+            _predict(model, signal, source=str(path), notes=file_notes(path, model=model, samples=signal.size),
+                     hop_seconds=hop_seconds, aggregate=aggregate)
         )
-        logger.debug("%s: %d chunk(s), label %s", path, len(outputs), results[-1].label)
     return results
+
+
+def predict_signal(
+    model: Model,
+    samples: np.ndarray,
+    *,
+    sample_rate: int,
+    hop_seconds: float | None = None,
+    aggregate: Literal["mean", "vote"] = "mean",
+    source: str = "<array>",
+) -> FilePrediction:
+    """Chunk- and file-level predictions for samples in memory (what :func:`predict_files` does to a file).
+
+    Parameters
+    ----------
+    model : Model
+    samples : np.ndarray [shape=(n,) or (n, channels)]
+        Float samples in [-1, 1] or integer PCM; channels are averaged to mono.
+    sample_rate : int
+        Their rate in Hz; resampled to the model's with soxr (high quality) when it differs.
+    hop_seconds : float, optional
+        Hop between chunks; default the model's.
+    aggregate : {"mean", "vote"}
+        See :func:`predict_files`.
+    source : str
+        The name in the result's ``file`` field and in messages.
+
+    Returns
+    -------
+    FilePrediction
+
+    Raises
+    ------
+    AudioError
+        Empty, non-finite or badly shaped samples; a rate that is not a positive whole number.
+    """
+    _check_aggregate(aggregate, model=model)
+    signal = prepare_signal(samples, rate=sample_rate, sample_rate=model.sample_rate, source=source)
+    notes = [f"resampled from {sample_rate} Hz to {model.sample_rate} Hz"] if sample_rate != model.sample_rate else []
+    if np.ndim(samples) == 2 and np.shape(samples)[1] > 1:
+        notes.append(f"{np.shape(samples)[1]} channels mixed down to mono")
+    notes += _padding_note(model, samples=signal.size)
+    return _predict(model, signal, source=source, notes=notes, hop_seconds=hop_seconds, aggregate=aggregate)
+
+
+def _check_aggregate(aggregate: str, *, model: Model) -> None:
+    if aggregate not in ("mean", "vote"):
+        raise DataError(f"aggregate must be 'mean' or 'vote', got {aggregate!r}")
+    if aggregate == "vote" and model.task != "classification":
+        raise DataError(f"aggregate='vote' needs a classification model; this one is {model.task}: use 'mean'")
+
+
+def _predict(
+    model: Model, signal: np.ndarray, *, source: str, notes: Sequence[str], hop_seconds: float | None,
+    aggregate: str,
+) -> FilePrediction:
+    """Chunk a mono signal at the model's rate, run the chunks, aggregate them."""
+    hop = model.hop_seconds if hop_seconds is None else hop_seconds
+    chunks = chunk_signal(
+        signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
+        hop_seconds=hop, pad_mode=model.pad_mode, source=source,
+    )
+    if chunks.frames.shape[1] != model.chunk_samples:  # rounding of chunk_seconds * rate
+        raise ExportError(
+            f"{model.path}: chunk_seconds {model.chunk_seconds} at {model.sample_rate} Hz gives "
+            f"{chunks.frames.shape[1]} samples, the model takes {model.chunk_samples}"
+        )
+    outputs = model.predict_chunks(chunks.frames)
+    if aggregate == "vote":
+        votes = np.bincount(outputs.argmax(axis=1), minlength=outputs.shape[1])
+        file_outputs = votes / votes.sum()
+    else:
+        file_outputs = outputs.mean(axis=0, dtype=np.float64)
+    duration = signal.size / model.sample_rate
+    result = FilePrediction(
+        file=source,
+        duration=duration,
+        starts=chunks.starts,
+        ends=np.minimum(chunks.starts + model.chunk_samples / model.sample_rate, duration),
+        chunk_probabilities=outputs,
+        probabilities=file_outputs,
+        label=decide(file_outputs, classes=model.classes, task=model.task),
+        chunk_labels=tuple(decide(row, classes=model.classes, task=model.task) for row in outputs),
+        notes=tuple(notes),
+        classes=model.classes,
+        task=model.task,
+    )
+    logger.debug("%s: %d chunk(s), label %s", source, len(outputs), result.label)
+    return result
 
 
 def write_predictions_csv(path: str | os.PathLike[str], predictions: Sequence[FilePrediction]) -> Path:

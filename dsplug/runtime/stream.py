@@ -15,15 +15,17 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsplug.artifacts import decide
 from dsplug.audio import chunk_signal, load_audio
-from dsplug.errors import AudioError
-from dsplug.runtime.model import Model
+from dsplug.errors import AudioError, install_extra
 from dsplug.runtime.predict import file_notes
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (model.py imports this module)
+    from dsplug.runtime.model import Model
 
 logger = logging.getLogger(__name__)
 
@@ -377,7 +379,7 @@ def _import_sounddevice() -> Any:
         import sounddevice
     except ImportError as err:
         raise AudioError(
-            "microphone streaming needs the optional package sounddevice: `pip install sounddevice` "
+            f"microphone streaming needs the optional package sounddevice: {install_extra('mic')} "
             "(it uses the PortAudio library; on Debian/Ubuntu also `sudo apt-get install "
             "libportaudio2`). Without a microphone, stream a file instead (`dsplug stream MODEL --file F`)"
         ) from err

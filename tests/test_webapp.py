@@ -1,0 +1,209 @@
+"""`dsplug export --web`: the static web app in real headless Chromium, with a fake microphone.
+
+Needs what `python3 dev.py test` installs: Debian's Chromium, and `npm ci` in tests/web
+(MediaPipe's audio bundle and playwright-core). Without them the tests fail and name the
+command; they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ROOT, tone_rows
+from dsplug import runtime
+from dsplug.audio import load_audio
+from dsplug.deploy.web import BUNDLE_FILES, find_bundle, write_web_app
+from dsplug.errors import ExportError
+
+pytestmark = pytest.mark.heavy
+
+WEB = ROOT / "tests" / "web"
+BUNDLE = WEB / "node_modules" / "@mediapipe" / "tasks-audio"
+CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+SEGMENT_CHUNKS = 3  # each class plays for three windows
+
+
+def chromium() -> str:
+    found = [p for p in [os.environ.get("DSPLUG_CHROMIUM"), *CHROMIUM] if p and os.access(p, os.X_OK)]
+    if not found:
+        pytest.fail("Chromium is not installed: run `python3 dev.py test` (as root it installs it) or `sudo apt-get install chromium`")
+    return found[0]
+
+
+def node_tools() -> str:
+    node = shutil.which("node")
+    if node is None or not (WEB / "node_modules" / "playwright-core").is_dir() or not BUNDLE.is_dir():
+        pytest.fail("the web test's npm packages are missing: run `python3 dev.py test` or `npm ci --prefix tests/web` (Node.js >= 20)")
+    return node
+
+
+@contextmanager
+def served(folder: Path):
+    """``python -m http.server`` on a free loopback port, serving ``folder``."""
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        port = re.search(r"port (\d+)", line)
+        assert port, line
+        yield f"http://127.0.0.1:{port.group(1)}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def drive(url: str, out: Path, *, wav: Path | None = None, screenshot: Path | None = None) -> dict:
+    command = [node_tools(), str(WEB / "driver.mjs"), "--url", url, "--chromium", chromium(), "--out", str(out)]
+    command += ["--wav", str(wav)] if wav else []
+    command += ["--screenshot", str(screenshot)] if screenshot else []
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["state"]["error"] is None, (result["state"]["error"], result["console"])
+    assert result["external"] == [], "the page fetched from another origin"
+    return result
+
+
+def fake_microphone_wav(model: runtime.Model, path: Path) -> list[str]:
+    """A 16 kHz WAV for the fake microphone: per class, a training clip at the start of a window
+    (zero-padded, as in training), played for :data:`SEGMENT_CHUNKS` windows. The microphone's
+    windows are the file's shifted by some milliseconds and resampled twice by the browser, and
+    this tiny model is sensitive to both: the clip of a class is the one whose label the model
+    keeps most surely under shifts of up to 20 ms (classes without such a clip are left out).
+    Returns the classes in the order played."""
+    shifts = range(-round(0.02 * model.sample_rate), round(0.02 * model.sample_rate) + 1, round(0.004 * model.sample_rate))
+    best: dict[str, tuple[float, np.ndarray]] = {}
+    for row in (r for r in tone_rows(12) if r["partition"] == "train"):
+        clip = load_audio(row["path"], sample_rate=model.sample_rate)[: model.chunk_samples]
+        window = np.pad(clip, (0, model.chunk_samples - clip.size))
+        outputs = model.predict_chunks(np.stack([np.roll(window, shift) for shift in shifts]))
+        target = model.classes.index(row["label"])
+        margin = float(np.min(outputs[:, target] - np.delete(outputs, target, axis=1).max(axis=1)))
+        if margin > best.get(row["label"], (0.1, None))[0]:
+            best[row["label"]] = (margin, window)
+    assert len(best) >= 3, f"the model is sure of too few classes: {sorted(best)}"
+    order = sorted(best)
+    sf.write(path, np.concatenate([best[label][1] for label in order for _ in range(SEGMENT_CHUNKS)]),
+             model.sample_rate, subtype="PCM_16")
+    return order
+
+
+def heard_audio(captured: np.ndarray, played: np.ndarray, *, rate: int) -> tuple[np.ndarray, int]:
+    """What the page heard: ``played`` moved by the delay (samples; negative: the page heard
+    silence before the file) that best aligns it with the page's first window, within 0.5 s."""
+    limit = rate // 2
+    padded = np.concatenate([np.zeros(limit, np.float32), played, np.zeros(limit, np.float32)])
+    scores = np.correlate(padded[: 2 * limit + captured.size], captured, mode="valid")
+    delay = int(np.argmax(scores)) - limit
+    heard = padded[limit + delay :][: played.size]
+    return np.pad(heard, (0, played.size - heard.size)), delay
+
+
+@pytest.fixture(scope="module")
+def app(exported_run, tmp_path_factory):
+    models = [exported_run / "model.tflite", exported_run / "model-int8.tflite"]
+    return write_web_app(models, tmp_path_factory.mktemp("web") / "app", bundle=BUNDLE if BUNDLE.is_dir() else None)
+
+
+def test_the_app_folder_is_static_and_self_contained(app, exported_run, tmp_path):
+    assert json.loads((app / "models.json").read_text())[0] == {
+        "path": "models/model.tflite", "name": "model", "quantize": "none", "pruned": False,
+        "bytes": (exported_run / "model.tflite").stat().st_size,
+    }
+    for name in ("index.html", "app.js", "capture-worklet.js", "style.css", "models/model-int8.tflite",
+                 *(f"mediapipe/{f}" for f in BUNDLE_FILES)):
+        assert (app / name).is_file(), name
+    assert "https://" not in (app / "app.js").read_text()  # everything from the page's own origin
+    # writing again refreshes the app; a folder with other files is refused
+    write_web_app([exported_run / "model.tflite"], app, bundle=BUNDLE)
+    assert [m["name"] for m in json.loads((app / "models.json").read_text())] == ["model"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not a dsplug web app"):
+        write_web_app([exported_run / "model.tflite"], tmp_path / "other", bundle=BUNDLE)
+    write_web_app([exported_run / "model.tflite", exported_run / "model-int8.tflite"], app, bundle=BUNDLE)
+
+
+def test_a_missing_bundle_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DSPLUG_MEDIAPIPE_WEB", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ExportError, match=r"npm install --prefix ~/.cache/dsplug/web @mediapipe/tasks-audio@1\.0\.1"):
+        find_bundle()
+    with pytest.raises(ExportError, match="was not found"):
+        find_bundle(tmp_path / "nowhere")
+
+
+def test_microphone_windows_match_dsplug_stream(app, exported_run, tmp_path):
+    """The fake microphone plays a WAV; the page's per-window top-1 equals `dsplug stream --file`.
+
+    The fake capture does not start exactly when the page listens: the page keeps its first
+    window, the test finds the shift between the file and what the page heard (cross-correlation)
+    and streams that same audio with dsplug, in windows of one chunk as the page cuts them."""
+    model = runtime.load_model(exported_run / "model.tflite")
+    wav = tmp_path / "microphone.wav"
+    fake_microphone_wav(model, wav)
+    played, rate = sf.read(wav, dtype="float32")
+    windows_played = played.size // model.chunk_samples
+    shot = tmp_path / "microphone.png"
+    with served(app) as base:
+        url = f"{base}/index.html?autostart=1&record=1&max={windows_played}"
+        result = drive(url, tmp_path / "mic.json", wav=wav, screenshot=shot)
+    windows = result["state"]["windows"]
+    assert result["state"]["sampleRate"] == model.sample_rate  # an AudioContext at the model's rate
+    assert len(windows) == windows_played
+    audio, delay = heard_audio(np.asarray(result["state"]["captured"], np.float32), played, rate=rate)
+    heard = tmp_path / "heard.wav"
+    sf.write(heard, audio, rate, subtype="FLOAT")
+    expected: list[runtime.StreamResult] = []
+    runtime.stream_file(model, heard, realtime=False, hop_seconds=model.chunk_seconds, on_result=expected.append)
+    assert len(expected) == len(windows)
+    agreement = np.mean([w["label"] == e.label for w, e in zip(windows, expected)])
+    differences = [max(abs(a - b) for a, b in zip(w["scores"], e.raw_probabilities)) for w, e in zip(windows, expected)]
+    print(f"web app vs dsplug stream: top-1 agreement {agreement:.3f} on {len(windows)} windows (the page heard "
+          f"the file {delay / rate * 1000:+.0f} ms shifted), max score difference {max(differences):.3f}, latency "
+          f"{np.mean([w['latencyMs'] for w in windows]):.1f} ms per window")
+    assert agreement >= 0.9, [(w["label"], e.label) for w, e in zip(windows, expected)]
+    assert len({e.label for e in expected}) >= 3  # the windows do differ
+    assert all(w["latencyMs"] > 0 for w in windows)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_recorded_clip_is_classified_like_dsplug_predict(app, exported_run, tmp_path):
+    """The file picker's path (decode, cut into windows, mean) on a clip, with the int8 model."""
+    model = runtime.load_model(exported_run / "model-int8.tflite")
+    clip = Path(tone_rows(1)[0]["path"])
+    shutil.copy(clip, app / "clip.ogg")
+    [expected] = runtime.predict_files(model, [clip], hop_seconds=model.chunk_seconds)
+    with served(app) as base:
+        result = drive(f"{base}/index.html?model=models/model-int8.tflite&clip=clip.ogg", tmp_path / "file.json")
+    state = result["state"]
+    assert state["model"] == "models/model-int8.tflite" and state["file"]["label"] == expected.label
+    scores = np.array([w["scores"] for w in state["windows"]])
+    assert scores.shape == expected.chunk_probabilities.shape
+    assert np.abs(scores - expected.chunk_probabilities).max() < 0.05  # the browser's decoder resamples
+
+
+def test_export_web_without_the_bundle_stops_before_exporting(exported_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dsplug.cli import app as cli
+
+    monkeypatch.delenv("DSPLUG_MEDIAPIPE_WEB", raising=False)
+    before = (exported_run / "export.json").stat().st_mtime
+    result = CliRunner().invoke(cli, ["export", str(exported_run), "--web", str(tmp_path / "web"), "--mediapipe", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "npm install --prefix ~/.cache/dsplug/web @mediapipe/tasks-audio@1.0.1" in result.output
+    assert (exported_run / "export.json").stat().st_mtime == before and not (tmp_path / "web").exists()
