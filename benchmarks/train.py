@@ -75,9 +75,10 @@ def main() -> None:
 
             trainer._set_trainable(1)
             phase1 = measure(trainer._train_step(trainer._optimizer(1e-3)), batch_args, args.steps, args.batch)
-            trainer.features(audio[: args.batch])  # trace + warm up
+            extract = trainer.extractor()
+            extract(audio[: args.batch])  # trace + warm up
             start = time.perf_counter()
-            features = trainer.features(audio)
+            features = np.concatenate([extract(audio[i : i + args.batch]) for i in range(0, len(audio), args.batch)])
             extract = len(audio) / (time.perf_counter() - start)
             cached = measure(trainer._feature_step(trainer._optimizer(1e-3)), lambda i: batch_args(i, features), args.steps * 5, args.batch)
             trainer._set_trainable(2)

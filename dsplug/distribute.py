@@ -52,6 +52,24 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise TrainError(f"train.distribute: unknown strategy {name!r}; use auto, none, mirrored or multiworker")
 
 
+def input_pipelines(strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """``(workers, index)``: how many processes read input under ``strategy``, and which one this is.
+
+    One (index 0) except under ``multiworker``, where every chief and worker task reads its own
+    share of the input (the chief is 0, then the workers in order), as tf.data's auto-sharding
+    numbers them.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().jobs:
+        return 1, 0
+    spec = resolver.cluster_spec()
+    jobs = [job for job in ("chief", "worker") if job in spec.jobs]
+    count = sum(spec.num_tasks(job) for job in jobs)
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    index = task_id + (spec.num_tasks("chief") if task_type == "worker" and "chief" in jobs else 0)
+    return count, index
+
+
 def chief_from_environment() -> bool:
     """True unless ``TF_CONFIG`` or SLURM names this process a non-chief worker.
 

@@ -27,6 +27,7 @@ import tf_keras
 from dsplug import registry
 from dsplug.api import Backbone, Head
 from dsplug.artifacts import RunDir
+from dsplug.data import ChunkSource
 from dsplug.errors import PluginNotFound, RecipeError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
 from dsplug.recipe.schema import Recipe
@@ -345,15 +346,16 @@ def tapped(backbone: tf_keras.Model, *, layers: list[str]) -> tf_keras.Model:
     return tf_keras.Model(backbone.input, joined, name=f"{backbone.name}_taps")
 
 
-def predict_batches(model: tf_keras.Model, inputs: np.ndarray, *, batch_size: int) -> np.ndarray:
+def predict_batches(model: tf_keras.Model, inputs: np.ndarray | ChunkSource, *, batch_size: int) -> np.ndarray:
     """Outputs of a Keras model for many inputs, batch by batch, in inference mode.
 
     Parameters
     ----------
     model : tf_keras.Model
         Any model of the pipeline (end-to-end, classifier, head).
-    inputs : np.ndarray [shape=(n, ...)]
-        Audio chunks (n, samples), images or features.
+    inputs : np.ndarray [shape=(n, ...)] or ChunkSource
+        Audio chunks (n, samples), images or features; or a chunk source (in memory or on disk),
+        read in chunk order one batch at a time.
     batch_size : int
         Inputs per call.
 
@@ -361,7 +363,11 @@ def predict_batches(model: tf_keras.Model, inputs: np.ndarray, *, batch_size: in
     -------
     np.ndarray [shape=(n, outputs)]
     """
-    outputs = [model(inputs[i : i + batch_size], training=False).numpy() for i in range(0, len(inputs), batch_size)]
+    if isinstance(inputs, np.ndarray):
+        batches: Iterator[np.ndarray] = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size))
+    else:
+        batches = inputs.batches(batch_size=batch_size)
+    outputs = [model(batch, training=False).numpy() for batch in batches]
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
 
 

@@ -20,14 +20,18 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dsplug.data import Split
+from dsplug.data import LabelledChunks, cached_features
 from dsplug.errors import TrainError
 from dsplug.recipe.schema import ProbeConfig
 
@@ -230,19 +234,22 @@ def select_and_fit(
 def fit_head(
     pipeline: Any,
     *,
-    train: Split,
-    devel: Split | None,
+    train: LabelledChunks,
+    devel: LabelledChunks | None,
     groups: dict[str, np.ndarray],
     config: ProbeConfig,
     final_fit: bool,
     seed: int,
     batch_size: int,
+    features: str | os.PathLike[str],
     progress: Any = None,
 ) -> ProbeFit:
     """Fit a pipeline's linear head as a probe on its frozen features, in place.
 
     The features are what the head's output layer (``head_logits``) sees: the backbone's (tapped,
-    pooled) features of every train and devel chunk, computed once in inference mode. ``C`` is chosen
+    pooled) features of every train and devel chunk, computed once in inference mode (for chunks on
+    disk through shard-aligned feature files in ``features``, removed at the end; the probe then
+    holds the pooled features of every chunk in memory, not their audio). ``C`` is chosen
     by cross-validation over the groups of train + devel; the head is fitted on train, or on
     train + devel with ``final_fit``; its ``head_logits`` weights are then set.
 
@@ -250,8 +257,8 @@ def fit_head(
     ----------
     pipeline : dsplug.model.Pipeline
         Built with the ``linear`` head.
-    train, devel : Split
-        Decoded chunks with one-hot targets (devel may be None).
+    train, devel : LabelledChunks
+        Decoded chunks (in memory or on disk) with their files' one-hot targets (devel may be None).
     groups : dict of str to np.ndarray
         ``{"train": (n_files,), "devel": (n_files,)}``: the group (speaker, ...) of each file.
     config : ProbeConfig
@@ -262,6 +269,8 @@ def fit_head(
         Seeds the folds.
     batch_size : int
         Chunks per forward pass.
+    features : path
+        Folder for the feature files of chunks on disk (removed when the head is fitted).
     progress : callable, optional
         ``progress(total=, description=)`` context yielding ``update(done)``.
 
@@ -280,41 +289,37 @@ def fit_head(
         raise TrainError("train.method: probe needs a head whose only weights are its output layer; set model.head.name: linear")
     pooled = tf_keras.Model(pipeline.head.input, logits.input, name="probe_features")
     parts = [("train", train)] + ([("devel", devel)] if devel is not None else [])
-    features, labels, files, row_groups, fit_rows = [], [], [], [], []
+    rows, labels, files, row_groups, fit_rows = [], [], [], [], []
     offset = 0
-    for name, split in parts:
-        features.append(_features(pipeline, pooled, split.audio, batch_size=batch_size, progress=progress, description=f"features {name}"))
-        labels.append(split.targets.argmax(axis=1))
-        files.append(split.file_index + offset)
-        row_groups.append(np.asarray(groups[name])[split.file_index])
-        fit_rows.append(np.full(len(split.audio), name == "train" or final_fit))
-        offset += len(split.file_targets)
+    try:
+        for name, split in parts:
+            rows.append(_features(pipeline, pooled, split, batch_size=batch_size, folder=Path(features), progress=progress, description=f"features {name}"))
+            labels.append(split.file_targets[split.file_index])
+            files.append(split.file_index + offset)
+            row_groups.append(np.asarray(groups[name])[split.file_index])
+            fit_rows.append(np.full(len(split), name == "train" or final_fit))
+            offset += len(split.file_targets)
+    finally:
+        shutil.rmtree(features, ignore_errors=True)
     fit = select_and_fit(
-        features=np.concatenate(features), labels=np.concatenate(labels), files=np.concatenate(files),
-        groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in features), bool),
-        fit_rows=np.concatenate(fit_rows), n_classes=int(train.targets.shape[1]), cs=config.c_grid,
-        folds=config.folds, seed=seed, holdout=np.concatenate([np.full(len(f), name == "devel") for (name, _), f in zip(parts, features)]),
+        features=np.concatenate(rows), labels=np.concatenate(labels), files=np.concatenate(files),
+        groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in rows), bool),
+        fit_rows=np.concatenate(fit_rows), n_classes=int(train.file_rows.shape[1]), cs=config.c_grid,
+        folds=config.folds, seed=seed, holdout=np.concatenate([np.full(len(f), name == "devel") for (name, _), f in zip(parts, rows)]),
     )
     logits.set_weights([fit.coef, fit.intercept])
     return fit
 
 
-def _features(pipeline: Any, pooled: Any, audio: np.ndarray, *, batch_size: int, progress: Any, description: str) -> np.ndarray:
-    """The head's input features of audio chunks, batch by batch, in inference mode."""
-    import contextlib
-
+def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: int, folder: Path, progress: Any, description: str) -> np.ndarray:
+    """The head's input features of a partition's chunks, batch by batch, in inference mode: float32 ``(n_chunks, d)``."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def extract(x: tf.Tensor) -> tf.Tensor:
         return pooled(pipeline.backbone(pipeline.frontend(x, training=False), training=False), training=False)
 
-    steps = range(0, len(audio), batch_size)
-    context = progress(total=len(steps), description=description) if progress else contextlib.nullcontext(None)
-    parts = []
+    context = progress(total=len(split), description=description) if progress else contextlib.nullcontext(None)
     with context as update:
-        for done, start in enumerate(steps, start=1):
-            parts.append(extract(tf.constant(audio[start : start + batch_size])).numpy())
-            if update:
-                update(done)
-    return np.concatenate(parts).astype(np.float32)
+        cached = cached_features(split.source, extract=lambda audio: extract(tf.constant(audio)).numpy(), folder=folder, batch_size=batch_size, progress=update)
+    return cached.read(np.arange(len(cached)))

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,9 +29,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.errors import TrainError
 from dsplug.artifacts import read_json, write_atomic
-from dsplug.data import Split
+from dsplug.data import ChunkSource, LabelledChunks, cached_features, indexed_dataset
+from dsplug.distribute import input_pipelines
+from dsplug.errors import TrainError
 from dsplug.evaluate import selection_score
 from dsplug.model import Pipeline, predict_batches
 from dsplug.recipe.schema import TrainConfig
@@ -74,26 +76,31 @@ def per_sample_loss(task: str, targets: tf.Tensor, outputs: tf.Tensor, *, label_
     return fn(targets, outputs)
 
 
-def sample_weights(targets: np.ndarray, *, balance: Balance, task: str) -> np.ndarray:
-    """Per-chunk loss weights: 1, or inverse class frequency with ``balance="class_weights"``.
+def sample_weights(targets: np.ndarray, *, balance: Balance, task: str, counts: np.ndarray | None = None) -> np.ndarray:
+    """Loss weights: 1, or inverse class frequency (in chunks) with ``balance="class_weights"``.
 
     Parameters
     ----------
     targets : np.ndarray [shape=(n, k)]
-        One-hot targets (classification) or other targets (then all weights are 1).
+        One-hot targets (classification) or other targets (then all weights are 1), one row per
+        chunk, or one per file with ``counts``.
     balance : {"none", "oversample", "class_weights"}
         ``data.balance`` of the recipe.
     task : str
         ``classification``, ``multilabel`` or ``regression``.
+    counts : np.ndarray [shape=(n,)], optional
+        Chunks each row stands for (its file's chunks); default 1 each.
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
+        The weight of each row (of each of its chunks).
     """
     if balance != "class_weights" or task != "classification":
         return np.ones(len(targets), np.float32)
-    counts = targets.sum(axis=0)
-    per_class = len(targets) / (len(counts) * np.maximum(counts, 1))
+    counts = np.ones(len(targets)) if counts is None else np.asarray(counts, np.float64)
+    per_class_chunks = counts @ targets
+    per_class = counts.sum() / (len(per_class_chunks) * np.maximum(per_class_chunks, 1))
     return (targets @ per_class).astype(np.float32)
 
 
@@ -137,7 +144,8 @@ class Trainer:
     task : {"classification", "multilabel", "regression"}
         What the outputs mean (the loss and the devel score follow from it).
     checkpoints : path
-        Folder for ``state.json``, the last and the best weights (resume reads it).
+        Folder for ``state.json``, the last and the best weights (resume reads it), and, while
+        phase 1 runs on chunks on disk, its cached features (``features/``).
     augmentations : sequence of dsplug.api.Augmentation
         Image augmentations in the order they run (empty: none).
     policy : SapAugmentPolicy, optional
@@ -292,13 +300,38 @@ class Trainer:
 
         return self._distributed(replica_step)
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
-        """Frozen-backbone features of chunks (batch, h, w, channels), computed in inference mode."""
+    def extractor(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Frozen-backbone features of audio chunks (inference mode): float32 ``(b, samples)`` ->
+        ``(b, h, w, channels)``."""
         backbone, frontend = self.pipeline.backbone, self.pipeline.frontend
-        batch = self.config.batch_size
         extract = tf.function(lambda x: backbone(frontend(x, training=False), training=False), reduce_retracing=True)
-        parts = [extract(tf.constant(audio[i : i + batch])).numpy() for i in range(0, len(audio), batch)]
-        return np.concatenate(parts)
+        return lambda audio: extract(tf.constant(audio)).numpy()
+
+    def features(self, source: ChunkSource) -> ChunkSource:
+        """Phase 1's cache: frozen-backbone features of every chunk of ``source``, computed once.
+
+        In memory for chunks in memory; for chunks on disk, shard-aligned feature files in
+        ``checkpoints/features`` (a resumed run computes only the shards it has not finished;
+        the folder is removed when phase 1 ends). See :func:`dsplug.data.cached_features`.
+        """
+        context = self.progress(total=len(source), description="phase 1 features") if self.progress else contextlib.nullcontext(None)
+        with context as update:
+            return cached_features(source, extract=self.extractor(), folder=self.ckpt_dir / "features", batch_size=self.config.batch_size, progress=update)
+
+    def _caches_features(self, train: LabelledChunks, *, epochs: int) -> bool:
+        """Phase 1 trains on cached features: no augmentation, ``train.cache_features``, and
+        every chunk is read at least once (a phase capped by ``train.steps_per_epoch`` that reads
+        fewer would spend longer on the cache than on training)."""
+        if self.policy is not None or not self.config.cache_features:
+            return False
+        cap = self.config.steps_per_epoch
+        if cap is not None and epochs * cap * self.global_batch < len(train):
+            logger.info(
+                "phase 1 reads %d of %d chunks (%d epoch(s) of train.steps_per_epoch %d): features are computed "
+                "in every step, not cached", epochs * cap * self.global_batch, len(train), epochs, cap,
+            )
+            return False
+        return True
 
     # ------------------------------------------------------------------ state
     def _save_state(self, state: dict[str, Any], checkpoint: tf.train.Checkpoint) -> None:
@@ -352,7 +385,7 @@ class Trainer:
         os.replace(part, path)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Split, devel: Split | None, *, recipe_hash: str) -> TrainResult:
+    def fit(self, train: LabelledChunks, devel: LabelledChunks | None, *, recipe_hash: str) -> TrainResult:
         """Train both phases; select the best epoch on ``devel`` (last epoch without devel).
 
         The state after every epoch (history, best score, early-stopping counter, weights and
@@ -365,7 +398,7 @@ class Trainer:
             The saved state belongs to another recipe, or it or its checkpoint is damaged.
         """
         config = self.config
-        weights = sample_weights(train.targets, balance=self.balance, task=self.task)
+        weights = sample_weights(train.file_rows, balance=self.balance, task=self.task, counts=train.chunks_per_file())
         saved = self._load_state(recipe_hash)
         resume = bool(saved and saved["history"])  # restore the saved weights once, then train on
         state = saved or {
@@ -389,9 +422,9 @@ class Trainer:
                 self._restore(state, model_only=state["epoch_in_phase"] == 0, checkpoint=checkpoint)
                 logger.info("resuming phase %d after epoch %d", phase, state["epoch_in_phase"])
                 resume = False
-            cached = phase == 1 and self.policy is None and config.cache_features
+            cached = phase == 1 and state["epoch_in_phase"] < epochs and self._caches_features(train, epochs=epochs)
             step = self._feature_step(optimizer) if cached else self._train_step(optimizer)
-            inputs = self.features(train.audio) if cached else train.audio
+            inputs = self.features(train.source) if cached else train.source
             for epoch in range(state["epoch_in_phase"] + 1, epochs + 1):
                 if config.early_stopping and devel is not None and state.get("stale", 0) >= config.early_stopping:
                     break
@@ -400,7 +433,7 @@ class Trainer:
                 loss = self._epoch(step, inputs, train, weights, global_epoch, f"phase {phase} epoch {epoch}/{epochs}")
                 row: dict[str, Any] = {"epoch": global_epoch, "phase": phase, "lr": self._lr(spec["lr"]), "loss": loss}
                 if devel is not None:
-                    outputs = predict_batches(self.pipeline.end_to_end, devel.audio, batch_size=config.batch_size)
+                    outputs = predict_batches(self.pipeline.end_to_end, devel.source, batch_size=config.batch_size)
                     row["devel_loss"] = float(np.mean(per_sample_loss(self.task, devel.targets, outputs, label_smoothing=0.0)))
                     row["devel_score"] = selection_score(self.task, devel, outputs)
                 row["seconds"] = time.perf_counter() - start
@@ -420,57 +453,96 @@ class Trainer:
                 phase2_start = len(history)
             state.update(phase=phase + 1, epoch_in_phase=0, stale=0)
             self._save_state(state, checkpoint)
+            shutil.rmtree(self.ckpt_dir / "features", ignore_errors=True)  # phase 1's cache is not read again
         state["done"] = True
         self._save_state(state, tf.train.Checkpoint(model=self.pipeline.classifier))
         if best_path.is_file():
             self.pipeline.classifier.load_weights(str(best_path))
         return TrainResult(history, int(state["best_epoch"]), float(state["best_score"]), phase2_start)
 
-    def _epoch(self, step: Callable[..., tf.Tensor], inputs: np.ndarray, train: Split, weights: np.ndarray, epoch: int, label: str) -> float:
-        batches = self.strategy.experimental_distribute_dataset(self.batches(inputs, train.targets, weights, epoch=epoch))
-        total = -(-len(epoch_order(train.targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)) // self.global_batch)
+    def _epoch(self, step: Callable[..., tf.Tensor], inputs: ChunkSource, train: LabelledChunks, weights: np.ndarray, epoch: int, label: str) -> float:
+        steps = self.steps(len(self._order(train, epoch=epoch)) if self._oversamples else len(inputs))
+        workers, index = input_pipelines(self.strategy)
+        if workers > 1 and not inputs.in_memory:
+            share = inputs.worker_shards(workers=workers, index=index, seed=self.seed, epoch=epoch)
+            names = ", ".join(s.name for s in share[:20]) + (f", ... (+{len(share) - 20})" if len(share) > 20 else "")
+            logger.info(
+                "worker %d of %d, epoch %d: reads %d of %d shard files (%d chunks): %s; %d steps",
+                index, workers, epoch, len(share), len(inputs.shards), sum(s.records for s in share), names, steps,
+            )
+        batches = self.strategy.experimental_distribute_dataset(self.batches(inputs, train, weights, epoch=epoch))
         losses = []
-        context = self.progress(total=total, description=label) if self.progress else contextlib.nullcontext(lambda done: None)
+        context = self.progress(total=steps, description=label) if self.progress else contextlib.nullcontext(lambda done: None)
         with context as update:
-            for number, (x, y, w) in enumerate(batches, start=1):
+            for number, (x, y, w) in zip(range(1, steps + 1), batches):  # range first: no batch read past the last step
                 seed = tf.constant([self.seed, epoch * 100003 + number], dtype=tf.int32)
                 losses.append(float(step(x, y, w, seed)))
                 update(number)
         return float(np.mean(losses))
 
-    def batches(self, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray, *, epoch: int) -> tf.data.Dataset:
-        """One epoch of global batches from in-memory chunks: seeded order, prefetched in the background.
+    @property
+    def _oversamples(self) -> bool:
+        return self.balance == "oversample" and self.task == "classification"
 
-        Each batch's loss weights are normalised to sum to 1; with several workers every worker
-        takes its share of the batches (DATA sharding), so no sample is seen twice per epoch.
+    def _order(self, train: LabelledChunks, *, epoch: int) -> np.ndarray:
+        return epoch_order(train.targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)
+
+    def steps(self, chunks: int) -> int:
+        """Global steps of an epoch over ``chunks`` chunks: one per global batch, at most
+        ``train.steps_per_epoch``. Every worker takes this many (their shares of the shard files
+        may differ by one file; a worker whose share ends first reads it again from its start)."""
+        steps = -(-chunks // self.global_batch)
+        return min(steps, self.config.steps_per_epoch) if self.config.steps_per_epoch else steps
+
+    def batches(self, inputs: ChunkSource, train: LabelledChunks, weights: np.ndarray, *, epoch: int) -> tf.data.Dataset:
+        """One epoch of global batches ``(inputs, targets, loss shares)``, seeded, read in the background.
+
+        The chunks come from ``inputs.dataset`` (in memory: a permutation; on disk: shard files
+        interleaved through a shuffle buffer), or, with ``balance: oversample``, in the oversampled
+        order of :func:`epoch_order` (read chunk by chunk). A chunk's target and loss weight are its
+        file's, gathered per batch; each batch's loss weights are normalised to sum to 1, so the
+        replicas' loss sums add up to the global batch's weighted mean. With several workers, chunks
+        in memory are shared by batches (DATA sharding), chunks on disk by shard file (FILE
+        sharding: every worker reads only its files), repeated so that every worker can take
+        :meth:`steps` steps.
 
         Parameters
         ----------
-        inputs : np.ndarray [shape=(n, ...)]
-            Audio chunks (n, samples) or cached features (n, h, w, channels).
-        targets : np.ndarray [shape=(n, k)]
-        weights : np.ndarray [shape=(n,)]
+        inputs : ChunkSource
+            Audio chunks ``(n, samples)`` or their cached features ``(n, h, w, channels)``, in
+            the chunk order of ``train``.
+        train : LabelledChunks
+            The chunks' files and targets.
+        weights : np.ndarray [shape=(n_files,), dtype=float32]
+            Loss weight of each file's chunks (:func:`sample_weights`).
         epoch : int
             Seeds the order (with ``seed``), so every epoch differs and every run repeats.
+
+        Returns
+        -------
+        tf.data.Dataset
+            Elements ``(inputs float32 [b, ...], targets float32 [b, k], shares float32 [b])``.
         """
-        order = epoch_order(targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)
         size = self.global_batch
+        workers, _ = input_pipelines(self.strategy)
+        if self._oversamples:
+            dataset = indexed_dataset(inputs, self._order(train, epoch=epoch), batch_size=size)
+        elif workers > 1 and not inputs.in_memory and len(inputs.shards) < workers:  # too few files to share by file
+            dataset = indexed_dataset(inputs, np.random.default_rng([self.seed, epoch]).permutation(len(inputs)), batch_size=size)
+        else:
+            dataset = inputs.dataset(batch_size=size, shuffle=True, seed=self.seed, epoch=epoch)
+            if workers > 1 and not inputs.in_memory:
+                dataset = dataset.repeat()
+        rows = tf.constant(train.file_rows, tf.float32)
+        file_of = tf.constant(train.file_index, tf.int64)
+        per_file = tf.constant(weights, tf.float32)
 
-        def generate() -> Any:
-            for first in range(0, len(order), size):
-                index = order[first : first + size]
-                share = weights[index] / weights[index].sum()  # replicas' loss sums add up to the weighted mean
-                yield inputs[index], targets[index], share.astype(np.float32)
+        def label(index: tf.Tensor, records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            files = tf.gather(file_of, index)
+            loss_weights = tf.gather(per_file, files)
+            return records, tf.gather(rows, files), loss_weights / tf.reduce_sum(loss_weights)
 
-        signature = (
-            tf.TensorSpec((None, *inputs.shape[1:]), tf.float32),
-            tf.TensorSpec((None, *targets.shape[1:]), tf.float32),
-            tf.TensorSpec((None,), tf.float32),
-        )
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(tf.data.AUTOTUNE)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return dataset.with_options(options)
+        return dataset.map(label, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _fmt(row: dict[str, Any]) -> str:

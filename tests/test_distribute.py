@@ -49,7 +49,7 @@ MIRRORED = textwrap.dedent(
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        split = _splits(manifest, chunks)["train"]
         strategy = make_strategy(name)
         with strategy.scope():
             pipeline = build_pipeline(recipe, num_outputs=5)
@@ -84,19 +84,25 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_on_localhost_train_and_only_the_chief_writes(recipe_path, tmp_path):
+def _two_workers(recipe_path, out, *overrides):
+    """``dsplug run`` as two workers on localhost (TF_CONFIG); their outputs once both finished."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    out = tmp_path / "run"
     processes = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         command = [sys.executable, "-m", "dsplug.cli", "run", str(recipe_path), "--out", str(out),
                    "-o", "train.distribute=multiworker", "-o", "train.batch_size=4", "-o", "evaluate.bootstrap=0",
-                   "-o", "train.scale_lr=false"]
+                   "-o", "train.scale_lr=false", *[arg for o in overrides for arg in ("-o", o)]]
         processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT))
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    return outputs
+
+
+def test_two_workers_on_localhost_train_and_only_the_chief_writes(recipe_path, tmp_path):
+    out = tmp_path / "run"
+    outputs = _two_workers(recipe_path, out)
     assert "data parallel: 2 replicas" in outputs[0] and "global batch 8" in outputs[0]
     assert "worker done: the chief writes the run directory" in outputs[1]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -113,6 +119,29 @@ def test_two_workers_on_localhost_train_and_only_the_chief_writes(recipe_path, t
     multi = [float(r["loss"]) for r in csv.DictReader(open(out / "history.csv"))]
     one = [float(r["loss"]) for r in csv.DictReader(open(single / "history.csv"))]
     np.testing.assert_allclose(multi, one, rtol=0.05)
+
+
+def test_two_workers_read_only_their_own_shard_files(recipe_path, tmp_path):
+    """Chunks on disk under multiworker: every epoch each worker reads its own shard files (FILE
+    auto-sharding), together all of them, and both take the same number of steps."""
+    import re
+
+    out = tmp_path / "run"
+    outputs = _two_workers(recipe_path, out, "data.storage=disk", f"data.cache_dir={tmp_path / 'cache'}")
+    pattern = re.compile(r"worker (\d) of 2, epoch (\d+): reads (\d+) of (\d+) shard files \((\d+) chunks\): ([^;]*); (\d+) steps")
+    epochs = {}
+    for output in outputs:
+        for worker, epoch, count, total, chunks, names, steps in pattern.findall(output):
+            epochs.setdefault(int(epoch), {})[int(worker)] = (set(names.split(", ")), int(total), int(steps))
+    assert sorted(epochs) == [1, 2], outputs[0][-3000:]
+    for shares in epochs.values():
+        (first, total, steps), (second, _, other_steps) = shares[0], shares[1]
+        assert first and second and not first & second and len(first | second) == total
+        assert steps == other_steps
+    assert epochs[1][0][0] != epochs[2][0][0]  # a new share of the files every epoch
+    assert "worker done: the chief writes the run directory" in outputs[1]
+    assert json.loads((out / "data.json").read_text())["storage"]["storage"] == "disk"
+    assert "uar" in json.loads((out / "metrics.json").read_text())["test"]
 
 
 @pytest.mark.parametrize(

@@ -141,3 +141,35 @@ def test_recipe_naming_a_folder_loads_as_its_written_csv(tmp_path):
     assert ok.exit_code == 0 and "valid" in ok.output and f"{len(from_csv.items)} files, 5 classes" in ok.output
     with pytest.raises(RecipeError, match="group_pattern"):
         load_recipe(tmp_path / "folder.yaml", overrides=["data.group_pattern=(a)(b)"])
+
+
+@pytest.mark.heavy
+def test_a_folder_of_class_folders_trains_end_to_end_from_shards(tmp_path):
+    """No CSV written by hand: a folder of class folders, split by speaker-session groups, decoded into
+    shards on disk, trained (phase 1 on cached features on disk, final fit on train + devel), evaluated
+    on test and exported."""
+    import json
+
+    root = _tones_folder(tmp_path / "tones", per_class=10)
+    recipe = write_recipe(tmp_path / "folder.yaml", f"""
+        name: folder
+        seed: 1
+        data: {{manifest: tones, group_pattern: '^spk\\d+_\\d\\d(\\d\\d)', chunk_seconds: 0.5, hop_seconds: 0.25,
+                storage: disk, cache_dir: {tmp_path / 'cache'}}}
+        frontend: {{image_size: [32, 32], n_mels: 32}}
+        model: {{backbone: {{name: mobilenet_v2, weights: none}}, head: {{name: mlp, units: 16}}}}
+        train: {{batch_size: 8, optimizer: adam, lr: 0.01, final_fit: true, phase1: {{epochs: 2}}, phase2: {{epochs: 1, finetune_layers: 10}}}}
+        augment: {{policy: none}}
+        evaluate: {{bootstrap: 0}}
+        """)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "chunks: " in result.output and "data.storage: disk" in result.output
+    summary = json.loads((out / "data.json").read_text())
+    assert summary["manifest"] == str(root) and summary["split_from"] == "seeded split" and summary["storage"]["storage"] == "disk"
+    assert set(json.loads((out / "metrics.json").read_text())) == {"test"}
+    assert (out / "model.tflite").is_file() and not (out / "checkpoints" / "features").exists()
+    assert len(list((tmp_path / "cache").rglob("shards/*.bin"))) > 3
+    history = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(h["phase"]) for h in history] == [1, 1, 2]

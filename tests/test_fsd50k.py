@@ -93,6 +93,32 @@ def test_script_and_recipe_on_a_synthetic_fsd50k_tree(tmp_path):
     assert recipe.model.backbone.name == "lean" and recipe.data.task == "multilabel"
 
 
+@pytest.mark.heavy
+def test_recipe_runs_end_to_end_on_the_synthetic_tree(tmp_path):
+    """The recipe's run on the manifest the script writes, shortened (one epoch of two steps, random
+    weights): 200-class-style multi-label targets per file, chunks in shards on disk, devel mAP per
+    epoch, file-level mAP on devel and test, TFLite export."""
+    import json
+
+    root = fsd50k_tree(tmp_path / "FSD50K")
+    out = tmp_path / "fsd50k.csv"
+    _script().fsd50k_manifest(root, out=out)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "run", str(ROOT / "recipes" / "fsd50k-lean.yaml"), "--out", str(run), "-o", f"data.manifest={out}",
+        "-o", "data.storage=disk", "-o", f"data.cache_dir={tmp_path / 'cache'}", "-o", "model.backbone.weights=none",
+        "-o", "train.phase2.epochs=1", "-o", "train.steps_per_epoch=2", "-o", "train.batch_size=8",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"devel", "test"} and metrics["test"]["n"] == 4 and 0.0 < metrics["test"]["map"] <= 1.0
+    assert metrics["test"]["level"] == "file" and set(metrics["test"]["ap_per_class"]) == {label for label, _ in VOCABULARY}
+    history = list(csv.DictReader(open(run / "history.csv")))
+    assert len(history) == 1 and 0.0 < float(history[0]["devel_score"]) <= 1.0
+    assert json.loads((run / "data.json").read_text())["storage"]["storage"] == "disk"
+    assert json.loads((run / "model.json").read_text())["task"] == "multilabel" and (run / "model.tflite").is_file()
+
+
 def test_wrong_folders_and_damaged_ground_truth_are_named(tmp_path):
     script = _script()
     out = tmp_path / "m.csv"

@@ -131,29 +131,70 @@ def test_checkpoints_of_another_recipe_are_refused(finished, tiny, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the record is untouched
 
 
-def test_cached_features_train_the_head_like_the_full_model(tiny):
-    """Phase 1 without augmentation: training on cached backbone features equals the full path."""
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_cached_features_train_the_head_like_the_full_model(tiny, storage, tmp_path, monkeypatch):
+    """Phase 1 without augmentation: training on cached backbone features equals the full path
+    (in memory, and from shards on disk with shard-aligned feature files, removed after phase 1)."""
     from dsplug.model import build_pipeline
     from dsplug.workflows.run import _splits
     from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
+    from dsplug import train as train_stage
 
-    overrides = ["augment.policy=none", "train.phase2.epochs=0", "train.optimizer=sgd"]
+    cached_sources = []
+
+    def spy(source, **kwargs):
+        cached_sources.append(data_stage.cached_features(source, **kwargs))
+        return cached_sources[-1]
+
+    monkeypatch.setattr(train_stage, "cached_features", spy)
+    overrides = ["augment.policy=none", "train.phase2.epochs=0", "train.optimizer=sgd", f"data.cache_dir={tmp_path / 'cache'}", "data.shard_dtype=float32"]
     weights = {}
     for cache in (True, False):
         [point] = load_recipe(tiny, overrides=overrides + [f"train.cache_features={str(cache).lower()}"])
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
-        chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        if storage == "memory":
+            chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
+        else:
+            chunks = {"train": data_stage.decode_for(manifest.partition("train"), config=recipe.data, storage="disk")}
+        split = _splits(manifest, chunks)["train"]
         pipeline = build_pipeline(recipe, num_outputs=5)
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer_for(recipe, pipeline=pipeline, run_dir=run_dir).fit(split, None, recipe_hash=point.hash)
+        run_dir = tmp_path / f"run-{cache}"
+        trainer_for(recipe, pipeline=pipeline, run_dir=run_dir).fit(split, None, recipe_hash=point.hash)
+        assert not (run_dir / "checkpoints" / "features").exists()  # phase 1's feature files go when it ends
         weights[cache] = [w.copy() for w in pipeline.head.get_weights()]
+    assert [type(c).__name__ for c in cached_sources] == ["ChunkSet" if storage == "memory" else "ShardSet"]
     for cached, full in zip(weights[True], weights[False]):
         np.testing.assert_allclose(cached, full, rtol=1e-4, atol=1e-5)
+
+
+def test_steps_per_epoch_caps_every_epoch_and_a_capped_phase_1_does_not_cache(tiny, tmp_path, caplog):
+    import contextlib
+    import logging
+
+    from dsplug import data as data_stage
+    from dsplug.model import build_pipeline
+    from dsplug.workflows.run import _splits, trainer_for
+
+    [point] = load_recipe(tiny, overrides=["train.steps_per_epoch=2", "train.batch_size=2", "augment.policy=none", "train.phase2.epochs=1"])
+    recipe = point.recipe
+    manifest = data_stage.load_manifest(recipe.data.manifest)
+    train = _splits(manifest, {"train": data_stage.decode_for(manifest.partition("train"), config=recipe.data)})["train"]
+    bars = []
+
+    @contextlib.contextmanager
+    def progress(*, total, description):
+        done = [0]
+        yield done.append
+        bars.append((description, total, done[-1]))
+
+    caplog.set_level(logging.INFO, logger="dsplug.train")
+    trainer = trainer_for(recipe, pipeline=build_pipeline(recipe, num_outputs=5), run_dir=tmp_path, progress=progress)
+    result = trainer.fit(train, None, recipe_hash=point.hash)
+    assert len(train) > 2 * 2 * recipe.train.batch_size and trainer.steps(len(train)) == 2
+    assert bars == [("phase 1 epoch 1/2", 2, 2), ("phase 1 epoch 2/2", 2, 2), ("phase 2 epoch 1/1", 2, 2)]  # no feature pass
+    assert "features are computed in every step, not cached" in caplog.text and len(result.history) == 3
 
 
 def test_augmentation_is_off_at_evaluation(tiny):
@@ -217,7 +258,7 @@ def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
         recipe = point.recipe
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
-        split = _splits(manifest, chunks, task="classification")["train"]
+        split = _splits(manifest, chunks)["train"]
         pipeline = build_pipeline(recipe, num_outputs=5)
         result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / f"r{run}").fit(split, None, recipe_hash=point.hash)
         histories.append((result.history[0]["loss"], [w.copy() for w in pipeline.head.get_weights()]))
@@ -245,7 +286,7 @@ def test_early_stopping_ends_a_phase(tiny, tmp_path):
     recipe = point.recipe
     manifest = data_stage.load_manifest(recipe.data.manifest)
     chunks = {p: data_stage.decode_chunks(manifest.partition(p), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero") for p in ("train", "devel")}
-    splits = _splits(manifest, chunks, task="classification")
+    splits = _splits(manifest, chunks)
     pipeline = build_pipeline(recipe, num_outputs=5)
     result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / "es").fit(splits["train"], splits["devel"], recipe_hash=point.hash)
     scores = [h["devel_score"] for h in result.history]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, TONES
 from dsplug import data
-from dsplug.errors import AudioError
+from dsplug.errors import AudioError, DataError
 from dsplug.recipe.schema import DataConfig
 
 
@@ -164,6 +164,46 @@ def test_two_workers_read_disjoint_shard_files(cache, items):
     assert not set(seen[0]) & set(seen[1])
     assert sorted(np.concatenate(seen)) == list(range(len(shards)))
     assert 0.25 < len(seen[0]) / len(shards) < 0.75
+
+
+def test_worker_shards_are_the_files_file_auto_sharding_gives_each_worker(cache, items):
+    """ShardSet.worker_shards names the shard files tf.data's FILE auto-sharding gives a worker in an epoch."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    shards = data.shard_chunks(items, config=_config())
+    owner = np.searchsorted([s.offset for s in shards.shards], np.arange(len(shards)), side="right") - 1
+    for epoch in (1, 2):
+        named = []
+        for worker in (0, 1):
+            dataset = _AutoShardDataset(shards.dataset(batch_size=4, shuffle=True, seed=5, epoch=epoch), num_workers=2, index=worker)
+            read = {shards.shards[i].name for i in owner[np.concatenate([i.numpy() for i, _ in dataset])]}
+            share = shards.worker_shards(workers=2, index=worker, seed=5, epoch=epoch)
+            assert read == {s.name for s in share}
+            named.append(share)
+        assert abs(len(named[0]) - len(named[1])) <= 1 and len(named[0]) + len(named[1]) == len(shards.shards)
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_combined_sources_read_both_partitions_in_order(cache, items, storage):
+    """train + devel as one source (the final fit): no copy on disk, file_index past the first's files."""
+    first, second = items[:20], items[20:]
+    a = data.decode_for(first, config=_config(shard_dtype="float32"), storage=storage)
+    b = data.decode_for(second, config=_config(shard_dtype="float32"), storage=storage)
+    joined = data.combine_sources(a, b)
+    assert type(joined) is type(a) and len(joined) == len(a) + len(b) and joined.files == a.files + b.files
+    np.testing.assert_array_equal(joined.file_index, np.concatenate([a.file_index, b.file_index + len(a.files)]))
+    np.testing.assert_array_equal(joined.read(np.arange(len(joined))), np.concatenate([a.read(np.arange(len(a))), b.read(np.arange(len(b)))]))
+    every = np.concatenate([i.numpy() for i, _ in joined.dataset(batch_size=8, shuffle=True, seed=1, epoch=1)])
+    assert sorted(every) == list(range(len(joined)))
+    if storage == "disk":
+        assert {s.path for s in joined.shards} == {s.path for s in a.shards + b.shards}
+    manifest = data.load_manifest(TONES / "manifest.csv")
+    labelled = data.combine(data.LabelledChunks.of(a, manifest=manifest), data.LabelledChunks.of(b, manifest=manifest))
+    np.testing.assert_array_equal(labelled.file_targets, manifest.targets(first + second))
+    np.testing.assert_array_equal(labelled.targets_of([0, len(joined) - 1]), labelled.targets[[0, -1]])
+    assert labelled.targets.shape == (len(joined), 5) and labelled.chunks_per_file().sum() == len(joined)
+    with pytest.raises(DataError, match="cannot combine chunks stored as"):
+        data.combine_sources(a, data.decode_for(second, config=_config(), storage="disk" if storage == "memory" else "memory"))
 
 
 def test_bad_files_are_skipped_and_remembered(cache, items, tmp_path):

@@ -21,9 +21,10 @@ Examples
 from __future__ import annotations
 
 from dsplug.data.cache import cache_root
-from dsplug.data.chunks import ChunkSet, Split, check_decoded, decode_chunks, skipped_csv
+from dsplug.data.chunks import ChunkSet, Split, check_decoded, decode_chunks, indexed_dataset, skipped_csv
 from dsplug.data.features import cached_features
 from dsplug.data.folders import AUDIO_EXTENSIONS, FolderManifest, scan_folder, write_folder_manifest
+from dsplug.data.labelled import LabelledChunks, combine
 from dsplug.data.manifest import (
     PARTITIONS,
     Item,
@@ -35,7 +36,7 @@ from dsplug.data.manifest import (
     split_labels,
 )
 from dsplug.data.shards import ShardSet, shard_chunks
-from dsplug.data.source import MEMORY_LIMIT, ChunkSource, StorageChoice, choose_storage, decode_for
+from dsplug.data.source import MEMORY_LIMIT, ChunkSource, StorageChoice, choose_storage, combine_sources, decode_for
 from dsplug.data.split import stratified_group_split
 from dsplug.data.summary import durations, format_summary, summarize, with_skipped
 
@@ -47,6 +48,7 @@ __all__ = [
     "ChunkSource",
     "FolderManifest",
     "Item",
+    "LabelledChunks",
     "Manifest",
     "ShardSet",
     "Split",
@@ -56,10 +58,13 @@ __all__ = [
     "check_decoded",
     "check_evaluable",
     "choose_storage",
+    "combine",
+    "combine_sources",
     "decode_chunks",
     "decode_for",
     "durations",
     "format_summary",
+    "indexed_dataset",
     "item_labels",
     "load_manifest",
     "manifest_for",

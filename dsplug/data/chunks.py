@@ -31,7 +31,10 @@ R = TypeVar("R")
 
 @dataclasses.dataclass
 class Split:
-    """Chunks of one partition ready for training or evaluation.
+    """Chunks of one partition as arrays in memory (the export's pruning and QAT fine-tunes).
+
+    A run's training and evaluation read :class:`~dsplug.data.labelled.LabelledChunks` instead,
+    whose chunks may be on disk and whose targets are kept per file.
 
     Attributes
     ----------
@@ -110,25 +113,50 @@ class ChunkSet:
         (``shuffle_buffer`` is ignored); the dataset is split between workers by batches (DATA
         auto-sharding).
         """
-        import tensorflow as tf
-
         n = len(self.audio)
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        stop = n - n % batch_size if drop_remainder else n
+        return indexed_dataset(self, order[: n - n % batch_size] if drop_remainder else order, batch_size=batch_size)
 
-        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for first in range(0, stop, batch_size):
-                index = order[first : first + batch_size]
-                yield index, self.read(index)
 
-        signature = (
-            tf.TensorSpec((None,), tf.int64),
-            tf.TensorSpec((None, *self.record_shape), tf.float32),
-        )
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(tf.data.AUTOTUNE)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return dataset.with_options(options)
+def indexed_dataset(source: Any, order: np.ndarray, *, batch_size: int) -> Any:
+    """Batches ``(index, records)`` of a chunk source in a given chunk order, as a ``tf.data.Dataset``.
+
+    The records are read (``source.read``) in a background generator, batch by batch, so memory
+    holds a few batches whether the chunks are in memory or on disk; any order works (a
+    permutation, an oversampled draw with repeats). The dataset is split between workers by
+    batches (DATA auto-sharding): every worker runs the generator and keeps its share.
+
+    Parameters
+    ----------
+    source : ChunkSet or ShardSet
+        Where the records are.
+    order : np.ndarray [shape=(m,), dtype=int]
+        Chunk indices in the order they are read, repeats allowed.
+    batch_size : int
+        Chunks per batch (the last batch may be smaller).
+
+    Returns
+    -------
+    tf.data.Dataset
+        Elements ``(index int64 [b], records float32 [b, *record_shape])``.
+    """
+    import tensorflow as tf
+
+    order = np.asarray(order, dtype=np.int64)
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for first in range(0, len(order), batch_size):
+            index = order[first : first + batch_size]
+            yield index, source.read(index)
+
+    signature = (
+        tf.TensorSpec((None,), tf.int64),
+        tf.TensorSpec((None, *source.record_shape), tf.float32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def ordered_map(function: Callable[[T], R], values: Iterable[T], *, workers: int, ahead: int | None = None) -> Iterator[R]:

@@ -185,7 +185,7 @@ class ShardSet:
         """
         import tensorflow as tf
 
-        order = np.random.default_rng([seed, epoch]).permutation(len(self.shards)) if shuffle else np.arange(len(self.shards))
+        order = self._shard_order(shuffle=shuffle, seed=seed, epoch=epoch)
         paths = [str(self.shards[i].path) for i in order]
         firsts = np.array([self.shards[i].offset for i in order], dtype=np.int64)
         size = record_bytes(self.record_shape, self.dtype)
@@ -208,6 +208,30 @@ class ShardSet:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
         return batched.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+    def _shard_order(self, *, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+        """Positions in ``shards`` in the order :meth:`dataset` lists the shard files."""
+        return np.random.default_rng([seed, epoch]).permutation(len(self.shards)) if shuffle else np.arange(len(self.shards))
+
+    def worker_shards(self, *, workers: int, index: int, shuffle: bool = True, seed: int = 0, epoch: int = 0) -> list[Shard]:
+        """The shard files worker ``index`` of ``workers`` reads from :meth:`dataset` (FILE auto-sharding).
+
+        tf.data gives worker ``i`` every ``workers``-th file of the dataset's file list, from the
+        ``i``-th on; the list is the shards in the order of ``(shuffle, seed, epoch)``. The shares
+        of two workers differ by at most one file.
+
+        Parameters
+        ----------
+        workers : int
+            Input pipelines (workers) of the cluster.
+        index : int
+            This worker's input pipeline (0 is the chief).
+        shuffle, seed, epoch
+            As given to :meth:`dataset`.
+        """
+        order = self._shard_order(shuffle=shuffle, seed=seed, epoch=epoch)
+        return [self.shards[i] for i in order[index::workers]]
 
 
 def shard_chunks(

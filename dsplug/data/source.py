@@ -28,6 +28,7 @@ from dsplug.data.chunks import ChunkSet, decode_chunks
 from dsplug.data.manifest import Item
 from dsplug.data.shards import ShardSet, shard_chunks
 from dsplug.data.summary import durations
+from dsplug.errors import DataError
 from dsplug.recipe.schema import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -183,3 +184,32 @@ def decode_for(
             on_bad_file=on_bad_file or config.on_bad_file,
             progress=update,
         )
+
+
+def combine_sources(first: ChunkSet | ShardSet, second: ChunkSet | ShardSet) -> ChunkSet | ShardSet:
+    """The chunks of two sources as one source: ``first``'s chunks, then ``second``'s.
+
+    In memory the arrays are concatenated; on disk the shard lists are (no file is copied).
+    ``file_index`` of the second source's chunks is shifted past the first's files.
+
+    Raises
+    ------
+    DataError
+        The sources are stored differently (memory and disk, other dtype or record shape).
+    """
+    if type(first) is not type(second) or first.record_shape != second.record_shape or getattr(first, "dtype", None) != getattr(second, "dtype", None):
+        raise DataError(
+            f"cannot combine chunks stored as {type(first).__name__} {first.record_shape} and "
+            f"{type(second).__name__} {second.record_shape}; decode both with the same data settings and storage"
+        )
+    joined = {
+        "file_index": np.concatenate([first.file_index, second.file_index + len(first.files)]),
+        "starts": np.concatenate([first.starts, second.starts]),
+        "files": [*first.files, *second.files],
+        "skipped": [*first.skipped, *second.skipped],
+    }
+    if isinstance(first, ChunkSet):
+        return ChunkSet(audio=np.concatenate([first.audio, second.audio]), **joined)
+    assert isinstance(second, ShardSet)
+    shards = [*first.shards, *(dataclasses.replace(s, offset=s.offset + len(first)) for s in second.shards)]
+    return dataclasses.replace(first, shards=shards, stats={}, **joined)

@@ -87,6 +87,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("skipped"):
         skipped = "  ".join(f"{summary['partitions'][p].get('skipped', 0):>7}" for p in parts)
         lines.append(f"{'skipped':<{width}}  {skipped}   (undecodable files, see skipped_files.csv)")
+    if summary.get("storage"):
+        lines.append(f"chunks: {summary['storage']['reason']}")
     lines += [f"warning: {message}" for message in summary.get("warnings", [])]
     return "\n".join(lines)
 

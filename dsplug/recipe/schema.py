@@ -263,7 +263,14 @@ class TrainConfig(Section):
     )
     cache_features: bool = Field(
         True,
-        description="Phase 1 without augmentation: compute frozen-backbone features once.",
+        description="Phase 1 without augmentation: compute frozen-backbone features once (in memory, "
+        "for chunks on disk in RUN/checkpoints/features while phase 1 runs).",
+    )
+    steps_per_epoch: int | None = Field(
+        None, gt=0,
+        description="At most this many steps (global batches) per epoch, in both phases; null: every "
+        "chunk once. For quick trials and benchmarks on large sets; a capped phase 1 caches features "
+        "only if it reads at least as many chunks as there are.",
     )
     distribute: Literal["auto", "none", "mirrored", "multiworker"] = Field(
         "auto",

@@ -56,26 +56,9 @@ def default_run_dir(point: RecipePoint, *, out: str | Path | None, sweep: bool) 
     return base / point.slug if sweep else base
 
 
-def _splits(manifest: Any, chunks: dict[str, Any], *, task: str) -> dict[str, Any]:
-    """Chunk targets (one-hot / multi-hot / values) and file targets of each decoded partition."""
-    from dsplug.data import Split
-
-    result = {}
-    for name, chunk_set in chunks.items():
-        file_targets = manifest.targets(chunk_set.files)
-        if task == "classification":
-            per_file = np.eye(len(manifest.classes), dtype=np.float32)[file_targets]
-        elif task == "multilabel":
-            per_file = file_targets.astype(np.float32)
-        else:
-            per_file = file_targets.reshape(-1, 1).astype(np.float32)
-        result[name] = Split(
-            audio=chunk_set.audio,
-            targets=per_file[chunk_set.file_index],
-            file_index=chunk_set.file_index,
-            file_targets=file_targets,
-        )
-    return result
+def _splits(manifest: Any, chunks: dict[str, Any]) -> dict[str, Any]:
+    """Each decoded partition's chunks with the targets of their files (:class:`~dsplug.data.LabelledChunks`)."""
+    return {name: data_stage.LabelledChunks.of(source, manifest=manifest) for name, source in chunks.items()}
 
 
 def _evaluate(task: str, split: Any, outputs: np.ndarray, chunk_set: Any, classes: list[str], recipe: Any) -> tuple[dict[str, Any], np.ndarray]:
@@ -181,8 +164,8 @@ def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, An
             reporter.info(f"{run.path} already holds this recipe's finished run; reporting it (delete the folder to train again)")
             return {"run_dir": str(run.path), "data": run.data_summary(), "metrics": run.metrics(), "export": run.export_summary(), "reused": True}
         reporter.info(f"run directory: {run.path}")
-        chunks, skipped = _decode(recipe, manifest, reporter=reporter)
-        summary = data_stage.with_skipped(data_stage.summarize(manifest), skipped)
+        chunks, skipped, storage = _decode(recipe, manifest, reporter=reporter)
+        summary = {**data_stage.with_skipped(data_stage.summarize(manifest), skipped), "storage": storage}
         run.write_data_summary(summary)
         reporter.info(data_stage.format_summary(summary))
         if skipped:
@@ -194,13 +177,18 @@ def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, An
         return {**result, "reused": False}
 
 
-def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -> tuple[dict[str, Any], list[Any]]:
-    """Decode every file once (all partitions), before any training starts."""
+def _decode(recipe: Any, manifest: data_stage.Manifest, *, reporter: Reporter) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """Decode every file once (all partitions), before any training starts, into memory or into
+    shards on disk (``data.storage``; ``auto`` chooses by the decoded size, logged and recorded)."""
+    choice = data_stage.choose_storage(manifest.items, config=recipe.data)
     chunks = {
-        name: data_stage.decode_for(manifest.partition(name), config=recipe.data, progress=reporter.progress, description=f"decoding {name}")
+        name: data_stage.decode_for(
+            manifest.partition(name), config=recipe.data, storage=choice.storage, progress=reporter.progress, description=f"decoding {name}",
+        )
         for name in data_stage.PARTITIONS if manifest.partition(name)
     }
-    return chunks, [skip for part in chunks.values() for skip in part.skipped]
+    storage = {"storage": choice.storage, "decoded_bytes": choice.decoded_bytes, "reason": choice.reason}
+    return chunks, [skip for part in chunks.values() for skip in part.skipped], storage
 
 
 def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, chunks: dict[str, Any], summary: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
@@ -208,7 +196,7 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
 
     recipe = point.recipe
     classes = manifest.classes
-    splits = _splits(manifest, chunks, task=recipe.data.task)
+    splits = _splits(manifest, chunks)
     fitted = _fit(point, splits=splits, chunks=chunks, classes=classes, run_dir=run_dir, reporter=reporter)
     if fitted is None:
         return {"run_dir": str(run_dir), "data": summary, "metrics": {}, "export": {}}
@@ -221,18 +209,6 @@ def _train_evaluate_export(point: RecipePoint, *, run_dir: Path, manifest: Any, 
         metrics=metrics, exported=exported, training=training,
     )
     return {"run_dir": str(run_dir), "data": summary, "metrics": metrics, "export": exported}
-
-
-def _final_fit_split(train: Any, devel: Any) -> Any:
-    """Train and devel chunks as one training split (the paper's final fit)."""
-    from dsplug.data import Split
-
-    return Split(
-        audio=np.concatenate([train.audio, devel.audio]),
-        targets=np.concatenate([train.targets, devel.targets]),
-        file_index=np.concatenate([train.file_index, devel.file_index + len(train.file_targets)]),
-        file_targets=np.concatenate([train.file_targets, devel.file_targets]),
-    )
 
 
 def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> tuple[Any, str] | None:
@@ -258,7 +234,8 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
         groups = {name: np.array([item.group or str(item.path) for item in chunks[name].files]) for name in chunks}
         fit = probe.fit_head(
             pipeline, train=splits["train"], devel=splits.get("devel"), groups=groups, config=recipe.train.probe,
-            final_fit=recipe.train.final_fit, seed=recipe.seed, batch_size=recipe.train.batch_size, progress=reporter.progress,
+            final_fit=recipe.train.final_fit, seed=recipe.seed, batch_size=recipe.train.batch_size,
+            features=run_dir / RunDir.CHECKPOINTS / "features", progress=reporter.progress,
         )
         RunDir(run_dir).write_probe({"c": fit.c, "selection": fit.selection, "scores": fit.scores, "fit_chunks": fit.fit_chunks, "final_fit": recipe.train.final_fit})
         figures.plot_probe(run_dir / "training.png", scores=fit.scores, chosen=fit.c, title=recipe.name)
@@ -271,7 +248,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
 
     train_split, devel_split = splits["train"], splits.get("devel")
     if recipe.train.final_fit and devel_split is not None:
-        train_split, devel_split = _final_fit_split(train_split, devel_split), None
+        train_split, devel_split = data_stage.combine(train_split, devel_split), None
         reporter.info("final fit: training on train+devel, evaluating once on test")
     strategy = make_strategy(recipe.train.distribute)
     if strategy.num_replicas_in_sync > 1:
@@ -307,6 +284,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     training = (
         f"{t.optimizer}, lr {t.lr:g}, batch {t.batch_size}, {t.phase1.epochs} + {t.phase2.epochs} epochs; "
         + (f"best epoch {result.best_epoch} of {len(result.history)} run" if result.history else "no epochs")
+        + (f"; at most {t.steps_per_epoch} steps per epoch" if t.steps_per_epoch else "")
         + ("; final fit on train + devel" if t.final_fit else "")
     )
     return pipeline, training
@@ -324,7 +302,7 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
     rows: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
     evaluated = [p for p in ("devel", "test") if p in splits and not (p == "devel" and recipe.train.final_fit)]
     for name in evaluated:
-        outputs = predict_batches(pipeline.end_to_end, splits[name].audio, batch_size=recipe.train.batch_size)
+        outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size)
         metrics[name], file_outputs = _evaluate(task, splits[name], outputs, chunks[name], classes, recipe)
         rows.append((name, [str(f.path) for f in chunks[name].files], file_outputs, splits[name].file_targets))
         if task == "classification":
@@ -366,7 +344,7 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
     meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
     exported = deploy.export_model(pipeline.end_to_end, path=run / RunDir.TFLITE_MODEL, meta=meta)
     check = splits.get("devel") or splits["train"]
-    sample = check.audio[: min(len(check.audio), 64)]
+    sample = check.source.read(np.arange(min(len(check), 64)))
     keras_out = predict_batches(pipeline.end_to_end, sample, batch_size=recipe.train.batch_size)
     lite_out = deploy.tflite_outputs(run / RunDir.TFLITE_MODEL, sample)
     parity = {
@@ -387,12 +365,12 @@ def _examples(run_dir: Path, *, recipe: Any, pipeline: Any, splits: dict[str, An
     if task != "classification" or pipeline.input_kind != "image":
         return
     split = splits.get("devel") or splits["train"]
-    labels = split.targets.argmax(axis=1)
+    labels = split.file_targets[split.file_index]  # class of each chunk
     picks = [int(np.flatnonzero(labels == c)[0]) for c in range(len(classes)) if (labels == c).any()]
     from dsplug.frontend.plot import freq_ticks
 
     layer = pipeline.frontend.get_layer("spectrogram_image")
-    images = layer(split.audio[picks]).numpy()
+    images = layer(split.source.read(picks)).numpy()
     fe, data = recipe.frontend, recipe.data
     ticks = freq_ticks(images.shape[1], n_mels=fe.n_mels, sample_rate=data.sample_rate, fmin=fe.fmin, fmax=fe.fmax)
     figures.plot_examples(
