@@ -14,7 +14,6 @@ normalised images, and the gradient step is taken on the augmented batch.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import read_json, write_atomic
+from dsplug.artifacts import csv_text, read_json, write_atomic
 from dsplug.data import ChunkSource, LabelledChunks, cached_features, indexed_dataset
 from dsplug.distribute import input_pipelines
 from dsplug.errors import TrainError
@@ -550,11 +549,8 @@ def _fmt(row: dict[str, Any]) -> str:
 
 
 def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """Write the per-epoch history as CSV."""
+    """Write the per-epoch history as CSV, atomically (a crash mid-write keeps the previous file)."""
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
+    write_atomic(path, csv_text(history, columns=keys))
