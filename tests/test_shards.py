@@ -248,15 +248,19 @@ def test_phase1_features_go_to_shard_aligned_files(cache, items, tmp_path):
         rms = np.sqrt(np.mean(audio**2, axis=1))
         return np.stack([rms, audio.max(axis=1)], axis=-1)[:, None, :].repeat(4, axis=1)
 
-    features = data.cached_features(shards, extract=extract, folder=tmp_path / "features", batch_size=5)
+    features = data.cached_features(shards, extract=extract, folder=tmp_path / "features", batch_size=5, memory_limit=0)
     assert features.record_shape == (4, 2) and len(features) == len(shards) and max(calls) <= 5
     assert [f.name for f in (tmp_path / "features").glob("*.bin")] and len(features.shards) == len(shards.shards)
     np.testing.assert_allclose(features.read(np.arange(len(shards))), extract(shards.read(np.arange(len(shards)))), rtol=1e-6)
     batched = np.concatenate([a.numpy() for _, a in features.dataset(batch_size=6)])
     np.testing.assert_allclose(batched, features.read(np.arange(len(features))))
     calls.clear()
-    data.cached_features(shards, extract=extract, folder=tmp_path / "features", batch_size=5)
+    small = data.cached_features(shards, extract=extract, folder=tmp_path / "features", batch_size=5)
     assert calls == [1]  # computed once: a later call only probes the shape
+    # features within the memory limit are read into memory once written: the same values
+    assert isinstance(small, data.ChunkSet) and small.audio.shape == (len(shards), 4, 2)
+    np.testing.assert_array_equal(small.audio, features.read(np.arange(len(shards))))
+    np.testing.assert_array_equal(small.file_index, shards.file_index)
     in_memory = data.cached_features(memory, extract=extract, folder=tmp_path / "unused", batch_size=5)
     assert isinstance(in_memory, data.ChunkSet) and in_memory.audio.shape == (len(memory), 4, 2)
 

@@ -40,6 +40,7 @@ def cached_features(
     batch_size: int,
     dtype: str = "float32",
     progress: Callable[[int], None] | None = None,
+    memory_limit: int = 2**30,
 ) -> ChunkSet | ShardSet:
     """Features of every chunk of ``source``: in memory for a ChunkSet, shard-aligned files for a ShardSet.
 
@@ -60,11 +61,16 @@ def cached_features(
         Storage type of feature files.
     progress : callable, optional
         Called with the number of chunks done so far.
+    memory_limit : int
+        Bytes of float32 features (those of a ShardSet) up to which the features, once written,
+        are read into memory and returned as a ChunkSet (the limit of ``data.storage: auto``);
+        larger ones are streamed from their files.
 
     Returns
     -------
     ChunkSet or ShardSet
-        The same files, ``file_index`` and ``starts``; records are the features.
+        The same files, ``file_index`` and ``starts``; records are the features (in memory for a
+        ChunkSet, or for a ShardSet whose features fit ``memory_limit``).
     """
     if isinstance(source, ChunkSet):
         parts = []
@@ -85,8 +91,15 @@ def cached_features(
         done += shard.records
         if progress is not None:
             progress(done)
+    features = dataclasses.replace(source, shards=shards, dtype=dtype, record_shape=shape)
+    size = len(source) * int(np.prod(shape)) * 4
+    if size <= memory_limit:  # reading small features from memory is faster; memory stays bounded by the limit
+        logger.info("phase-1 features %s x %s (%.1f MiB <= %g GiB): read into memory from %s", len(source), shape,
+                    size / 2**20, memory_limit / 2**30, target)
+        audio = features.read(np.arange(len(source)))
+        return ChunkSet(audio=audio, file_index=source.file_index, starts=source.starts, files=source.files, skipped=source.skipped)
     logger.info("phase-1 features %s x %s in %d shard-aligned file(s) in %s", len(source), shape, len(shards), target)
-    return dataclasses.replace(source, shards=shards, dtype=dtype, record_shape=shape)
+    return features
 
 
 def _feature_shape(source: ShardSet, *, extract: Callable[[np.ndarray], np.ndarray]) -> tuple[int, ...]:
