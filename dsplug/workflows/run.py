@@ -302,7 +302,8 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
     rows: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
     evaluated = [p for p in ("devel", "test") if p in splits and not (p == "devel" and recipe.train.final_fit)]
     for name in evaluated:
-        outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size)
+        with reporter.progress(total=len(splits[name]), description=f"evaluating {name}") as update:
+            outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size, progress=update)
         metrics[name], file_outputs = _evaluate(task, splits[name], outputs, chunks[name], classes, recipe)
         rows.append((name, [str(f.path) for f in chunks[name].files], file_outputs, splits[name].file_targets))
         if task == "classification":
@@ -335,6 +336,7 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
 
     recipe = point.recipe
     run = RunDir(run_dir)
+    reporter.info("exporting: model.keras, then TFLite (the conversion takes a while for large backbones)")
     pipeline.end_to_end.save(run / RunDir.KERAS_MODEL)
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # float32 and the quantised/pruned models, with parity
