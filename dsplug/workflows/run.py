@@ -271,7 +271,8 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     write_history(run_dir / "history.csv", result.history)
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
-        series = {("devel_uar" if k == "devel_score" and task == "classification" else k): v for k, v in series.items() if not all(np.isnan(v))}
+        score = {"classification": "devel_uar", "multilabel": "devel_map", "regression": "devel_neg_mse"}[task]  # the selection score
+        series = {(score if k == "devel_score" else k): v for k, v in series.items() if not all(np.isnan(v))}
         phase2_ran = result.phase2_start < len(result.history)
         figures.plot_history(
             run_dir / RunDir.TRAINING_PLOT, history=series, phase_boundary=result.phase2_start if phase2_ran else None,
