@@ -414,7 +414,11 @@ def export_cmd(
             result = export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
+            from dsplug.report.markdown import EXPORT_SECTION, add_to_report, export_lines
+
             typer.echo(markdown.read_text(encoding="utf-8"))
+            if (run / RunDir.REPORT).is_file():  # the report people open shows the new models too
+                add_to_report(run.path, markdown="\n".join([EXPORT_SECTION, *export_lines(markdown.read_text(encoding="utf-8"))]))
         typer.echo(f"wrote {run / RunDir.EXPORT}")
         if web is not None:
             from dsplug.deploy.web import write_web_app

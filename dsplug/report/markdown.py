@@ -135,6 +135,16 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: The heading of the section ``dsplug export`` adds to an existing report.
+EXPORT_SECTION = "## Export (dsplug export)"
+
+
+def export_lines(export_markdown: str) -> list[str]:
+    """``export.md`` without its title, its ``##`` headings one level down (for a report section)."""
+    more = export_markdown.splitlines()[1:]
+    return [f"#{line}" if line.startswith("## ") else line for line in more]
+
+
 def write_report(
     run_dir: str | Path,
     *,
@@ -197,8 +207,7 @@ def write_report(
         "",
     ]
     if "parity" in exported and (run_dir / "export.md").is_file():  # quantised / pruned models too
-        more = (run_dir / "export.md").read_text(encoding="utf-8").splitlines()[1:]
-        lines += [f"#{line}" if line.startswith("## ") else line for line in more]
+        lines += export_lines((run_dir / "export.md").read_text(encoding="utf-8"))
     text = "\n".join(lines)
     markdown_path = write_atomic(run_dir / RunDir.REPORT, text)
     write_atomic(run_dir / RunDir.REPORT_HTML, to_html(text, base=run_dir, title=f"dsplug run: {recipe.name}"))
