@@ -181,7 +181,7 @@ def _fine_tune(pipeline: Any, *, config: ExportConfig, modes: Sequence[str], fit
     steps = (config.prune is not None) + (1 + (config.prune is not None)) * qat
     original = _Source(pruned=False, model=pipeline.end_to_end)
     sources, pruned = [original], None
-    with _progress(progress, total=steps, description="fine-tuning") as update:
+    with _progress(progress if steps else None, total=steps, description="fine-tuning") as update:  # no bar for nothing
         done = 0
         if qat:
             original.qat = quantization_aware_finetune(pipeline, epochs=config.qat_epochs, lr=config.qat_lr, **fit)
