@@ -428,13 +428,7 @@ class Augmentation(Plugin):
     """
 
     def apply(
-        self,
-        images: tf.Tensor,
-        labels: tf.Tensor,
-        strength: tf.Tensor,
-        *,
-        fill_value: tf.Tensor,
-        seed: tf.Tensor,
+        self, images: tf.Tensor, labels: tf.Tensor, strength: tf.Tensor, *, fill_value: tf.Tensor, seed: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Augment every sample of a batch with its own strength.
 

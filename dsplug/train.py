@@ -14,7 +14,6 @@ normalised images, and the gradient step is taken on the augmented batch.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import read_json, write_atomic
+from dsplug.artifacts import csv_text, read_json, write_atomic
 from dsplug.data import ChunkSource, LabelledChunks, cached_features, indexed_dataset
 from dsplug.distribute import input_pipelines
 from dsplug.errors import TrainError
@@ -278,27 +277,30 @@ class Trainer:
             if policy is not None:  # ranks the samples of this replica's batch
                 clean = per_sample_loss(task, targets, model(images, training=False), label_smoothing=smoothing)
                 images, targets = policy.apply(images, targets, clean, augmentations=augs, fill_value=fill, seed=seed)
-            with tf.GradientTape() as tape:
-                outputs = tf.cast(model(images, training=True), tf.float32)
-                loss = tf.reduce_sum(per_sample_loss(task, targets, outputs, label_smoothing=smoothing) * weights)
-                scaled = self._scaled(optimizer, loss)
-            self._apply(optimizer, tape, scaled, model.trainable_variables)
-            return loss
+            return self._gradient_step(optimizer, model=model, inputs=images, targets=targets, weights=weights)
 
         return self._distributed(replica_step)
 
     def _feature_step(self, optimizer: tf_keras.optimizers.Optimizer) -> Callable[..., tf.Tensor]:
-        head, task, smoothing = self.pipeline.head, self.task, self.config.label_smoothing
+        head = self.pipeline.head
 
         def replica_step(features: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                outputs = tf.cast(head(features, training=True), tf.float32)
-                loss = tf.reduce_sum(per_sample_loss(task, targets, outputs, label_smoothing=smoothing) * weights)
-                scaled = self._scaled(optimizer, loss)
-            self._apply(optimizer, tape, scaled, head.trainable_variables)
-            return loss
+            return self._gradient_step(optimizer, model=head, inputs=features, targets=targets, weights=weights)
 
         return self._distributed(replica_step)
+
+    def _gradient_step(
+        self, optimizer: tf_keras.optimizers.Optimizer, *, model: tf_keras.Model, inputs: tf.Tensor, targets: tf.Tensor,
+        weights: tf.Tensor,
+    ) -> tf.Tensor:
+        """One optimiser step of ``model`` on a replica's batch; returns the weighted loss (a scalar)."""
+        with tf.GradientTape() as tape:
+            outputs = tf.cast(model(inputs, training=True), tf.float32)
+            losses = per_sample_loss(self.task, targets, outputs, label_smoothing=self.config.label_smoothing)
+            loss = tf.reduce_sum(losses * weights)
+            scaled = self._scaled(optimizer, loss)
+        self._apply(optimizer, tape, scaled, model.trainable_variables)
+        return loss
 
     def extractor(self) -> Callable[[np.ndarray], np.ndarray]:
         """Frozen-backbone features of audio chunks (inference mode): float32 ``(b, samples)`` ->
@@ -550,11 +552,8 @@ def _fmt(row: dict[str, Any]) -> str:
 
 
 def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
-    """Write the per-epoch history as CSV."""
+    """Write the per-epoch history as CSV, atomically (a crash mid-write keeps the previous file)."""
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
+    write_atomic(path, csv_text(history, columns=keys))

@@ -47,35 +47,14 @@ class CutMix(Augmentation):
         )
 
     def apply(
-        self,
-        images: tf.Tensor,
-        labels: tf.Tensor,
-        strength: tf.Tensor,
-        *,
-        fill_value: tf.Tensor,
-        seed: tf.Tensor,
+        self, images: tf.Tensor, labels: tf.Tensor, strength: tf.Tensor, *, fill_value: tf.Tensor, seed: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Paste a patch from another sample onto every sample, with its own strength.
 
-        Parameters
-        ----------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            Normalised images.
-        labels : tf.Tensor [shape=(batch, num_classes), dtype=float32]
-            One-hot, multi-hot or already mixed targets.
-        strength : tf.Tensor [shape=(batch,), dtype=float32]
-            Per-sample strength in [0, 1] (clipped to it); 0 leaves the sample unchanged.
-        fill_value : tf.Tensor [shape=(3,), dtype=float32]
-            Unused (CutMix pastes image content, not a fill value).
-        seed : tf.Tensor [shape=(2,), dtype=int32]
-            Seed of the stateless random ops (partners, patch positions).
-
-        Returns
-        -------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            Images with the patches pasted.
-        labels : tf.Tensor [shape=(batch, num_classes), dtype=float32]
-            ``(1 - w) * labels + w * labels[partner]`` with ``w = pasted area / (H * W)``.
+        Arguments and shapes as :meth:`dsplug.api.Augmentation.apply`; ``strength`` is clipped to
+        [0, 1], ``fill_value`` is unused (CutMix pastes image content) and ``seed`` draws the
+        partners and patch positions. The labels returned are
+        ``(1 - w) * labels + w * labels[partner]`` with ``w = pasted area / (H * W)``.
         """
         del fill_value  # CutMix pastes image content
         shape = tf.shape(images)

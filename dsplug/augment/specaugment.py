@@ -83,35 +83,13 @@ class SpecAugment(Augmentation):
         )
 
     def apply(
-        self,
-        images: tf.Tensor,
-        labels: tf.Tensor,
-        strength: tf.Tensor,
-        *,
-        fill_value: tf.Tensor,
-        seed: tf.Tensor,
+        self, images: tf.Tensor, labels: tf.Tensor, strength: tf.Tensor, *, fill_value: tf.Tensor, seed: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Mask one band of columns and one band of rows in every sample.
 
-        Parameters
-        ----------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            Normalised images; frequency along axis 1, time along axis 2.
-        labels : tf.Tensor [shape=(batch, num_classes), dtype=float32]
-            Targets (returned unchanged).
-        strength : tf.Tensor [shape=(batch,), dtype=float32]
-            Per-sample strength in [0, 1] (clipped to it); 0 leaves the sample unchanged.
-        fill_value : tf.Tensor [shape=(3,), dtype=float32]
-            Normalised pixel value of silence, written into the masks.
-        seed : tf.Tensor [shape=(2,), dtype=int32]
-            Seed of the stateless random ops (mask positions).
-
-        Returns
-        -------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            Masked images.
-        labels : tf.Tensor [shape=(batch, num_classes), dtype=float32]
-            ``labels``, unchanged.
+        Arguments and shapes as :meth:`dsplug.api.Augmentation.apply`; ``strength`` is clipped to
+        [0, 1], the masks are filled with ``fill_value`` (silence), ``seed`` draws their positions
+        and the labels are returned unchanged.
         """
         shape = tf.shape(images)
         height, width = shape[1], shape[2]

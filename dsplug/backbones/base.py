@@ -150,18 +150,8 @@ class KerasApplicationBackbone(Backbone):
             cls.weight_sources = {"imagenet": files[0] if len(files) == 1 else files} if files else {}
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
-        """Normalise images as the backbone's ImageNet weights expect (see ``spec``).
-
-        Parameters
-        ----------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            RGB images with values in [0, 255].
-
-        Returns
-        -------
-        tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            Normalised images.
-        """
+        """Normalise RGB images in [0, 255] as the backbone's ImageNet weights expect (``spec``'s
+        preprocessing mode); shapes as :meth:`dsplug.api.Backbone.preprocess`."""
         return preprocess_images(images, mode=self.spec.preprocessing)
 
     def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:

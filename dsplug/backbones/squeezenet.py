@@ -92,37 +92,11 @@ class SqueezeNetV1(Backbone):
     min_input_size: ClassVar[int] = 32
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
-        """RGB -> BGR and ImageNet mean subtraction ("caffe" mode).
-
-        Parameters
-        ----------
-        images : tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            RGB images with values in [0, 255].
-
-        Returns
-        -------
-        tf.Tensor [shape=(batch, height, width, 3), dtype=float32]
-            BGR images, mean-free, roughly in [-124, 152].
-        """
+        """RGB -> BGR and ImageNet mean subtraction ("caffe" mode): BGR images, mean-free, roughly in
+        [-124, 152]; shapes as :meth:`dsplug.api.Backbone.preprocess`."""
         return preprocess_images(images, mode="caffe")
 
     def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
-        """Build SqueezeNet 1.1 features, randomly initialised.
-
-        Parameters
-        ----------
-        input_shape : tuple[int, int, int]
-            (height, width, 3), height and width >= 32.
-
-        Returns
-        -------
-        tf_keras.Model
-            Maps (batch, height, width, 3) to (batch, h, w, 512) features.
-
-        Raises
-        ------
-        RecipeError
-            If ``input_shape`` is too small or not RGB.
-        """
+        """Build SqueezeNet 1.1 features, randomly initialised (see :func:`squeezenet_v1_1`)."""
         shape = self.image_shape(input_shape, name=self.name or type(self).__name__)
         return squeezenet_v1_1(input_shape=shape)

@@ -267,6 +267,11 @@ def _items(rows: list[dict[str, str]], *, source: Path, has_partition: bool, che
         audio = Path(row["path"]).expanduser()
         if not audio.is_absolute():
             audio = base / audio
+        if check_files and audio.is_dir():
+            raise DataError(
+                f"manifest {source}, line {number}: {row['path']!r} is a folder, not an audio file; "
+                "list the audio files inside it (or give the folder itself as data.manifest)"
+            )
         if check_files and not audio.is_file():
             absent.append(f"line {number}: {row['path']}")
         partition = row.get("partition", "") if has_partition else ""

@@ -70,12 +70,7 @@ def check_scores(scores: Any, *, name: str, n_rows: int | None, n_classes: int) 
             f"{name} has {arr.shape[1]} columns but there are {n_classes} labels; pass one column "
             "per class, in the order of labels"
         )
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise DataError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} contains NaN or infinite values; check the model outputs")
-    return arr
+    return _real_finite(arr, name=name, hint="; check the model outputs")
 
 
 def check_values(y: Any, *, name: str, n: int | None = None) -> np.ndarray:
@@ -89,11 +84,17 @@ def check_values(y: Any, *, name: str, n: int | None = None) -> np.ndarray:
         raise DataError(
             f"{name} has {arr.size} values but there are {n} samples; pass one per sample"
         )
+    return _real_finite(arr, name=name, hint="")
+
+
+def _real_finite(arr: np.ndarray, *, name: str, hint: str) -> np.ndarray:
+    """``arr`` as ``float64`` if it holds real, finite numbers (any shape); ``hint`` ends the
+    message about non-finite values."""
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} contains NaN or infinite values")
+        raise DataError(f"{name} contains NaN or infinite values{hint}")
     return arr
 
 

@@ -84,12 +84,7 @@ def classification_metrics(
 
 
 def regression_metrics(
-    *,
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    *, y_true: np.ndarray, y_pred: np.ndarray, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, Any]:
     """Regression metrics, with a bootstrap confidence interval of the CCC.
 
@@ -121,13 +116,7 @@ def regression_metrics(
         pearson = None
     ccc = ccc_rows(truth, pred)
     ccc_ci = bootstrap_ci(
-        y_true=truth,
-        y_pred=pred,
-        metric=ccc_rows,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence=confidence,
-        seed=seed,
+        y_true=truth, y_pred=pred, metric=ccc_rows, vectorized=True, n_resamples=n_resamples, confidence=confidence, seed=seed
     )
     return {
         "mse": mse,
@@ -249,13 +238,7 @@ def evaluate_partition(
 
     uar_ci, acc_ci = (
         bootstrap_ci(
-            y_true=truth,
-            y_pred=pred,
-            metric=metric,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence=confidence,
-            seed=seed,
+            y_true=truth, y_pred=pred, metric=metric, vectorized=True, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
         for metric in (uar_of_rows, accuracy_rows)
     )

@@ -10,6 +10,17 @@ channels); positive values are evidence for the class, negative values evidence 
 * :func:`occlusion_map` -- a patch of silence slid over the image (Zeiler & Fergus 2014).
 * :func:`shap_map` -- Owen values from the ``shap`` package's partition explainer.
 
+Their common parameters:
+
+classifier : tf_keras.Model
+    Normalised images (batch, H, W, 3) -> probabilities (batch, k).
+image : np.ndarray [shape=(H, W, 3), dtype=float32]
+    Normalised image (the classifier's input).
+target : int
+    Index of the explained class.
+silence : np.ndarray [shape=(3,)]
+    Normalised value of silence, the reference (baseline image, patch fill, hidden pixels).
+
 Examples
 --------
 >>> attribution = attribute(classifier, image, method="occlusion", target=1,
@@ -89,14 +100,8 @@ def integrated_gradients(
 
     Parameters
     ----------
-    classifier : tf_keras.Model
-        Normalised images (batch, H, W, 3) -> probabilities (batch, k).
-    image : np.ndarray [shape=(H, W, 3), dtype=float32]
-        Normalised image (the classifier's input).
-    target : int
-        Index of the explained class.
-    silence : np.ndarray [shape=(3,)]
-        Normalised value of silence: the baseline image is filled with it.
+    classifier, image, target, silence
+        As in the module docstring.
     steps : int
         Points on the path (more: a closer approximation of the integral).
 
@@ -136,14 +141,8 @@ def occlusion_map(
 
     Parameters
     ----------
-    classifier : tf_keras.Model
-        Normalised images (batch, H, W, 3) -> probabilities (batch, k).
-    image : np.ndarray [shape=(H, W, 3), dtype=float32]
-        Normalised image.
-    target : int
-        Index of the explained class.
-    silence : np.ndarray [shape=(3,)]
-        Normalised value of silence (the patch fill).
+    classifier, image, target, silence
+        As in the module docstring.
     patch : int, optional
         Patch side in pixels; default ``max(2, min(H, W) // 8)``.
     stride : int, optional
@@ -205,14 +204,8 @@ def shap_map(
 
     Parameters
     ----------
-    classifier : tf_keras.Model
-        Normalised images (batch, H, W, 3) -> probabilities (batch, k).
-    image : np.ndarray [shape=(H, W, 3), dtype=float32]
-        Normalised image.
-    target : int
-        Index of the explained class.
-    silence : np.ndarray [shape=(3,)]
-        Normalised value of silence (the value of hidden pixels).
+    classifier, image, target, silence
+        As in the module docstring.
     max_evals : int
         Model evaluations (more: finer regions, slower).
 
@@ -261,16 +254,10 @@ def attribute(
 
     Parameters
     ----------
-    classifier : tf_keras.Model
-        Normalised images (batch, H, W, 3) -> probabilities (batch, k).
-    image : np.ndarray [shape=(H, W, 3), dtype=float32]
-        Normalised image (the classifier's input).
+    classifier, image, target, silence
+        As in the module docstring.
     method : {"shap", "occlusion", "gradients"}
         :func:`shap_map`, :func:`occlusion_map` or :func:`integrated_gradients`.
-    target : int
-        Index of the explained class.
-    silence : np.ndarray [shape=(3,)]
-        Normalised value of silence (the reference of every method).
     patch, stride : int, optional
         Occlusion patch side and step in pixels.
     steps : int

@@ -72,6 +72,13 @@ def _pool(features: tf.Tensor, *, pooling: str) -> tf.Tensor:
     return tf_keras.layers.GlobalMaxPooling2D(name="head_pool")(features)
 
 
+def _hidden(x: tf.Tensor, *, units: int, dropout: float) -> tf.Tensor:
+    """Dense(units) + AReLU, then Dropout(dropout) when ``dropout > 0``: (batch, c) -> (batch, units)."""
+    x = tf_keras.layers.Dense(units, name="head_dense")(x)
+    x = AReLU(name="head_arelu")(x)
+    return tf_keras.layers.Dropout(dropout, name="head_dropout")(x) if dropout > 0 else x
+
+
 def _output(x: tf.Tensor, *, num_outputs: int, task: str) -> tf.Tensor:
     """Dense(num_outputs) + the task's activation, computed in float32."""
     logits = tf_keras.layers.Dense(num_outputs, name="head_logits")(x)
@@ -98,32 +105,12 @@ class MLPHead(Head):
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
-        """Add the MLP head on top of ``features``.
-
-        Parameters
-        ----------
-        features : tf.Tensor [shape=(batch, h, w, channels) or (batch, channels)]
-            The backbone's feature maps (Keras symbolic tensor).
-        num_outputs : int
-            Number of classes (>= 1).
-        task : {"classification", "multilabel"}
-            Softmax output for ``classification``, sigmoid for ``multilabel``.
-
-        Returns
-        -------
-        tf.Tensor [shape=(batch, num_outputs), dtype=float32]
-            Class or label probabilities.
-
-        Raises
-        ------
-        PluginError
-            For an unsupported task, or ``num_outputs < 1``.
+        """Pool, Dense(units) + AReLU + Dropout, then the task's output layer; arguments, shapes
+        and errors as :meth:`dsplug.api.Head.build` (tasks: classification, multilabel).
         """
         _check_build_args(self, num_outputs=num_outputs, task=task)
         x = _pool(features, pooling=self.options.pooling)
-        x = tf_keras.layers.Dense(self.options.units, name="head_dense")(x)
-        x = AReLU(name="head_arelu")(x)
-        x = tf_keras.layers.Dropout(self.options.dropout, name="head_dropout")(x)
+        x = _hidden(x, units=self.options.units, dropout=self.options.dropout)
         return _output(x, num_outputs=num_outputs, task=task)
 
 
@@ -139,26 +126,8 @@ class LinearHead(Head):
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
-        """Add the linear head on top of ``features``.
-
-        Parameters
-        ----------
-        features : tf.Tensor [shape=(batch, h, w, channels) or (batch, channels)]
-            The backbone's feature maps (Keras symbolic tensor).
-        num_outputs : int
-            Number of classes (>= 1).
-        task : {"classification", "multilabel"}
-            Softmax output for ``classification``, sigmoid for ``multilabel``.
-
-        Returns
-        -------
-        tf.Tensor [shape=(batch, num_outputs), dtype=float32]
-            Class or label probabilities.
-
-        Raises
-        ------
-        PluginError
-            For an unsupported task, or ``num_outputs < 1``.
+        """Pool, optional Dropout, then the task's output layer; arguments, shapes and errors as
+        :meth:`dsplug.api.Head.build` (tasks: classification, multilabel).
         """
         _check_build_args(self, num_outputs=num_outputs, task=task)
         x = _pool(features, pooling=self.options.pooling)
@@ -206,8 +175,5 @@ class RegressionHead(Head):
         _check_build_args(self, num_outputs=num_outputs, task=task)
         x = _pool(features, pooling=self.options.pooling)
         if self.options.units > 0:
-            x = tf_keras.layers.Dense(self.options.units, name="head_dense")(x)
-            x = AReLU(name="head_arelu")(x)
-            if self.options.dropout > 0:
-                x = tf_keras.layers.Dropout(self.options.dropout, name="head_dropout")(x)
+            x = _hidden(x, units=self.options.units, dropout=self.options.dropout)
         return _output(x, num_outputs=num_outputs, task=task)

@@ -19,7 +19,9 @@ import numpy as np
 from dsplug import data as data_stage
 from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
+from dsplug.errors import DataError
 from dsplug.recipe.loader import RecipePoint
+from dsplug.recipe.preflight import preflight
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,12 @@ def load_manifest_of(recipe: Any) -> data_stage.Manifest:
     something to evaluate on (devel or test)."""
     manifest = data_stage.manifest_for(recipe.data, seed=recipe.seed)
     data_stage.check_evaluable(manifest)
+    if recipe.train.final_fit and not manifest.partition("test"):
+        raise DataError(
+            f"manifest {manifest.source}: train.final_fit trains on train and devel, so it is evaluated on "
+            "test, but the test partition is empty; mark some rows partition=test, or set "
+            "train.final_fit: false"
+        )
     return manifest
 
 
@@ -157,6 +165,7 @@ def run_point(point: RecipePoint, *, run_dir: str | Path, reporter: Reporter | N
 
 def _run(point: RecipePoint, *, run: RunDir, reporter: Reporter) -> dict[str, Any]:
     recipe = point.recipe
+    preflight(recipe)  # the CLI has run it already (and shown its notes); library callers get it here
     run.check_writable()
     manifest = load_manifest_of(recipe)
     with run.lock():

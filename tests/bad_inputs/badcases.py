@@ -254,8 +254,7 @@ for name, text, *expect in [
     ("nul-in-path", rows("a/x_train_2.wav\x00,x,train"), "line 10"),
 ]:
     case("manifest", name, manifest(text), *expect)
-case("manifest", "directory-as-audio", manifest(rows("a,x,train")), "line 10", "'a' is a folder",
-     marks=needs_fix("data/manifest.py:_items: a path naming a folder is reported as a missing file"))
+case("manifest", "directory-as-audio", manifest(rows("a,x,train")), "line 10", "'a' is a folder")
 
 case("manifest", "label-not-in-classes", manifest(rows(), recipe=RECIPE.replace("chunk_seconds: 0.5}", "chunk_seconds: 0.5, classes: [x]}")),
      "line 4: label 'y' is not in data.classes (x)")
@@ -276,8 +275,7 @@ case("manifest", "group-pattern-invalid", manifest(rows(), recipe=RECIPE.replace
      "data.group_pattern '((' is not a valid regular expression")
 case("manifest", "too-small-to-split", manifest("path,label\na/x_train_0.wav,x\na/y_train_0.wav,y\n"), "2 files cannot be split into train, devel and test")
 case("manifest", "final-fit-without-test",
-     manifest(rows(keep=6), recipe=RECIPE.replace("train: {", "train: {final_fit: true, ")), "train.final_fit", "test partition is empty",
-     marks=needs_fix("workflows/run.py:load_manifest_of: train.final_fit with an empty test partition evaluates nothing (metrics.json {})"))
+     manifest(rows(keep=6), recipe=RECIPE.replace("train: {", "train: {final_fit: true, ")), "train.final_fit", "test partition is empty")
 case("manifest", "folder-without-classes", lambda f: (f / "empty").mkdir() or ["validate", str(write(f / "r.yaml", RECIPE.replace("m.csv", "empty")))],
      "holds no audio file in a class folder")
 # doubtful rows are warnings: validate passes and says so

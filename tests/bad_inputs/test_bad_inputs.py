@@ -105,8 +105,6 @@ class _Unprintable:
         raise RuntimeError("killed mid-write")
 
 
-@pytest.mark.xfail(strict=True, reason="needs runtime fix: dsplug/train.py:write_history must write history.csv "
-                   "atomically (artifacts.csv_text + write_atomic), so a crash mid-write keeps the previous file")
 def test_history_is_written_atomically(tmp_path):
     from dsplug.train import write_history
 
@@ -118,8 +116,6 @@ def test_history_is_written_atomically(tmp_path):
     assert path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="needs runtime fix: dsplug/workflows/run.py:_run must call "
-                   "dsplug.recipe.preflight.preflight(point.recipe) before it locks, writes or decodes (the CLI does)")
 def test_run_point_refuses_what_the_preflight_refuses_before_writing(tmp_path, monkeypatch):
     from dsplug import data
     from dsplug.errors import RecipeError
