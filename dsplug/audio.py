@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import warnings
 from typing import Literal
 
@@ -89,6 +90,37 @@ def _check_rate(rate: int, *, path: str) -> int:
     return rate
 
 
+#: What librosa warns on every file it decodes after libsndfile failed (it tries soundfile once
+#: more, then the deprecated audioread backend): (category, message pattern).
+LIBROSA_FALLBACK_WARNINGS = (
+    (UserWarning, r"PySoundFile failed"),
+    (FutureWarning, r"librosa\.core\.audio\.__audioread_load"),
+)
+#: Set once the librosa fallback has been logged in this process (cleared: log it again).
+FALLBACK_LOGGED = threading.Event()
+_FALLBACK_LOCK = threading.Lock()
+
+
+def _quiet_fallback(path: str) -> None:
+    """Filter librosa's fallback warnings for the process, and log the fallback once.
+
+    Files are decoded on several threads (:mod:`dsplug.data`), where ``warnings.catch_warnings``
+    does not work: it swaps the process-wide filter list, so one thread's exit restores the
+    filters while another still decodes, and the warnings reached the terminal once per file. The
+    two known warnings are filtered instead (the filters stay; adding them again only moves them
+    first), and one log line says that the slower decoder is in use.
+    """
+    with _FALLBACK_LOCK:
+        for category, message in LIBROSA_FALLBACK_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        if not FALLBACK_LOGGED.is_set():
+            FALLBACK_LOGGED.set()
+            logger.info(
+                "%s is not in a format libsndfile reads (WAV, FLAC, OGG, MP3); such files are decoded with "
+                "librosa/audioread, which is slower and needs ffmpeg (converting them once is faster)", path,
+            )
+
+
 def _decode(path: str) -> tuple[np.ndarray, int]:
     """Decode a file to (samples, sample rate) with samples of shape (n, channels), float32."""
     try:
@@ -114,11 +146,9 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
             "libsndfile does not read; convert it to WAV, FLAC or OGG (e.g. `ffmpeg -i IN OUT.wav`)"
         ) from first_error
 
+    _quiet_fallback(path)
     try:
-        with warnings.catch_warnings():
-            # librosa warns that it falls back to the deprecated audioread backend.
-            warnings.simplefilter("ignore")
-            data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
+        data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
     except Exception as err:  # audioread/ffmpeg raise many unrelated types
         fallback = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise AudioError(

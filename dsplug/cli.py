@@ -414,7 +414,11 @@ def export_cmd(
             result = export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
         if markdown.is_file():
+            from dsplug.report.markdown import EXPORT_SECTION, add_to_report, export_lines
+
             typer.echo(markdown.read_text(encoding="utf-8"))
+            if (run / RunDir.REPORT).is_file():  # the report people open shows the new models too
+                add_to_report(run.path, markdown="\n".join([EXPORT_SECTION, *export_lines(markdown.read_text(encoding="utf-8"))]))
         typer.echo(f"wrote {run / RunDir.EXPORT}")
         if web is not None:
             from dsplug.deploy.web import write_web_app
@@ -432,7 +436,7 @@ def explain_cmd(
     method: Annotated[str, typer.Option("--method", help="shap, occlusion or gradients (integrated gradients).")] = "gradients",
     target: Annotated[Optional[str], typer.Option("--class", help="Explain this class (default: the predicted one).")] = None,
     chunk: Annotated[int, typer.Option("--chunk", help="Which chunk of the file.")] = 0,
-    examples: Annotated[Optional[int], typer.Option("--examples", help="Per class, the N most confident correct and incorrect devel files; appended to report.md.")] = None,
+    examples: Annotated[Optional[int], typer.Option("--examples", help="Per class, the N most confident correct and incorrect devel files; added to report.md and report.html.")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -451,7 +455,7 @@ def explain_cmd(
         if examples is not None:
             result = explain.explain_examples(run_dir, n=examples, method=method, out=out)
             add_to_report(run_dir, markdown=result.markdown)
-            typer.echo(f"wrote {result.figure} and added the examples to {run_dir / 'report.md'}")
+            typer.echo(f"wrote {result.figure} and added the examples to {run_dir / 'report.md'} and report.html")
             return
         assert audio is not None
         target_out = out or run_dir / f"{audio.stem}-{method}.png"

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +346,9 @@ def tapped(backbone: tf_keras.Model, *, layers: list[str]) -> tf_keras.Model:
     return tf_keras.Model(backbone.input, joined, name=f"{backbone.name}_taps")
 
 
-def predict_batches(model: tf_keras.Model, inputs: np.ndarray | ChunkSource, *, batch_size: int) -> np.ndarray:
+def predict_batches(
+    model: tf_keras.Model, inputs: np.ndarray | ChunkSource, *, batch_size: int, progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Outputs of a Keras model for many inputs, batch by batch, in inference mode.
 
     Parameters
@@ -358,6 +360,8 @@ def predict_batches(model: tf_keras.Model, inputs: np.ndarray | ChunkSource, *, 
         read in chunk order one batch at a time.
     batch_size : int
         Inputs per call.
+    progress : callable, optional
+        Called after each batch with the number of inputs done so far (for a progress bar).
 
     Returns
     -------
@@ -367,7 +371,12 @@ def predict_batches(model: tf_keras.Model, inputs: np.ndarray | ChunkSource, *, 
         batches: Iterator[np.ndarray] = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size))
     else:
         batches = inputs.batches(batch_size=batch_size)
-    outputs = [model(batch, training=False).numpy() for batch in batches]
+    outputs, done = [], 0
+    for batch in batches:
+        outputs.append(model(batch, training=False).numpy())
+        done += len(batch)
+        if progress is not None:
+            progress(done)
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
 
 

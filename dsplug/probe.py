@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,15 @@ def _folds(files: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, folds: 
     from sklearn.model_selection import StratifiedGroupKFold
 
     ids, first = np.unique(files, return_index=True)
-    n_groups = len(np.unique(groups[first]))
-    splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
-    return [ids[held] for _, held in splitter.split(ids, labels[first], groups[first])]
+    n_splits = min(folds, len(np.unique(groups[first])))
+    counts = np.bincount(labels[first])
+    smallest = int(counts[counts > 0].min())
+    if smallest < n_splits:
+        logger.info("probe: the smallest class has %d files for %d folds: some folds hold none of it", smallest, n_splits)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # scikit-learn's "least populated class" warning: said above, in words
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return [ids[held] for _, held in splitter.split(ids, labels[first], groups[first])]
 
 
 def select_and_fit(

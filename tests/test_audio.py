@@ -253,3 +253,37 @@ def test_nan_samples(tmp_path: Path) -> None:
 def test_bad_sample_rate() -> None:
     with pytest.raises(AudioError, match="sample_rate"):
         load_audio(TONES[0], sample_rate=0)
+
+
+def test_fallback_decoder_warnings_stay_quiet_on_threads(tmp_path: Path, caplog) -> None:
+    """librosa warns on every file it decodes after soundfile failed; decoding runs on threads,
+    where ``warnings.catch_warnings`` is not safe, so those warnings leaked to the terminal. They
+    are filtered for the process; the fallback is logged once instead."""
+    import logging
+    import warnings
+
+    from dsplug import audio
+    from dsplug.data.chunks import ordered_map
+
+    paths = []
+    for i in range(24):
+        path = tmp_path / f"clip{i}.m4a"  # not a libsndfile format: the librosa/audioread fallback
+        path.write_bytes(np.random.default_rng(i).bytes(2000))
+        paths.append(path)
+
+    def decode(path: Path) -> str:
+        try:
+            load_audio(path, sample_rate=16000)
+        except AudioError as err:
+            return str(err)
+        return ""
+
+    audio.FALLBACK_LOGGED.clear()  # as in a fresh process
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="dsplug.audio"):
+        warnings.simplefilter("always")
+        errors = list(ordered_map(decode, paths, workers=4))
+    assert all("cannot decode audio file" in error for error in errors)
+    leaked = [str(w.message) for w in caught if "PySoundFile" in str(w.message) or "audioread" in str(w.message)]
+    assert not leaked, leaked[:2]
+    fallback = [r for r in caplog.records if "librosa/audioread" in r.getMessage()]
+    assert len(fallback) == 1, [r.getMessage() for r in fallback]

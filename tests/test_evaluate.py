@@ -453,6 +453,69 @@ def test_plot_history_writes_png(tmp_path: Path) -> None:
     assert image[..., :3].std() > 0.05
 
 
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The figures the plot functions save (drawn, so that extents are known)."""
+    saved: list = []
+
+    def keep(figure, path, *, what):
+        figure.canvas.draw()
+        saved.append(figure)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return saved
+
+
+def overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_training_curves_keep_their_legend_off_the_curves_and_name_the_series(monkeypatch, tmp_path: Path) -> None:
+    """The legends sat on the curves (upper right, over a rising devel loss), and the panels
+    were labelled ``devel_uar`` / ``metric``."""
+    saved = drawn(monkeypatch)
+    x = np.arange(12)
+    history = {"loss": list(0.7 - 0.01 * x), "devel_loss": list(0.7 + 0.005 * x), "devel_uar": list(0.5 + 0.02 * x)}
+    figures.plot_history(tmp_path / "t.png", history=history, phase_boundary=2, best_epoch=8)
+    [figure] = saved
+    assert all(axes.get_legend() is None for axes in figure.axes) and len(figure.legends) == 1
+    legend = figure.legends[0]
+    for axes in figure.axes:
+        assert not overlaps(legend.get_window_extent(), axes.get_window_extent())
+    names = [text.get_text() for text in legend.get_texts()]
+    assert {"training loss", "devel loss", "devel UAR (files)", "phase 2 starts", "best epoch (8)"} <= set(names)
+    assert len(names) == len(set(names))  # the phase and best-epoch lines once, not once per panel
+    assert [axes.get_ylabel() for axes in figure.axes] == ["loss", "devel UAR (files)"]
+
+
+def test_precision_recall_legend_stays_off_the_curves(monkeypatch, tmp_path: Path) -> None:
+    saved = drawn(monkeypatch)
+    rng = np.random.default_rng(0)
+    y_true = (rng.random((40, 5)) < 0.4).astype(int)
+    figures.plot_pr(tmp_path / "pr.png", y_true=y_true, scores=rng.random((40, 5)), labels=list("abcde"))
+    [figure] = saved
+    [axes] = figure.axes
+    assert axes.get_legend() is None and len(figure.legends) == 1
+    assert not overlaps(figure.legends[0].get_window_extent(), axes.get_window_extent())
+    low, high = axes.get_xlim()
+    assert low < 0 and high > 1  # a curve along recall 0 or 1 is not hidden by the frame
+
+
+@pytest.mark.parametrize(("k", "columns"), [(3, 3), (5, 3), (6, 3), (10, 4)])
+def test_example_images_wrap_into_rows_readable_in_the_report(monkeypatch, tmp_path: Path, k: int, columns: int) -> None:
+    """Six classes made one 15-inch strip, shrunk to 60 % in report.html (tick labels 4 pt)."""
+    saved = drawn(monkeypatch)
+    images = np.random.default_rng(0).uniform(0, 255, (k, 32, 40, 3))
+    ticks = (np.array([31.0, 16.0, 0.0]), ["0", "1k", "8k"])
+    figures.plot_examples(tmp_path / "e.png", images=images, labels=labels_of(k), seconds=1.0, freq_ticks=ticks)
+    [figure] = saved
+    lefts = sorted({round(axes.get_position().x0, 3) for axes in figure.axes})
+    assert len(lefts) == columns
+    width, _ = figure.get_size_inches()
+    assert width <= 11.0  # at 120 dpi: at most 1320 px, shown at >= 73 % in the 60rem report
+    for axes in figure.axes:
+        assert all(label.get_fontsize() >= 8 for label in axes.get_xticklabels())
+
+
 # ---------------------------------------------------------------------------------------------
 # errors, imports
 # ---------------------------------------------------------------------------------------------

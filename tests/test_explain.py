@@ -247,3 +247,35 @@ def test_add_to_report_replaces_an_earlier_explanations_section(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert text.count("## Explanations (devel)") == 1 and "| c | d |" in text and "| a | b |" not in text
     assert text.startswith("# run\n\n## Results\n\n- UAR 0.9\n\n## Export\n\nsmall\n\n## Explanations")
+
+
+def test_added_sections_reach_the_html_report(tmp_path):
+    """`dsplug explain --examples` added its section to report.md only: report.html, the page
+    people open, never showed the explanations."""
+    from dsplug.report.markdown import to_html
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.wav").write_bytes(b"")
+    (tmp_path / "report.md").write_text("# dsplug run: band\n\n## Results\n\n- UAR 0.9\n")
+    (tmp_path / "report.html").write_text(to_html("# dsplug run: band\n", base=tmp_path, title="dsplug run: band"))
+    add_to_report(tmp_path, markdown="## Explanations (devel)\n\n| file |\n|---|\n| [a.wav](clips/a.wav) |\n")
+    page = (tmp_path / "report.html").read_text()
+    assert "<title>dsplug run: band</title>" in page and "<h2>Explanations (devel)</h2>" in page
+    assert '<audio controls preload="none" src="clips/a.wav"></audio>' in page  # the clip plays in place
+
+
+def test_explanation_rows_link_their_clips(tmp_path):
+    from dsplug.explain.examples import Example, _markdown
+
+    class Run:
+        run_dir = tmp_path / "run"
+        recipe = None
+
+    clip = tmp_path / "data" / "neko_drown.ogg"
+    example = Example(path=str(clip), label="breath", predicted="breath", confidence=0.9, correct=True, chunk=0,
+                      start=0.0, image=np.zeros((2, 2, 3)), attribution=np.zeros((2, 2)))
+    text = _markdown(Run.run_dir / "explanations.png", run=Run(), examples=[example], n=1, method="gradients", trained_on=False)
+    assert "| [neko_drown.ogg](../data/neko_drown.ogg) | breath | breath | 0.900 | yes | 0.00 |" in text
+    assert "trained on" not in text
+    text = _markdown(Run.run_dir / "explanations.png", run=Run(), examples=[example], n=1, method="gradients", trained_on=True)
+    assert "train.final_fit" in text  # devel was part of the final fit: few mistakes to show there

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import shutil
@@ -355,3 +356,20 @@ def test_qat_quantises_batchnorm_together_with_the_layer_before_it():
     y = layers.BatchNormalization(name="bn_dense")(layers.Dense(2, name="dense")(y))
     model = tf_keras.Model(images, y)
     assert qat_module._batchnorm_after_linear(model) == {"bn_conv", "bn_dw", "bn_dense"}
+
+
+def test_no_fine_tuning_bar_when_nothing_is_fine_tuned():
+    """int8 alone showed an empty 'fine-tuning: 0' bar during `dsplug run`."""
+    from types import SimpleNamespace
+
+    from dsplug.deploy.export import _fine_tune
+
+    bars = []
+
+    def progress(*, total, description):
+        bars.append(description)
+        return contextlib.nullcontext(lambda done: None)
+
+    config = SimpleNamespace(prune=None)
+    sources, pruned = _fine_tune(SimpleNamespace(end_to_end="model"), config=config, modes=["int8"], fit={}, progress=progress)
+    assert bars == [] and pruned is None and [s.model for s in sources] == ["model"]

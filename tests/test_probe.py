@@ -98,3 +98,19 @@ def test_with_two_groups_c_is_chosen_like_the_final_fit():
         fit_rows=np.ones(len(x), bool), n_classes=3, cs=(0.001, 1.0), seed=0, holdout=devel,
     )
     assert refit.selection.startswith("5-fold cross-validation over files (only 2 groups")
+
+
+def test_a_class_smaller_than_the_folds_is_said_in_words_not_warned(caplog):
+    """scikit-learn's "The least populated class in y has only 4 members" warning reached the
+    terminal of `dsplug run` on small data; the log says it plainly instead."""
+    import logging
+    import warnings
+
+    rng = np.random.default_rng(7)
+    x, y, g = _data(rng, n=120, k=3, groups=8)
+    y[:4], y[4:][y[4:] == 2] = 2, 0  # class 2: 4 files, fewer than the 5 folds
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="dsplug.probe"):
+        warnings.simplefilter("always")
+        _fit(x, y, g)
+    assert not [w for w in caught if "least populated" in str(w.message)]
+    assert any("smallest class has 4 files for 5 folds" in r.getMessage() for r in caplog.records)

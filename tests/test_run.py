@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
@@ -42,13 +43,40 @@ def tiny(tmp_path_factory):
     return write_recipe(folder / "tiny.yaml", RECIPE.format(manifest=manifest))
 
 
+class RecordingReporter:
+    """Records what a run reports: its lines and, per progress bar, the description and the updates."""
+
+    def __init__(self):
+        self.lines, self.bars = [], []
+
+    def info(self, message):
+        self.lines.append(message)
+
+    @contextlib.contextmanager
+    def progress(self, *, total, description):
+        updates = []
+        self.bars.append((description, total, updates))
+        yield updates.append
+
+
 @pytest.fixture(scope="module")
 def finished(tiny, tmp_path_factory):
     """One finished run shared by the tests (copy it before changing it); its recipe's export
-    section asks for a dynamic-range model too."""
+    section asks for a dynamic-range model too. ``result["reporter"]`` recorded its progress."""
     [point] = load_recipe(tiny, overrides=["export.quantize=[dynamic]"])
     out = tmp_path_factory.mktemp("run") / "run"
-    return point, out, run_point(point, run_dir=out)
+    reporter = RecordingReporter()
+    return point, out, {**run_point(point, run_dir=out, reporter=reporter), "reporter": reporter}
+
+
+def test_every_long_stage_shows_progress(finished):
+    """Evaluation predicted every devel and test chunk without a bar (~15 s of silence on the demo)."""
+    reporter = finished[2]["reporter"]
+    bars = {description: (total, updates) for description, total, updates in reporter.bars}
+    for name in ("decoding train", "evaluating devel", "evaluating test"):
+        assert name in bars, sorted(bars)
+    total, updates = bars["evaluating test"]
+    assert total == 20 and updates and updates[-1] == total  # 20 test chunks (one per file), all counted
 
 
 def copy_run(finished, tmp_path):

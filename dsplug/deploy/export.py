@@ -181,7 +181,7 @@ def _fine_tune(pipeline: Any, *, config: ExportConfig, modes: Sequence[str], fit
     steps = (config.prune is not None) + (1 + (config.prune is not None)) * qat
     original = _Source(pruned=False, model=pipeline.end_to_end)
     sources, pruned = [original], None
-    with _progress(progress, total=steps, description="fine-tuning") as update:
+    with _progress(progress if steps else None, total=steps, description="fine-tuning") as update:  # no bar for nothing
         done = 0
         if qat:
             original.qat = quantization_aware_finetune(pipeline, epochs=config.qat_epochs, lr=config.qat_lr, **fit)
@@ -298,7 +298,8 @@ def export_run(run: RunDir, *, config: ExportConfig, progress: Any = None) -> di
             if not item.name.endswith(".part"):
                 item.replace(run / item.name)
         run.write_export_summary(result)
-        write_atomic(run / RunDir.EXPORT_REPORT, _export_markdown(result))
+        trained_on = recipe.train.final_fit and audio.partition == "devel"
+        write_atomic(run / RunDir.EXPORT_REPORT, _export_markdown(result, trained_on=trained_on))
     except DsplugError:
         raise
     except Exception as err:
@@ -342,10 +343,18 @@ def _export_summary(run: RunDir, *, written: Mapping[str, dict[str, Any]], repor
     }
 
 
-def _export_markdown(result: Mapping[str, Any]) -> str:
-    """export.md: the parity tables, the float32 layers of int8 and QAT models, the pruning."""
+def _export_markdown(result: Mapping[str, Any], *, trained_on: bool = False) -> str:
+    """export.md: the parity tables, the float32 layers of int8 and QAT models, the pruning.
+    ``trained_on``: the parity partition (devel) was part of the final fit (say so)."""
     parity = result["parity"]
     lines = ["# Export", "", f"Parity against Keras on the {parity['partition']} partition.", ""]
+    if trained_on:
+        lines += [
+            "Devel was part of the final fit (`train.final_fit: true`): its UAR here is on files the model was "
+            "trained on, not a result; compare each model with Keras (the change and the agreement). The test "
+            "result is in report.md.",
+            "",
+        ]
     lines += ["## Trained model", "", format_parity(parity["original"]), ""]
     for name, model in result["models"].items():
         if model["quantize"] != "int8":

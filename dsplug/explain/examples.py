@@ -23,6 +23,7 @@ from dsplug.errors import AudioError, DataError
 from dsplug.explain.figures import plot_example_grid, plot_explanation
 from dsplug.explain.methods import Method, attribute, check_method, predict
 from dsplug.explain.view import RunView, open_run
+from dsplug.report.markdown import clip_link
 
 if TYPE_CHECKING:
     from dsplug.model import TrainedRun
@@ -330,14 +331,16 @@ def explain_examples(
         ))
     figure = Path(out) if out is not None else run.run_dir / "explanations.png"
     plot_example_grid(figure, examples=examples, classes=run.classes, n=n, method=method, recipe=run.recipe)
-    text = _markdown(figure, run=run, examples=examples, n=n, method=method)
+    trained_on = run.recipe.train.final_fit and run.recipe.data.task == "classification"
+    text = _markdown(figure, run=run, examples=examples, n=n, method=method, trained_on=trained_on)
     markdown_path = write_atomic(figure.with_suffix(".md"), text)
     logger.info("wrote %s and %s (%d examples)", figure, markdown_path, len(examples))
     return ExamplesResult(figure=figure, markdown_path=markdown_path, markdown=text, examples=examples)
 
 
-def _markdown(figure: Path, *, run: RunView, examples: Sequence[Example], n: int, method: str) -> str:
-    """A ``report.md`` section: the figure and a table of the examples."""
+def _markdown(figure: Path, *, run: RunView, examples: Sequence[Example], n: int, method: str, trained_on: bool) -> str:
+    """A ``report.md`` section: the figure and a table of the examples (each file linked, so
+    ``report.html`` plays it). ``trained_on``: devel was part of the final fit (say so)."""
     try:
         link = figure.resolve().relative_to(run.run_dir.resolve()).as_posix()
     except ValueError:
@@ -349,13 +352,22 @@ def _markdown(figure: Path, *, run: RunView, examples: Sequence[Example], n: int
         "explains the predicted class on the file's most confident chunk, measured against silence "
         "(red: evidence for the class, blue: against).",
         "",
+    ]
+    if trained_on:
+        lines += [
+            "Devel was part of the final fit (`train.final_fit: true`): the model was trained on these files, so "
+            "they show what it learned, and few of them are wrong. For its mistakes, see the misclassified test "
+            "files above; `dsplug explain RUN_DIR FILE` explains any one of them.",
+            "",
+        ]
+    lines += [
         f"![explanations]({link})",
         "",
         "| file | label | predicted | p | correct | chunk start (s) |",
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {Path(e.path).name} | {e.label} | {e.predicted} | {e.confidence:.3f} | {'yes' if e.correct else 'no'} | {e.start:.2f} |"
+        f"| {clip_link(e.path, run.run_dir)} | {e.label} | {e.predicted} | {e.confidence:.3f} | {'yes' if e.correct else 'no'} | {e.start:.2f} |"
         for e in examples
     ]
     return "\n".join(lines) + "\n"

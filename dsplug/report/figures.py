@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -109,6 +110,16 @@ def plot_confusion(
     _save(figure, path, what="confusion matrix plot")
 
 
+#: How the training curves are named in the figure (other series: their name with spaces).
+SERIES_LABELS = {
+    "loss": "training loss",
+    "devel_loss": "devel loss",
+    "devel_uar": "devel UAR (files)",
+    "devel_map": "devel mAP (files)",
+    "devel_neg_mse": "devel −MSE (files)",
+}
+
+
 def plot_history(
     path: PathLike,
     *,
@@ -121,7 +132,8 @@ def plot_history(
 
     A series goes to the loss panel when its name contains ``loss``; series named ``lr``,
     ``learning_rate`` or ``epoch`` are not drawn; every other series goes to the metric panel.
-    Epochs are numbered from 1 on the x axis.
+    Epochs are numbered from 1 on the x axis. Series are named as in :data:`SERIES_LABELS`, in
+    one legend below the panels (never over the curves).
 
     Parameters
     ----------
@@ -167,23 +179,27 @@ def plot_history(
         )
     losses = {name: arr for name, arr in series.items() if "loss" in name}
     others = {name: arr for name, arr in series.items() if "loss" not in name}
-    panels = [(group, ylabel) for group, ylabel in ((losses, "loss"), (others, "metric")) if group]
+    metric_label = SERIES_LABELS.get(next(iter(others)), "metric") if len(others) == 1 else "metric"
+    panels = [(group, ylabel) for group, ylabel in ((losses, "loss"), (others, metric_label)) if group]
 
-    figure = _new_figure(width=5.0 * len(panels) + 1.0, height=4.0)
+    figure = _new_figure(width=5.0 * len(panels) + 1.0, height=4.4)
+    legend: dict[str, Any] = {}  # one legend below the panels: label -> line
     for i, (group, ylabel) in enumerate(panels, start=1):
         axes = figure.add_subplot(1, len(panels), i)
         for name, arr in group.items():
-            axes.plot(np.arange(1, arr.size + 1), arr, marker="o" if epochs <= 30 else None,
-                      markersize=3, label=name)
+            (line,) = axes.plot(np.arange(1, arr.size + 1), arr, marker="o" if epochs <= 30 else None,
+                                markersize=3, label=SERIES_LABELS.get(name, name.replace("_", " ")))
+            legend.setdefault(line.get_label(), line)
         if phase_boundary is not None:
-            axes.axvline(phase_boundary + 0.5, color="grey", linestyle="--", label="phase 2 starts")
+            legend.setdefault("phase 2 starts", axes.axvline(phase_boundary + 0.5, color="grey", linestyle="--", label="phase 2 starts"))
         if best_epoch:
-            axes.axvline(best_epoch, color="tab:green", linestyle=":", label=f"best epoch ({best_epoch})")
+            line = axes.axvline(best_epoch, color="tab:green", linestyle=":", label=f"best epoch ({best_epoch})")
+            legend.setdefault(line.get_label(), line)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+    figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=min(len(legend), 5), fontsize=8, frameon=False)
     if title:
         figure.suptitle(title)
     _save(figure, path, what="training history plot")
@@ -219,6 +235,10 @@ def plot_probe(path: PathLike, *, scores: Mapping[float, float], chosen: float, 
     _save(figure, path, what="probe selection plot")
 
 
+#: Most example images in a row: a wider figure is shrunk in report.html until its labels are unreadable.
+EXAMPLE_COLUMNS = 4
+
+
 def plot_examples(
     path: PathLike,
     *,
@@ -228,7 +248,9 @@ def plot_examples(
     freq_ticks: tuple[np.ndarray, list[str]],
     title: str = "",
 ) -> None:
-    """One example image per class in a row (what the model sees), titled by class, with axes.
+    """One example image per class (what the model sees), titled by class, with axes.
+
+    Rows of at most :data:`EXAMPLE_COLUMNS` images, as even as the count allows (5 classes: 3 + 2).
 
     Parameters
     ----------
@@ -247,17 +269,20 @@ def plot_examples(
         Figure title.
     """
     n = len(images)
-    figure = _new_figure(width=2.4 * n + 0.6, height=2.9)
+    rows = math.ceil(n / EXAMPLE_COLUMNS)
+    columns = math.ceil(n / rows)
+    figure = _new_figure(width=2.4 * columns + 0.6, height=2.6 * rows + 0.3)
+    figure.get_layout_engine().set(wspace=0.06)  # a panel's last time label apart from the next one's first
     positions, names = freq_ticks
     for i, (image, label) in enumerate(zip(images, labels)):
-        axes = figure.add_subplot(1, n, i + 1)
+        axes = figure.add_subplot(rows, columns, i + 1)
         axes.imshow(np.clip(image, 0, 255).astype(np.uint8), aspect="auto", extent=(0, seconds, image.shape[0] - 0.5, -0.5))
-        axes.set_title(label, fontsize=9)
-        axes.set_xlabel("time (s)", fontsize=8)
-        axes.tick_params(labelsize=7)
-        if i == 0:
+        axes.set_title(label, fontsize=10)
+        axes.set_xlabel("time (s)", fontsize=9)
+        axes.tick_params(labelsize=8)
+        if i % columns == 0:
             axes.set_yticks(positions, names)
-            axes.set_ylabel("frequency (Hz)", fontsize=8)
+            axes.set_ylabel("frequency (Hz)", fontsize=9)
         else:
             axes.set_yticks([])
     if title:
@@ -316,7 +341,7 @@ def plot_pr(path: PathLike, *, y_true: np.ndarray, scores: np.ndarray, labels: S
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    figure = _new_figure(width=5.6, height=4.4)
+    figure = _new_figure(width=6.6 if len(labels) <= 12 else 8.0, height=4.4)
     axes = figure.add_subplot(1, 1, 1)
     for k, name in enumerate(labels):
         if y_true[:, k].any():
@@ -324,10 +349,10 @@ def plot_pr(path: PathLike, *, y_true: np.ndarray, scores: np.ndarray, labels: S
             axes.plot(recall, precision, label=f"{name} (AP {average_precision_score(y_true[:, k], scores[:, k]):.2f})")
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.02)
+    axes.set_xlim(-0.02, 1.02)  # curves along recall 0 or 1 stay visible
+    axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncols=2 if len(labels) > 8 else 1)
+    figure.legend(loc="outside right upper", fontsize=7, ncols=2 if len(labels) > 12 else 1, frameon=False)
     if title:
         figure.suptitle(title)
     _save(figure, path, what="precision-recall curves")

@@ -28,7 +28,10 @@ CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
+th, td { vertical-align: middle; }
 img { max-width: 100%; }
+audio { height: 2rem; vertical-align: middle; max-width: 14rem; }
+td:has(> audio) { white-space: nowrap; }
 code, pre { background: #f4f4f4; }
 pre { padding: 0.6rem; overflow-x: auto; }
 """
@@ -67,6 +70,16 @@ def per_class_table(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -
     return lines
 
 
+def clip_link(path: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str:
+    """A Markdown link to an audio file, relative to the run directory (where the report lies).
+
+    ``report.html`` turns it into a player (:func:`to_html`); it plays while the run directory
+    and the data keep their places.
+    """
+    link = Path(os.path.relpath(Path(path).resolve(), Path(run_dir).resolve())).as_posix()
+    return f"[{Path(path).name}]({link})"
+
+
 def misclassified_section(run_dir: Path, *, partition: str, limit: int = 50) -> list[str]:
     """Markdown of the misclassified files of ``predictions.csv``, most confident mistakes first.
 
@@ -89,10 +102,8 @@ def misclassified_section(run_dir: Path, *, partition: str, limit: int = 50) -> 
         "|---|---|---|---|---|",
     ]
     for row in rows[:limit]:
-        link = Path(os.path.relpath(Path(row["file"]).resolve(), Path(run_dir).resolve())).as_posix()
-        name = Path(row["file"]).name
         p_pred, p_true = (float(row.get(f"prob_{row[key]}", "nan") or "nan") for key in ("predicted", "label"))
-        lines.append(f"| [{name}]({link}) | {row['label']} | {row['predicted']} | {p_pred:.2f} | {p_true:.2f} |")
+        lines.append(f"| {clip_link(row['file'], run_dir)} | {row['label']} | {row['predicted']} | {p_pred:.2f} | {p_true:.2f} |")
     return [*lines, ""]
 
 
@@ -122,6 +133,16 @@ def metrics_section(metrics: dict[str, Any]) -> list[str]:
             lines += [f"### {name} (n = {m['n']})", "", "| metric | value |", "|---|---|",
                       *(f"| {k} | {v:.4g} |" for k, v in m.items() if isinstance(v, float)), ""]
     return lines
+
+
+#: The heading of the section ``dsplug export`` adds to an existing report.
+EXPORT_SECTION = "## Export (dsplug export)"
+
+
+def export_lines(export_markdown: str) -> list[str]:
+    """``export.md`` without its title, its ``##`` headings one level down (for a report section)."""
+    more = export_markdown.splitlines()[1:]
+    return [f"#{line}" if line.startswith("## ") else line for line in more]
 
 
 def write_report(
@@ -186,8 +207,7 @@ def write_report(
         "",
     ]
     if "parity" in exported and (run_dir / "export.md").is_file():  # quantised / pruned models too
-        more = (run_dir / "export.md").read_text(encoding="utf-8").splitlines()[1:]
-        lines += [f"#{line}" if line.startswith("## ") else line for line in more]
+        lines += export_lines((run_dir / "export.md").read_text(encoding="utf-8"))
     text = "\n".join(lines)
     markdown_path = write_atomic(run_dir / RunDir.REPORT, text)
     write_atomic(run_dir / RunDir.REPORT_HTML, to_html(text, base=run_dir, title=f"dsplug run: {recipe.name}"))
@@ -227,7 +247,8 @@ def add_to_report(run_dir: str | os.PathLike[str], *, markdown: str) -> Path:
     The section's heading is the first line of ``markdown`` (a ``## `` heading, e.g. the
     ``## Explanations (devel)`` snippet of :func:`dsplug.explain.explain_examples`). An earlier
     section with that heading (from it to the next ``## `` heading or the end) is replaced, so
-    adding it again does not repeat it; otherwise the section is appended.
+    adding it again does not repeat it; otherwise the section is appended. ``report.html`` is
+    rendered again from the new ``report.md``.
 
     Parameters
     ----------
@@ -257,4 +278,8 @@ def add_to_report(run_dir: str | os.PathLike[str], *, markdown: str) -> Path:
         rest = [i for i in range(first + 1, len(lines)) if lines[i].startswith("## ")]
         lines = lines[:first] + (lines[rest[0]:] if rest else [])
     body = "\n".join(lines).rstrip("\n")
-    return write_atomic(report, (body + "\n\n" if body else "") + markdown.rstrip("\n") + "\n")
+    text = (body + "\n\n" if body else "") + markdown.rstrip("\n") + "\n"
+    write_atomic(report, text)
+    title = lines[0][2:] if lines and lines[0].startswith("# ") else "dsplug run"
+    write_atomic(report.with_name(RunDir.REPORT_HTML), to_html(text, base=report.parent, title=title))
+    return report

@@ -280,7 +280,8 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     write_history(run_dir / "history.csv", result.history)
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
-        series = {("devel_uar" if k == "devel_score" and task == "classification" else k): v for k, v in series.items() if not all(np.isnan(v))}
+        score = {"classification": "devel_uar", "multilabel": "devel_map", "regression": "devel_neg_mse"}[task]  # the selection score
+        series = {(score if k == "devel_score" else k): v for k, v in series.items() if not all(np.isnan(v))}
         phase2_ran = result.phase2_start < len(result.history)
         figures.plot_history(
             run_dir / RunDir.TRAINING_PLOT, history=series, phase_boundary=result.phase2_start if phase2_ran else None,
@@ -311,7 +312,8 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
     rows: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
     evaluated = [p for p in ("devel", "test") if p in splits and not (p == "devel" and recipe.train.final_fit)]
     for name in evaluated:
-        outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size)
+        with reporter.progress(total=len(splits[name]), description=f"evaluating {name}") as update:
+            outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size, progress=update)
         metrics[name], file_outputs = _evaluate(task, splits[name], outputs, chunks[name], classes, recipe)
         rows.append((name, [str(f.path) for f in chunks[name].files], file_outputs, splits[name].file_targets))
         if task == "classification":
@@ -344,6 +346,7 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
 
     recipe = point.recipe
     run = RunDir(run_dir)
+    reporter.info("exporting: model.keras, then TFLite (the conversion takes a while for large backbones)")
     pipeline.end_to_end.save(run / RunDir.KERAS_MODEL)
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # float32 and the quantised/pruned models, with parity
