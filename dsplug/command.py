@@ -14,20 +14,26 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 
-class Command(TyperCommand):
-    """A command whose help reads like the docs: ``dsplug run [OPTIONS] RECIPE``, arguments and
-    options by their metavars (``RECIPE``, ``KEY=VALUE``, ``N``), flags without a type."""
+class _PlainHelp:
+    """Flags without a type and arguments by their metavar only, the help option included."""
+
+    params: list
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         for param in self.params:
             _plain(param)
 
-    def get_help_option(self, ctx: typer.Context) -> object:  # type: ignore[override]
-        option = super().get_help_option(ctx)
+    def get_help_option(self, ctx: typer.Context) -> object:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             _plain(option)
         return option
+
+
+class Command(_PlainHelp, TyperCommand):
+    """A command whose help reads like the docs: ``dsplug run [OPTIONS] RECIPE``, arguments and
+    options by their metavars (``RECIPE``, ``KEY=VALUE``, ``N``), flags without a type."""
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -58,19 +64,8 @@ class SetCommand(Command):
         return super().parse_args(ctx, args)
 
 
-class Group(TyperGroup):
-    """The ``dsplug`` group: its own flags without a type in the help."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        for param in self.params:
-            _plain(param)
-
-    def get_help_option(self, ctx: typer.Context) -> object:  # type: ignore[override]
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _plain(option)
-        return option
+class Group(_PlainHelp, TyperGroup):
+    """The ``dsplug`` group: its own flags (``--version``, ``--debug``, ``--help``) without a type."""
 
 
 #: ``KEY=VALUE`` with a recipe key (``train.lr=0.1``, ``augment.methods.0.max_size=3``).
