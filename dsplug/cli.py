@@ -8,6 +8,10 @@ the traceback as well. Output paths are checked before any work. Exit codes:
 * 2: refused: a recipe, data, path or model the user gave cannot be used (the message says why);
 * 3: an unexpected error inside dsplug (a bug: rerun with ``--debug`` and report it);
 * 130: interrupted (Ctrl-C).
+
+``-o`` is the output path in every command that writes one; recipe overrides are
+``--set KEY=VALUE`` (also ``--override``). ``-o KEY=VALUE``, the override before, is refused
+with the new spelling.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import numpy as np
 import typer
 
+from dsplug.command import Command, Group, SetCommand
 from dsplug.version import __version__
 from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, install_extra, missing_module_hint
 
 app = typer.Typer(
     name="dsplug",
+    cls=Group,
     help="Plugin-based on-device audio recognition by transfer learning.",
     no_args_is_help=True,
     add_completion=False,
@@ -48,6 +53,14 @@ VersionOption = Annotated[
     typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+RecipeArgument = Annotated[Path, typer.Argument(metavar="RECIPE", help="The recipe YAML file.")]
+RunArgument = Annotated[Path, typer.Argument(metavar="RUN", help="A finished run directory (dsplug run RECIPE -o RUN).")]
+ModelArgument = Annotated[Path, typer.Argument(metavar="MODEL", help="An exported .tflite (it carries its metadata), or a run directory.")]
+
+
+def _set(help: str) -> typer.models.OptionInfo:
+    """The recipe overrides option: ``--set KEY=VALUE``, repeatable (``--override`` is the same)."""
+    return typer.Option("--set", "--override", metavar="KEY=VALUE", help=help)
 
 
 class _CliReporter:
@@ -112,7 +125,7 @@ def _errors() -> Iterator[None]:
     try:
         with terminal(debug=_state["debug"]):
             yield
-    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+    except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except DsplugError as err:
         _fail(err)
@@ -138,9 +151,9 @@ def _main(version: VersionOption = None, debug: DebugOption = False) -> None:
     _state["debug"] = debug
 
 
-@app.command("plugins")
+@app.command("plugins", cls=Command)
 def plugins_cmd(
-    group: Annotated[Optional[str], typer.Argument(help="backbones, colormaps, augmentations or heads.")] = None,
+    group: Annotated[Optional[str], typer.Argument(metavar="GROUP", help="backbones, colormaps, augmentations or heads.")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -164,10 +177,10 @@ def plugins_cmd(
             typer.echo(f"{count} plugin(s) need dsplug[{extra}]: {install_extra(extra)}", err=True)
 
 
-@app.command("validate")
+@app.command("validate", cls=SetCommand)
 def validate_cmd(
-    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
-    override: Annotated[list[str], typer.Option("-o", "--override", help="KEY=VALUE; repeatable.")] = [],  # noqa: B006
+    recipe: RecipeArgument,
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value makes a sweep.")] = [],  # noqa: B006
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -193,10 +206,10 @@ def validate_cmd(
             typer.echo(f"  {point.slug}")
 
 
-@app.command("init")
+@app.command("init", cls=Command)
 def init_cmd(
-    data: Annotated[Path, typer.Argument(help="A manifest CSV (path,label[,partition][,group]) or a folder of class folders.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The recipe file to write.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="A manifest CSV (path,label[,partition][,group]) or a folder of class folders.")],
+    out: Annotated[Path, typer.Option("-o", "--out", metavar="PATH", help="The recipe file to write, e.g. recipe.yaml.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe file.")] = False,
     version: VersionOption = None,
     debug: DebugOption = False,
@@ -214,11 +227,11 @@ def init_cmd(
         typer.echo(f"wrote {out}; check it with `dsplug validate {out}`, then `dsplug run {out}`")
 
 
-@app.command("manifest")
+@app.command("manifest", cls=Command)
 def manifest_cmd(
-    folder: Annotated[Path, typer.Argument(help="A folder with one subfolder of audio files per class (optionally inside train/devel/test folders).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The manifest CSV to write (paths relative to its folder).")],
-    group_pattern: Annotated[Optional[str], typer.Option("--group-pattern", help="Regular expression whose group, searched in each file name, is the speaker/session, e.g. '^(spk\\d+)_'.")] = None,
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="A folder with one subfolder of audio files per class (optionally inside train/devel/test folders).")],
+    out: Annotated[Path, typer.Option("-o", "--out", metavar="CSV", help="The manifest CSV to write (paths relative to its folder).")],
+    group_pattern: Annotated[Optional[str], typer.Option("--group-pattern", metavar="REGEX", help="Regular expression whose group, searched in each file name, is the speaker/session, e.g. '^(spk\\d+)_'.")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -238,11 +251,11 @@ def manifest_cmd(
             typer.echo(f"warning: {message}", err=True)
 
 
-@app.command("run")
+@app.command("run", cls=SetCommand)
 def run_cmd(
-    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
-    override: Annotated[list[str], typer.Option("-o", "--override", help="KEY=VALUE; repeatable. A list value sweeps.")] = [],  # noqa: B006
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default runs/NAME).")] = None,
+    recipe: RecipeArgument,
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value sweeps: one run per value.")] = [],  # noqa: B006
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="DIR", help="Run directory (default runs/NAME).")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -266,13 +279,13 @@ def run_cmd(
             run_point(point, run_dir=run_dir, reporter=_CliReporter())
 
 
-@app.command("plot")
+@app.command("plot", cls=Command)
 def plot_cmd(
-    audio: Annotated[Path, typer.Argument(help="An audio file (wav, flac, ogg, mp3).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="PNG file to write.")],
-    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Take sample rate, chunking and front-end settings from this recipe.")] = None,
-    override: Annotated[list[str], typer.Option("--override", help="KEY=VALUE for the recipe; repeatable.")] = [],  # noqa: B006
-    chunk: Annotated[int, typer.Option("--chunk", help="Which chunk of the file to draw.")] = 0,
+    audio: Annotated[Path, typer.Argument(metavar="AUDIO", help="An audio file (wav, flac, ogg, mp3).")],
+    out: Annotated[Path, typer.Option("-o", "--out", metavar="PNG", help="PNG file to write.")],
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", metavar="RECIPE", help="Take sample rate, chunking and front-end settings from this recipe.")] = None,
+    override: Annotated[list[str], _set("With --recipe: set one of its values; repeatable.")] = [],  # noqa: B006
+    chunk: Annotated[int, typer.Option("--chunk", metavar="N", help="Which chunk of the file to draw (0 is the first).")] = 0,
     grid: Annotated[bool, typer.Option("--grid", help="Draw all chunks of the file in one figure.")] = False,
     version: VersionOption = None,
     debug: DebugOption = False,
@@ -285,29 +298,30 @@ def plot_cmd(
         from dsplug.workflows.run import default_recipe, plot_audio
 
         if override and not recipe:
-            raise RecipeError("--override needs --recipe: overrides change a recipe file's values")
+            raise RecipeError("--set needs --recipe: it changes a recipe file's values")
         check_writable_file(out, what="image (-o)")
         settings = load_recipe(recipe, overrides=override)[0].recipe if recipe else default_recipe()
         for path in plot_audio(audio, recipe=settings, out=out, chunk=chunk, grid=grid):
             typer.echo(f"wrote {path}")
 
 
-@app.command("sweep")
+@app.command("sweep", cls=SetCommand)
 def sweep_cmd(
-    target: Annotated[str, typer.Argument(help="A recipe with list values, or 'summarize'.")],
-    directory: Annotated[Optional[Path], typer.Argument(help="With 'summarize': the sweep directory.")] = None,
-    override: Annotated[list[str], typer.Option("-o", "--override", help="KEY=VALUE; repeatable. A list value sweeps.")] = [],  # noqa: B006
-    out: Annotated[Optional[Path], typer.Option("--out", help="Sweep directory (default runs/NAME-sweep).")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (parallel processes here) or slurm (a job array).")] = "local",
-    jobs: Annotated[int, typer.Option("--jobs", help="local: points run at once.")] = 1,
+    target: Annotated[str, typer.Argument(metavar="RECIPE", help="A recipe with list values, or 'summarize'.")],
+    directory: Annotated[Optional[Path], typer.Argument(metavar="DIR", help="With 'summarize': the sweep directory.")] = None,
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value sweeps.")] = [],  # noqa: B006
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="DIR", help="Sweep directory (default runs/NAME-sweep).")] = None,
+    executor: Annotated[str, typer.Option("--executor", metavar="local|slurm", help="local (parallel processes here) or slurm (a job array).")] = "local",
+    jobs: Annotated[int, typer.Option("--jobs", metavar="N", help="local: points run at once.")] = 1,
     submit: Annotated[bool, typer.Option("--submit", help="slurm: hand the script to sbatch.")] = False,
-    sbatch: Annotated[list[str], typer.Option("--sbatch", help="slurm: an extra #SBATCH line, e.g. '--gres=gpu:1'; repeatable.")] = [],  # noqa: B006
+    sbatch: Annotated[list[str], typer.Option("--sbatch", metavar="OPTION", help="slurm: an extra #SBATCH line, e.g. '--gres=gpu:1'; repeatable.")] = [],  # noqa: B006
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Run every point of a sweep (finished points are skipped), or summarise a sweep directory.
 
-    dsplug sweep RECIPE [-o KEY=[a,b]] --executor local|slurm [--jobs N]; dsplug sweep summarize DIR
+    dsplug sweep RECIPE --set 'train.lr=[0.01, 0.001]' [--executor local|slurm] [--jobs N];
+    dsplug sweep summarize DIR
     """
     _setup(debug)
     with _errors():
@@ -348,12 +362,12 @@ def sweep_cmd(
         typer.echo(sweep.format_summary(sweep.summarize(folder)))
 
 
-@app.command("compare")
+@app.command("compare", cls=SetCommand)
 def compare_cmd(
-    recipe: Annotated[Path, typer.Argument(help="The recipe to run once per backbone.")],
-    backbones: Annotated[str, typer.Option("--backbones", help="Comma-separated backbone names, each optionally NAME:WEIGHTS to override the recipe's weights, e.g. densenet121:none,efficientnet_lite0:imagenet.")],
-    override: Annotated[list[str], typer.Option("-o", "--override", help="KEY=VALUE for every run; repeatable.")] = [],  # noqa: B006
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder of the runs and the table (default runs/NAME-compare).")] = None,
+    recipe: Annotated[Path, typer.Argument(metavar="RECIPE", help="The recipe to run once per backbone.")],
+    backbones: Annotated[str, typer.Option("--backbones", metavar="NAMES", help="Comma-separated backbone names, each optionally NAME:WEIGHTS to override the recipe's weights, e.g. densenet121:none,efficientnet_lite0:imagenet.")],
+    override: Annotated[list[str], _set("Set a recipe value for every run, e.g. train.lr=0.001; repeatable.")] = [],  # noqa: B006
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="DIR", help="Folder of the runs and the table (default runs/NAME-compare).")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -372,18 +386,18 @@ def compare_cmd(
         typer.echo(f"wrote {folder / 'compare.md'} and {folder / 'compare.csv'}")
 
 
-@app.command("export")
+@app.command("export", cls=Command)
 def export_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (dsplug run --out DIR).")],
-    quantize: Annotated[list[str], typer.Option("--quantize", help="dynamic, float16, int8 or qat; repeatable (float32 is always exported). Default: the recipe's export.quantize.")] = [],  # noqa: B006
-    prune: Annotated[Optional[float], typer.Option("--prune", help="Target sparsity in (0, 1): magnitude pruning during a short fine-tune. Default: the recipe's export.prune.")] = None,
-    representative: Annotated[Optional[int], typer.Option("--representative", help="int8/qat: calibration chunks drawn from the training audio. Default: export.representative_size.")] = None,
-    prune_epochs: Annotated[Optional[int], typer.Option("--prune-epochs", help="With --prune: fine-tuning epochs while the sparsity rises. Default: export.prune_epochs.")] = None,
-    qat_epochs: Annotated[Optional[int], typer.Option("--qat-epochs", help="With --quantize qat: epochs of quantization-aware fine-tuning. Default: export.qat_epochs.")] = None,
-    int8_float_threshold: Annotated[Optional[float], typer.Option("--int8-float-threshold", help="With --quantize int8: classifier layers whose quantisation error exceeds this many quantisation steps (RMS) stay float32. Default: export.int8_float_threshold.")] = None,
+    run_dir: RunArgument,
+    quantize: Annotated[list[str], typer.Option("--quantize", metavar="MODE", help="dynamic, float16, int8 or qat; repeatable (float32 is always exported). Default: the recipe's export.quantize.")] = [],  # noqa: B006
+    prune: Annotated[Optional[float], typer.Option("--prune", metavar="SPARSITY", help="Target sparsity in (0, 1): magnitude pruning during a short fine-tune. Default: the recipe's export.prune.")] = None,
+    representative: Annotated[Optional[int], typer.Option("--representative", metavar="N", help="int8/qat: calibration chunks drawn from the training audio. Default: export.representative_size.")] = None,
+    prune_epochs: Annotated[Optional[int], typer.Option("--prune-epochs", metavar="N", help="With --prune: fine-tuning epochs while the sparsity rises. Default: export.prune_epochs.")] = None,
+    qat_epochs: Annotated[Optional[int], typer.Option("--qat-epochs", metavar="N", help="With --quantize qat: epochs of quantization-aware fine-tuning. Default: export.qat_epochs.")] = None,
+    int8_float_threshold: Annotated[Optional[float], typer.Option("--int8-float-threshold", metavar="STEPS", help="With --quantize int8: classifier layers whose quantisation error exceeds this many quantisation steps (RMS) stay float32. Default: export.int8_float_threshold.")] = None,
     full_integer: Annotated[bool, typer.Option("--full-integer", help="With --quantize int8: quantise every classifier layer (no float32 layers; for integer-only accelerators).")] = False,
-    web: Annotated[Optional[Path], typer.Option("--web", help="Also write a static web app (MediaPipe in the browser: microphone and file classification) with the exported models into this folder.")] = None,
-    mediapipe: Annotated[Optional[Path], typer.Option("--mediapipe", help="With --web: the folder of an npm install of @mediapipe/tasks-audio (default: $DSPLUG_MEDIAPIPE_WEB, ./node_modules, ~/.cache/dsplug/web).")] = None,
+    web: Annotated[Optional[Path], typer.Option("--web", metavar="DIR", help="Also write a static web app (MediaPipe in the browser: microphone and file classification) with the exported models into this folder.")] = None,
+    mediapipe: Annotated[Optional[Path], typer.Option("--mediapipe", metavar="DIR", help="With --web: the folder of an npm install of @mediapipe/tasks-audio (default: $DSPLUG_MEDIAPIPE_WEB, ./node_modules, ~/.cache/dsplug/web).")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -428,15 +442,15 @@ def export_cmd(
             typer.echo(f"wrote the web app {web}: serve it with `python -m http.server -d {web}` and open http://localhost:8000")
 
 
-@app.command("explain")
+@app.command("explain", cls=Command)
 def explain_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (dsplug run --out DIR).")],
-    audio: Annotated[Optional[Path], typer.Argument(help="The audio file to explain (omit with --examples).")] = None,
-    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="PNG to write (default: next to the run or the audio).")] = None,
-    method: Annotated[str, typer.Option("--method", help="shap, occlusion or gradients (integrated gradients).")] = "gradients",
-    target: Annotated[Optional[str], typer.Option("--class", help="Explain this class (default: the predicted one).")] = None,
-    chunk: Annotated[int, typer.Option("--chunk", help="Which chunk of the file.")] = 0,
-    examples: Annotated[Optional[int], typer.Option("--examples", help="Per class, the N most confident correct and incorrect devel files; added to report.md and report.html.")] = None,
+    run_dir: RunArgument,
+    audio: Annotated[Optional[Path], typer.Argument(metavar="AUDIO", help="The audio file to explain (omit with --examples).")] = None,
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="PNG", help="PNG to write (default: next to the run or the audio).")] = None,
+    method: Annotated[str, typer.Option("--method", metavar="gradients|occlusion|shap", help="shap, occlusion or gradients (integrated gradients).")] = "gradients",
+    target: Annotated[Optional[str], typer.Option("--class", metavar="CLASS", help="Explain this class (default: the predicted one).")] = None,
+    chunk: Annotated[int, typer.Option("--chunk", metavar="N", help="Which chunk of the file (0 is the first).")] = 0,
+    examples: Annotated[Optional[int], typer.Option("--examples", metavar="N", help="Per class, the N most confident correct and incorrect devel files; added to report.md and report.html.")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -465,16 +479,16 @@ def explain_cmd(
         typer.echo(f"wrote {result['path']}")
 
 
-ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help="TFLite interpreter threads (default 1).")]
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads", metavar="N", help="TFLite interpreter threads (default 1).")]
 
 
-@app.command("predict")
+@app.command("predict", cls=Command)
 def predict_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
-    audio: Annotated[list[Path], typer.Argument(help="Audio files and/or folders (searched recursively).")],
-    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write chunk- and file-level rows to this CSV.")] = None,
+    model: ModelArgument,
+    audio: Annotated[list[Path], typer.Argument(metavar="AUDIO...", help="Audio files and/or folders (searched recursively).")],
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", metavar="CSV", help="Write chunk- and file-level rows to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
-    aggregate: Annotated[str, typer.Option("--aggregate", help="Chunk to file: mean or vote.")] = "mean",
+    aggregate: Annotated[str, typer.Option("--aggregate", metavar="mean|vote", help="Chunk to file: mean or vote.")] = "mean",
     threads: ThreadsOption = None,
     version: VersionOption = None,
     debug: DebugOption = False,
@@ -499,15 +513,15 @@ def predict_cmd(
             typer.echo(f"wrote {write_predictions_csv(csv_out, predictions)}", err=as_json)
 
 
-@app.command("stream")
+@app.command("stream", cls=Command)
 def stream_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
-    file: Annotated[Optional[Path], typer.Option("--file", help="Stream this audio file.")] = None,
+    model: ModelArgument,
+    file: Annotated[Optional[Path], typer.Option("--file", metavar="AUDIO", help="Stream this audio file.")] = None,
     mic: Annotated[bool, typer.Option("--mic", help="Stream from the default microphone (needs sounddevice).")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="With --file: as fast as possible, not at real-time pace.")] = False,
-    seconds: Annotated[Optional[float], typer.Option("--seconds", help="With --mic: stop after this long (default: Ctrl-C).")] = None,
-    hop: Annotated[Optional[float], typer.Option("--hop", help="Seconds between decisions (default: a quarter chunk).")] = None,
-    smoothing: Annotated[int, typer.Option("--smoothing", help="Average the last N windows' probabilities.")] = 1,
+    seconds: Annotated[Optional[float], typer.Option("--seconds", metavar="SECONDS", help="With --mic: stop after this long (default: Ctrl-C).")] = None,
+    hop: Annotated[Optional[float], typer.Option("--hop", metavar="SECONDS", help="Seconds between decisions (default: a quarter chunk).")] = None,
+    smoothing: Annotated[int, typer.Option("--smoothing", metavar="N", help="Average the last N windows' probabilities.")] = 1,
     threads: ThreadsOption = None,
     version: VersionOption = None,
     debug: DebugOption = False,
@@ -528,11 +542,11 @@ def stream_cmd(
         typer.echo(format_stream_summary(summary))
 
 
-@app.command("bench")
+@app.command("bench", cls=Command)
 def bench_cmd(
-    model: Annotated[Path, typer.Argument(help="An exported .tflite (it carries its metadata), or a run directory.")],
-    runs: Annotated[int, typer.Option("--runs", help="Timed runs after warm-up.")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs.")] = 5,
+    model: ModelArgument,
+    runs: Annotated[int, typer.Option("--runs", metavar="N", help="Timed runs after warm-up.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", metavar="N", help="Untimed warm-up runs.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     threads: ThreadsOption = None,
     version: VersionOption = None,

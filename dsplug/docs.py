@@ -77,7 +77,7 @@ def reference_markdown() -> str:
         "",
         "Generated from `dsplug/recipe/schema.py` by `python -m dsplug.docs`; do not edit.",
         "Unknown keys and values of the wrong type are errors. Any key can be overridden with",
-        "`-o KEY=VALUE`; a list where one value is expected makes a sweep (one run per point).",
+        "`--set KEY=VALUE`; a list where one value is expected makes a sweep (one run per point).",
         "",
     ]
     _section(Recipe, "", lines)
@@ -86,13 +86,12 @@ def reference_markdown() -> str:
 
 def cli_markdown() -> str:
     """The CLI reference page, from the typer app's commands and their parameters."""
-    import click
     import typer.main
 
     from dsplug.cli import app
 
     group = typer.main.get_command(app)
-    root = click.Context(group, info_name="dsplug")
+    root = typer.Context(group, info_name="dsplug")
     lines = [
         "# CLI reference",
         "",
@@ -104,7 +103,7 @@ def cli_markdown() -> str:
         "",
     ]
     for name, command in group.commands.items():  # type: ignore[attr-defined]
-        ctx = click.Context(command, info_name=name, parent=root)
+        ctx = typer.Context(command, info_name=name, parent=root)
         usage = " ".join(command.collect_usage_pieces(ctx))
         lines += [f"## dsplug {name}", "", f"`dsplug {name} {usage}`", ""]
         lines += [(command.help or "").strip().replace("\n\n", "\n\n"), ""]
@@ -113,10 +112,12 @@ def cli_markdown() -> str:
             if param.name in ("version", "debug", "help"):
                 continue
             if param.param_type_name == "argument":
-                label = f"`{(param.name or '').upper()}`"
+                label = f"`{param.metavar or (param.name or '').upper()}`"
                 kind = "argument" + ("" if param.required else ", optional")
             else:
-                label = ", ".join(f"`{opt}`" for opt in param.opts)
+                value = f" {param.metavar}" if param.metavar else ""  # `--out DIR`
+                label = ", ".join(f"`{opt}`" for opt in param.opts[:-1]) + ", " * (len(param.opts) > 1)
+                label = (label + f"`{param.opts[-1]}{value}`").replace("|", "\\|")
                 kind = "flag" if getattr(param, "is_flag", False) else "option"
             default = param.default
             shown = "" if default in (None, False, [], ()) or callable(default) else f"`{default}`"

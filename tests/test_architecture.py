@@ -31,7 +31,7 @@ RANKS: dict[str, float] = {
     "frontend": 4, "backbones": 4, "heads": 4, "augment": 4, "distribute": 4, "runtime": 4,
     "data": 5.0, "model": 5.1, "evaluate": 5.2, "probe": 5.25, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
     "workflows": 6, "testing": 6,
-    "cli": 7, "console": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
+    "cli": 7, "command": 7, "console": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
 }
 
 

@@ -116,3 +116,54 @@ def test_without_training_dependencies_the_fix_is_named(tmp_path):
     assert "install dsplug[train]: from the source tree `pip install '.[train]'`" in result.stderr
     assert "pip install 'dsplug[" not in result.stderr  # dsplug is not on a public index
     assert "Traceback" not in result.stderr
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    return list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["", *_commands()])
+def test_help_reads_like_the_docs(command):
+    """Metavars, not typer's types: `RECIPE`, `KEY=VALUE`, `N`; flags without one; no `{recipe}`."""
+    result = invoke(*[command][: bool(command)], "--help")
+    assert result.exit_code == 0, result.output
+    for typer_style in ("<bool>", "<str>", "<int>", "<float>", "<path>", "<list", "{"):
+        assert typer_style not in result.output, (command, typer_style, result.output)
+    if command in ("run", "validate", "sweep", "compare", "plot"):
+        assert "--set" in result.output and "KEY=VALUE" in result.output
+    if command in ("run", "sweep", "compare", "plot", "explain", "init", "manifest"):
+        assert "-o" in result.output and "--out" in result.output  # -o is the output path everywhere
+
+
+def test_usage_names_arguments_by_their_metavar():
+    assert "predict [OPTIONS] MODEL AUDIO..." in " ".join(invoke("predict", "--help").output.split())
+    assert "explain [OPTIONS] RUN [AUDIO]" in " ".join(invoke("explain", "--help").output.split())
+
+
+def test_set_and_its_alias_override_a_recipe_value():
+    for flag in ("--set", "--override"):
+        result = invoke("validate", DEMO, flag, "train.final_fit=false")
+        assert result.exit_code == 0, result.output
+    bad = invoke("validate", DEMO, "--set", "train.final_fti=false")
+    assert bad.exit_code == 2 and "train.final_fti: unknown key; did you mean train.final_fit?" in bad.output
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "sweep", "compare"])
+@pytest.mark.parametrize("form", [["-o", "train.lr=0.01"], ["-otrain.lr=0.01"]])
+def test_the_old_override_flag_is_refused_with_the_new_one(tmp_path, monkeypatch, command, form):
+    """-o meant --override in these commands: `-o KEY=VALUE` is refused, naming --set; never a path."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["--backbones", "squeezenet_v1"] if command == "compare" else []
+    result = invoke(command, DEMO, *extra, *form)
+    assert result.exit_code == 2
+    assert "--set train.lr=0.01" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written: no run directory named 'train.lr=0.01'
+
+
+def test_o_with_a_path_is_the_output_of_run(tmp_path):
+    result = invoke("run", tmp_path / "missing.yaml", "-o", tmp_path / "run")
+    assert result.exit_code == 2 and "does not exist" in result.output and "--set" not in result.output
+    sbatch = invoke("sweep", tmp_path / "missing.yaml", "--sbatch", "-ojob=1")  # an option's value is not -o
+    assert sbatch.exit_code == 2 and "--set" not in sbatch.output

@@ -92,8 +92,8 @@ def _two_workers(recipe_path, out, *overrides):
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         command = [sys.executable, "-m", "dsplug.cli", "run", str(recipe_path), "--out", str(out),
-                   "-o", "train.distribute=multiworker", "-o", "train.batch_size=4", "-o", "evaluate.bootstrap=0",
-                   "-o", "train.scale_lr=false", *[arg for o in overrides for arg in ("-o", o)]]
+                   "--set", "train.distribute=multiworker", "--set", "train.batch_size=4", "--set", "evaluate.bootstrap=0",
+                   "--set", "train.scale_lr=false", *[arg for o in overrides for arg in ("--set", o)]]
         processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT))
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
@@ -111,7 +111,7 @@ def test_two_workers_on_localhost_train_and_only_the_chief_writes(recipe_path, t
     # the same global batch in one process gives a close loss curve
     single = tmp_path / "single"
     done = subprocess.run([sys.executable, "-m", "dsplug.cli", "run", str(recipe_path), "--out", str(single),
-                           "-o", "train.batch_size=8", "-o", "evaluate.bootstrap=0", "-o", "train.distribute=none"],
+                           "--set", "train.batch_size=8", "--set", "evaluate.bootstrap=0", "--set", "train.distribute=none"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     import csv
@@ -162,8 +162,8 @@ def test_chief_from_tf_config(monkeypatch, config, chief):
 def test_mixed_precision_and_xla_train_and_export_float32(recipe_path, tmp_path):
     """The GPU switches also run on CPU: training in mixed_float16 under XLA, export stays float32."""
     result = subprocess.run([sys.executable, "-m", "dsplug.cli", "run", str(recipe_path), "--out", str(tmp_path / "mp"),
-                             "-o", "train.mixed_precision=true", "-o", "train.xla=true", "-o", "augment.policy=sapaugment",
-                             "-o", "train.cache_features=false", "-o", "evaluate.bootstrap=0", "-o", "train.distribute=none"],
+                             "--set", "train.mixed_precision=true", "--set", "train.xla=true", "--set", "augment.policy=sapaugment",
+                             "--set", "train.cache_features=false", "--set", "evaluate.bootstrap=0", "--set", "train.distribute=none"],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     export = json.loads((tmp_path / "mp" / "export.json").read_text())

@@ -74,8 +74,8 @@ NEW_CLIPS = ("sarge_death1.ogg", "sarge_fall1.ogg")
 #: Added to the page's `dsplug run`: its recipe (EfficientNet-Lite0 features at 224 px) takes about
 #: four minutes here with the int8 export; a tiny backbone runs the same commands in about one.
 FAST_RUN = [
-    "-o", "model.backbone.name=tinyconv", "-o", "model.backbone.weights=none", "-o", "frontend.image_size=[32,32]",
-    "-o", "evaluate.bootstrap=100", "-o", "export.representative_size=16",
+    "--set", "model.backbone.name=tinyconv", "--set", "model.backbone.weights=none", "--set", "frontend.image_size=[32,32]",
+    "--set", "evaluate.bootstrap=100", "--set", "export.representative_size=16",
 ]
 #: Lines of the page the test does not run, and what it does instead.
 NOT_RUN = {

@@ -81,7 +81,7 @@ def test_script_and_recipe_on_a_synthetic_fsd50k_tree(tmp_path):
     manifest = load_manifest(out, task="multilabel")
     assert manifest.classes == sorted(label for label, _ in VOCABULARY) and manifest.split_from == "column"
     assert manifest.targets(manifest.partition("test")).sum(axis=0).tolist() == [2, 2, 2, 2, 2]
-    result = CliRunner().invoke(app, ["validate", str(ROOT / "recipes" / "fsd50k-lean.yaml"), "-o", f"data.manifest={out}"])
+    result = CliRunner().invoke(app, ["validate", str(ROOT / "recipes" / "fsd50k-lean.yaml"), "--set", f"data.manifest={out}"])
     assert result.exit_code == 0, result.output
     assert "valid" in result.output and "16 files, 5 classes" in result.output
     from dsplug.recipe.loader import load_recipe
@@ -105,9 +105,9 @@ def test_recipe_runs_end_to_end_on_the_synthetic_tree(tmp_path):
     _script().fsd50k_manifest(root, out=out)
     run = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "run", str(ROOT / "recipes" / "fsd50k-lean.yaml"), "--out", str(run), "-o", f"data.manifest={out}",
-        "-o", "data.storage=disk", "-o", f"data.cache_dir={tmp_path / 'cache'}", "-o", "model.backbone.weights=none",
-        "-o", "train.phase2.epochs=1", "-o", "train.steps_per_epoch=2", "-o", "train.batch_size=8",
+        "run", str(ROOT / "recipes" / "fsd50k-lean.yaml"), "--out", str(run), "--set", f"data.manifest={out}",
+        "--set", "data.storage=disk", "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "model.backbone.weights=none",
+        "--set", "train.phase2.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "train.batch_size=8",
     ])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())

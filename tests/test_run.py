@@ -261,8 +261,8 @@ def test_sweep_writes_one_flat_run_directory_per_point(tiny, tmp_path):
 
     out = tmp_path / "sweep"
     result = CliRunner().invoke(app, [
-        "run", str(tiny), "--out", str(out), "-o", "model.head.units=[8, 16]",
-        "-o", "train.phase1.epochs=0", "-o", "train.phase2.epochs=0", "-o", "evaluate.bootstrap=0",
+        "run", str(tiny), "--out", str(out), "--set", "model.head.units=[8, 16]",
+        "--set", "train.phase1.epochs=0", "--set", "train.phase2.epochs=0", "--set", "evaluate.bootstrap=0",
     ])
     assert result.exit_code == 0, result.output
     points = sorted(p for p in out.iterdir() if p.is_dir())
@@ -380,8 +380,8 @@ def test_compare_writes_one_row_per_backbone(tiny, tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, [
         "compare", str(tiny), "--backbones", "squeezenet_v1,mobilenet_v2:none", "--out", str(out),
-        "-o", "train.phase1.epochs=1", "-o", "train.phase2.epochs=0", "-o", "evaluate.bootstrap=20",
-        "-o", "export.quantize=[]",
+        "--set", "train.phase1.epochs=1", "--set", "train.phase2.epochs=0", "--set", "evaluate.bootstrap=20",
+        "--set", "export.quantize=[]",
     ])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out / "compare.csv")))

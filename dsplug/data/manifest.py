@@ -165,7 +165,7 @@ def load_manifest(
     else:
         raise DataError(
             f"manifest {str(path)!r} does not exist; set data.manifest in the recipe (a CSV or a folder "
-            "of class folders) or pass -o data.manifest=PATH"
+            "of class folders) or pass --set data.manifest=PATH"
         )
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:

@@ -253,7 +253,7 @@ def _format_error(
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         return f"{key}: {message}" if key and not message.startswith(key) else message
     if kind == "missing":
-        return f"{key}: required; set it in the recipe or with -o {key}=VALUE"
+        return f"{key}: required; set it in the recipe or with --set {key}=VALUE"
     if kind in _EXPECTED:
         return f"{key}: expected {_EXPECTED[kind]}, got {_describe(value)}"
     if kind == "literal_error":

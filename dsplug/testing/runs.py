@@ -60,7 +60,7 @@ def recipe_pipeline(recipe: str | os.PathLike[str], *, overrides: Sequence[str] 
     recipe : path
         A recipe YAML file (one point, no sweep).
     overrides : sequence of str
-        ``KEY=VALUE`` overrides, as ``dsplug run -o``.
+        ``KEY=VALUE`` overrides, as ``dsplug run --set``.
     num_outputs : int
         Classes (or regression targets).
 

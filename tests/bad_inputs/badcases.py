@@ -74,12 +74,12 @@ def valid(folder: Path) -> Path:
 
 
 def validate(*overrides: str, recipe_text: str | None = None) -> Build:
-    """``dsplug validate r.yaml -o ...`` on the valid data set (the recipe replaced if given)."""
+    """``dsplug validate r.yaml --set ...`` on the valid data set (the recipe replaced if given)."""
     def build(folder: Path) -> list[str]:
         recipe = valid(folder)
         if recipe_text is not None:
             recipe.write_text(recipe_text)
-        return ["validate", str(recipe), *[part for o in overrides for part in ("-o", o)]]
+        return ["validate", str(recipe), *[part for o in overrides for part in ("--set", o)]]
     return build
 
 

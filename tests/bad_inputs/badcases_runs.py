@@ -46,8 +46,8 @@ case("audio-plot", "missing", lambda f: ["plot", "gone.wav", "-o", "out.png"], "
 case("audio-plot", "folder", lambda f: (f / "d.wav").mkdir() or ["plot", "d.wav", "-o", "out.png"], "'d.wav' is a folder", absent=("out.png",))
 case("audio-plot", "chunk-out-of-range", lambda f: [str(bf.write_tone(f / "t.wav")) and "plot", "t.wav", "-o", "out.png", "--chunk", "9"],
      "--chunk 9 is out of range", absent=("out.png",))
-case("audio-plot", "override-without-recipe", lambda f: ["plot", str(bf.write_tone(f / "t.wav")), "-o", "o.png", "--override", "seed=1"],
-     "--override needs --recipe", absent=("o.png",))
+case("audio-plot", "override-without-recipe", lambda f: ["plot", str(bf.write_tone(f / "t.wav")), "-o", "o.png", "--set", "seed=1"],
+     "--set needs --recipe", absent=("o.png",))
 
 
 # ------------------------------------------------------------------------------------- .pth
@@ -61,7 +61,7 @@ case("pth", "zip-bomb-names-the-bomb", lambda f: bf.bad_pth("zip-bomb", f / "bad
 case("pth", "code-execution-refused", lambda f: bf.bad_pth("os-system", f / "bad.pth") and
      validate("model.backbone.name=mobilenet_v2_torchvision", "model.backbone.weights=bad.pth")(f), "refused global os.system")
 case("pth", "run-refused-before-decoding", lambda f: bf.bad_pth("zip-bomb-header", f / "bad.pth") and
-     ["run", str(valid(f)), "-o", "model.backbone.name=mobilenet_v2_torchvision", "-o", "model.backbone.weights=bad.pth", "--out", "out"],
+     ["run", str(valid(f)), "--set", "model.backbone.name=mobilenet_v2_torchvision", "--set", "model.backbone.weights=bad.pth", "--out", "out"],
      "bad.pth", "zip bomb", absent=("out",))
 
 
@@ -79,7 +79,7 @@ case("out-path", "run-out-is-a-file", run_out("f.txt"), "'f.txt' is a file, not 
 case("out-path", "run-out-in-proc", run_out("/proc/dsplug-run"), "/proc is not writable")
 case("out-path", "run-out-under-a-file", run_out("f.txt/sub"), "f.txt is a file, not a folder")
 case("out-path", "run-default-runs-is-a-file", lambda f: (touch(f, "runs"), ["run", str(valid(f))])[1], "runs is a file, not a folder")
-case("out-path", "sweep-point-out-is-a-file", lambda f: (touch(f, "sw"), ["run", str(valid(f)), "-o", "seed=[1,2]", "--out", "sw"])[1],
+case("out-path", "sweep-point-out-is-a-file", lambda f: (touch(f, "sw"), ["run", str(valid(f)), "--set", "seed=[1,2]", "--out", "sw"])[1],
      "'sw", "is a file, not a folder")
 for name, out, expect in [("folder", "d", "'d' is a folder; give a file name"), ("proc", "/proc/x.png", "/proc is not writable"),
                           ("under-a-file", "f.txt/x.png", "'f.txt' is a file, not a folder")]:
@@ -112,7 +112,7 @@ case("out-path", "init-existing-recipe", lambda f: ["init", str(valid(f).parent 
 case("out-path", "export-run-dir-in-proc", lambda f: ["export", "/proc"], "/proc is not writable")
 case("out-path", "export-run-dir-is-a-file", lambda f: ["export", str(touch(f))], "f.txt")
 case("out-path", "explain-out-in-proc", lambda f: ["explain", "run", str(bf.write_tone(f / "t.wav")), "-o", "/proc/x.png"], "/proc is not writable")
-case("out-path", "sweep-out-is-a-file", lambda f: (touch(f), ["sweep", str(valid(f)), "-o", "seed=[1,2]", "--out", "f.txt"])[1],
+case("out-path", "sweep-out-is-a-file", lambda f: (touch(f), ["sweep", str(valid(f)), "--set", "seed=[1,2]", "--out", "f.txt"])[1],
      "'f.txt' is a file, not a folder")
 case("out-path", "compare-out-is-a-file", lambda f: (touch(f), ["compare", str(valid(f)), "--backbones", "mobilenet_v2", "--out", "f.txt"])[1],
      "'f.txt' is a file, not a folder")
@@ -234,7 +234,7 @@ case("resume", "checkpoint-damaged", resume_with(None, checkpoint=b"\x00garbage"
 def sweep_over_other_run(folder: Path) -> list[str]:
     recipe = valid(folder)
     record(folder / "sw" / "seed-1", recipe_hash="0123456789abcdef", name="other", finished=True, extra=FINISHED)
-    return ["sweep", str(recipe), "-o", "seed=[1,2]", "--out", "sw"]
+    return ["sweep", str(recipe), "--set", "seed=[1,2]", "--out", "sw"]
 
 
 case("run-dir", "sweep-point-holds-another-run", sweep_over_other_run, "seed-1 holds a run of a different recipe")
