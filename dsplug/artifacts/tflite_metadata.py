@@ -169,9 +169,9 @@ def check_audio_classifier(model: bytes, *, n_labels: int, channels: int = 1, so
 
 
 def _check_audio_classifier(root: Any, *, n_labels: int, channels: int, source: str) -> None:
-    if root.SubgraphsLength() != 1:
-        raise ExportError(f"{source} has {root.SubgraphsLength()} subgraphs; an audio classifier has exactly one")
-    graph = root.Subgraphs(0)
+    if root.SubgraphsLength() < 1:
+        raise ExportError(f"{source} has no subgraph; it is not a model (export it again)")
+    graph = root.Subgraphs(0)  # the main graph; more subgraphs are bodies of control flow (LSTM while loops)
     if graph.InputsLength() != 1 or graph.OutputsLength() != 1:
         raise ExportError(
             f"{source} has {graph.InputsLength()} input(s) and {graph.OutputsLength()} output(s); an audio "
