@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import warnings
 from typing import Literal
 
@@ -36,6 +37,11 @@ PadMode = Literal["zero", "repeat"]
 #: soxr quality used by :func:`load_audio` (the same resampler as librosa's ``res_type="soxr_hq"``,
 #: called directly so the inference runtime needs no librosa).
 RESAMPLE_QUALITY = "HQ"
+
+#: ``warnings.catch_warnings`` swaps process-wide state: threads decoding at once (``dsplug
+#: predict`` runs a file per core) take turns in the fallback decoder, so none of them leaves
+#: another's warning filters behind.
+_FALLBACK_LOCK = threading.Lock()
 
 
 def validate_signal(signal: np.ndarray, *, source: str) -> None:
@@ -115,7 +121,7 @@ def _decode(path: str) -> tuple[np.ndarray, int]:
         ) from first_error
 
     try:
-        with warnings.catch_warnings():
+        with _FALLBACK_LOCK, warnings.catch_warnings():
             # librosa warns that it falls back to the deprecated audioread backend.
             warnings.simplefilter("ignore")
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)

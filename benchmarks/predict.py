@@ -1,0 +1,148 @@
+"""Files per second of `dsplug predict` over a folder: one thread (``--jobs 1``) against every core.
+
+    python benchmarks/predict.py [--model MODEL.tflite] [--audio data/tones/audio] [--repeats 3]
+        [--out runs/bench-predict]
+
+``--jobs 1`` is the path `dsplug predict` took before issue #18 (one file after the other in one
+interpreter); the default decodes and runs one file per core, each worker thread with its own
+interpreter (:func:`dsplug.runtime.predict_batch`). Both run over the same folder, alternately,
+``--repeats`` times after a warm-up; the median files/s of each and their ratio are printed, and
+the two runs' results are checked to be identical (labels and probabilities, bit for bit).
+
+Without ``--model`` the demo recipe's end-to-end model (``recipes/demo.yaml``: EfficientNet-Lite0
+on 0.5 s chunks at 16 kHz, float32; random weights, since speed does not depend on them) is built
+once into ``OUT/model.tflite``, in a child process: TensorFlow's thread pools would otherwise
+slow down the timing. Wall times grow when other processes compete for the cores: the load
+average (``uptime``) before and after is printed and saved. Results go to ``OUT/predict.json``
+and ``OUT/predict.md``.
+
+Target of issue #18: the default >= 1.6x the files/s of ``--jobs 1`` on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEMO = ROOT / "recipes" / "demo.yaml"
+TARGET = 1.6
+
+
+def build_model(path: Path) -> None:
+    """The demo recipe's end-to-end model with random weights and its metadata, as ``path``."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from dsplug import data
+    from dsplug.deploy.convert import convert, model_metadata
+    from dsplug.model import build_pipeline, chunk_samples
+    from dsplug.recipe.loader import load_recipe
+
+    [point] = load_recipe(DEMO, overrides=["model.backbone.weights=none"])
+    recipe = point.recipe
+    classes = data.load_manifest(recipe.data.manifest, task=recipe.data.task).classes
+    model = build_pipeline(recipe, num_outputs=len(classes)).end_to_end
+    content = convert(model, samples=chunk_samples(recipe))
+    meta = model_metadata(recipe, classes=classes, recipe_hash=point.hash)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(meta.to_tflite(content))
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]:
+    """Alternate ``jobs=1`` and the default ``repeats`` times; files/s of each run and the check."""
+    import numpy as np
+
+    from dsplug.runtime import default_jobs, load_model, predict_batch
+
+    model = load_model(model_path)
+    predict_batch(model, [sorted(audio.iterdir())[0]], jobs=1)  # warm-up: libraries, caches
+    jobs = default_jobs(threads=model.threads)
+    speeds: dict[str, list[float]] = {"jobs=1": [], f"jobs={jobs} (default)": []}
+    results = {}
+    for _ in range(repeats):
+        for name, n in (("jobs=1", 1), (f"jobs={jobs} (default)", None)):
+            batch = predict_batch(model, [audio], jobs=n)
+            speeds[name].append(len(batch.predictions) / batch.seconds)
+            results[name] = batch
+            print(f"  {name:<18} {len(batch.predictions)} files in {batch.seconds:6.2f} s: {speeds[name][-1]:7.1f} files/s", flush=True)
+    one, default = (results[name].predictions for name in speeds)
+    identical = [p.file for p in one] == [p.file for p in default] and all(
+        a.label == b.label and np.array_equal(a.chunk_probabilities, b.chunk_probabilities) for a, b in zip(one, default)
+    )
+    medians = {name: statistics.median(values) for name, values in speeds.items()}
+    first, second = medians.values()
+    return {
+        "files": len(one), "jobs": jobs, "files_per_s": speeds, "median_files_per_s": medians,
+        "speedup": second / first, "identical_results": identical, "notes": list(results["jobs=1"].notes),
+    }
+
+
+def markdown(report: dict[str, object]) -> str:
+    medians = report["median_files_per_s"]
+    assert isinstance(medians, dict)
+    lines = [
+        f"# dsplug predict throughput ({report['files']} files of {report['audio']})",
+        "",
+        f"Model: {report['model']}. Machine: {report['machine']}.",
+        "",
+        "| run | median files/s | all runs (files/s) |",
+        "|---|---:|---|",
+        *(f"| {name} | {value:.1f} | {', '.join(f'{v:.1f}' for v in report['files_per_s'][name])} |"  # type: ignore[index]
+          for name, value in medians.items()),
+        "",
+        f"Speed-up of the default over `--jobs 1`: **{report['speedup']:.2f}x** (target >= {TARGET}x). "
+        f"Results identical: {report['identical_results']}.",
+        "",
+        f"Load before: `{report['uptime_before']}`; after: `{report['uptime_after']}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="an exported .tflite (default: build the demo model into OUT)")
+    parser.add_argument("--audio", type=Path, default=ROOT / "data" / "tones" / "audio", help="the folder to predict")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-predict")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # the child process: build this model
+    args = parser.parse_args()
+    if args.build:
+        build_model(args.build)
+        return
+
+    model = args.model or args.out / "model.tflite"
+    if args.model is None and not model.is_file():
+        print(f"building the demo model (random weights) into {model} ...", flush=True)
+        subprocess.run([sys.executable, __file__, "--build", str(model)], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    machine = f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable CPUs, Python {platform.python_version()}"
+    before = uptime()
+    print(f"{machine}\nbefore: {before}", flush=True)
+    started = time.perf_counter()
+    report: dict[str, object] = {"model": str(model), "audio": str(args.audio), "machine": machine, "uptime_before": before}
+    report.update(measure(model, args.audio, repeats=args.repeats))
+    report["uptime_after"] = uptime()
+    report["seconds"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "predict.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (args.out / "predict.md").write_text(markdown(report), encoding="utf-8")
+    print()
+    print(markdown(report))
+    print(f"wrote {args.out / 'predict.json'} and {args.out / 'predict.md'}")
+
+
+if __name__ == "__main__":
+    main()
