@@ -506,12 +506,13 @@ def predict_cmd(
             typer.echo(runtime.predictions_json(predictions, top_k=top_k or 0, skipped=batch.skipped))
         else:
             rows = PREDICT_ROWS if csv_out is not None and len(predictions) > PREDICT_ROWS else None
-            for line in runtime.format_table(predictions, top_k=top_k or 1, max_rows=rows):
+            for line in runtime.format_predictions(predictions, top_k=top_k or 1, max_rows=rows):
                 typer.echo(line + (f" (every file is in {csv_out})" if line.startswith("... and") else ""))
             if len(predictions) > 1 and (counts := runtime.format_class_counts(predictions)):
                 typer.echo("")
                 typer.echo("\n".join(counts))
-        for line in [*(f"note: {n}" for n in batch.notes), *runtime.format_skipped(batch.skipped)]:
+        notes = [] if as_json else [f"note: {n}" for n in batch.notes]  # JSON holds them per file
+        for line in [*notes, *runtime.format_skipped(batch.skipped)]:
             typer.echo(line, err=True)
         if csv_out:
             typer.echo(f"wrote {runtime.write_predictions_csv(csv_out, predictions, top_k=top_k or 0)}", err=as_json)

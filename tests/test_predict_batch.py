@@ -218,21 +218,21 @@ def test_table_class_counts_and_top_k():
         prediction("in/a/much/longer/name.wav", [0.25, 0.25, 0.4, 0.1]),
         prediction("in/three.wav", [0.05, 0.9, 0.03, 0.02]),
     ]
-    assert runtime.format_table(predictions) == [
+    assert runtime.format_predictions(predictions) == [
         "file                       predicted  confidence",
         "-------------------------  ---------  ----------",
         "in/one.wav                 b               0.700",
         "in/a/much/longer/name.wav  c               0.400",
         "in/three.wav               b               0.900",
     ]
-    assert runtime.format_table(predictions, top_k=3, max_rows=2) == [
+    assert runtime.format_predictions(predictions, top_k=3, max_rows=2) == [
         "file                       top 1     p1  top 2     p2  top 3     p3",
         "-------------------------  -----  -----  -----  -----  -----  -----",
         "in/one.wav                 b      0.700  c      0.150  a      0.100",
         "in/a/much/longer/name.wav  c      0.400  a      0.250  b      0.250",  # a tie keeps the class order
         "... and 1 more files",
     ]
-    assert runtime.format_table(predictions, top_k=9)[0].endswith("top 4     p4")  # capped at the classes
+    assert runtime.format_predictions(predictions, top_k=9)[0].endswith("top 4     p4")  # capped at the classes
     assert runtime.format_class_counts(predictions) == [
         "class  files   share",
         "-----  -----  ------",
@@ -243,18 +243,24 @@ def test_table_class_counts_and_top_k():
     ]
     assert runtime.top_labels(predictions[1], k=2) == [("c", 0.4), ("a", 0.25)]
     long_name = "x/" * 40 + "clip.wav"
-    assert runtime.format_table([prediction(long_name, [1, 0, 0, 0])])[2].startswith("…" + long_name[-59:])
+    table = runtime.format_predictions([prediction(long_name, [1, 0, 0, 0]), predictions[0]])
+    assert table[2].startswith("…" + long_name[-59:] + "  a")
+    # one file: one line
+    assert runtime.format_predictions(predictions[:1]) == ["in/one.wav: b 0.700"]
+    assert runtime.format_predictions(predictions[:1], top_k=2) == ["in/one.wav: b 0.700, c 0.150"]
 
 
 def test_multilabel_and_regression_tables():
     tags = [prediction("t1.wav", [0.9, 0.6, 0.1, 0.0], task="multilabel", label="a;b"),
             prediction("t2.wav", [0.2, 0.1, 0.3, 0.0], task="multilabel", label="")]
-    assert runtime.format_table(tags, top_k=2)[0] == "file    predicted  top 1     p1  top 2     p2"
-    assert runtime.format_table(tags)[3].split() == ["t2.wav", "(none)", "c", "0.300"]
+    assert runtime.format_predictions(tags, top_k=2)[0] == "file    predicted  top 1     p1  top 2     p2"
+    assert runtime.format_predictions(tags)[3].split() == ["t2.wav", "(none)", "c", "0.300"]
     assert [line.split()[:2] for line in runtime.format_class_counts(tags)[2:]] == [
         ["a", "1"], ["b", "1"], ["c", "0"], ["d", "0"], ["(none)", "1"]]
-    values = [prediction("r.wav", [0.5], task="regression", label="0.5")]
-    assert runtime.format_table(values)[2].split() == ["r.wav", "0.5"] and runtime.format_class_counts(values) == []
+    assert runtime.format_predictions(tags[:1], top_k=2) == ["t1.wav: a;b (a 0.900, b 0.600)"]
+    values = [prediction("r.wav", [0.5], task="regression", label="0.5"), prediction("s.wav", [1.25], task="regression", label="1.25")]
+    assert runtime.format_predictions(values)[2:] == ["r.wav        0.5", "s.wav       1.25"]  # numbers right-aligned
+    assert runtime.format_predictions(values[:1]) == ["r.wav: 0.5"] and runtime.format_class_counts(values) == []
     with pytest.raises(DataError, match="regression model: leave --top-k out"):
         runtime.check_top_k(2, task="regression")
     for bad in (0, -2, True, 1.5):

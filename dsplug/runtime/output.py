@@ -6,7 +6,7 @@ class (``label``) is not known here, so it is empty, and ``predicted`` is the mo
 With ``top_k`` it ends with ``top1, top1_prob, ..., topK, topK_prob``.
 
 The text functions return lines for ``dsplug predict`` to print: a table with one row per file
-(:func:`format_table`), the files per predicted class (:func:`format_class_counts`), the
+(:func:`format_predictions`; one line for one file), the files per predicted class (:func:`format_class_counts`), the
 skipped files (:func:`format_skipped`) and one closing line (:func:`format_batch_summary`).
 """
 
@@ -31,7 +31,7 @@ __all__ = [
     "format_batch_summary",
     "format_class_counts",
     "format_skipped",
-    "format_table",
+    "format_predictions",
     "predictions_json",
     "top_labels",
     "write_predictions_csv",
@@ -168,12 +168,14 @@ def predictions_json(predictions: Sequence[FilePrediction], *, top_k: int = 0, s
     return json.dumps(document, indent=2)
 
 
-def format_table(predictions: Sequence[FilePrediction], *, top_k: int = 1, max_rows: int | None = None) -> list[str]:
-    """One aligned row per file: the decision and its confidence, or the ``top_k`` classes.
+def format_predictions(predictions: Sequence[FilePrediction], *, top_k: int = 1, max_rows: int | None = None) -> list[str]:
+    """The decision per file and its confidence, or the ``top_k`` classes: a table, or one line for one file.
 
     Columns: ``file``, then for a classifier ``predicted, confidence`` (``top_k`` 1) or
     ``top 1, p1, ..., top k, pk``; for a multi-label model ``predicted`` (the classes above 0.5,
-    ``(none)`` if none) and the top classes; for regression ``predicted`` (the values).
+    ``(none)`` if none) and the top classes; for regression ``predicted`` (the values). One file
+    is one line instead: ``clip.wav: T3 0.712`` (``clip.wav: T3 0.712, T2 0.101`` with
+    ``top_k`` 2; ``clip.wav: a;b (a 0.900, b 0.600)`` for a multi-label model).
 
     Parameters
     ----------
@@ -195,24 +197,30 @@ def format_table(predictions: Sequence[FilePrediction], *, top_k: int = 1, max_r
     if first.task != "regression":
         check_top_k(top_k, task=first.task)
         k = min(top_k, len(first.classes))
-    headers = ["file"]
-    if first.task != "classification" or k == 0:
-        headers.append("predicted")
+    if len(predictions) == 1:
+        return [_line(first, k=k)]
+    decision = first.task != "classification"  # the decision differs from the top class
+    headers = ["file", *(["predicted"] if decision else [])]
     headers += ["predicted", "confidence"] if first.task == "classification" and k == 1 else [
         h for i in range(1, k + 1) for h in (f"top {i}", f"p{i}")
     ]
     shown = predictions[:max_rows] if max_rows is not None else predictions
-    rows = []
-    for p in shown:
-        row = [_short(p.file)]
-        if first.task != "classification" or k == 0:
-            row.append(p.label or "(none)")
-        row += [cell for label, value in _top(p.probabilities, classes=p.classes, k=k) for cell in (label, f"{value:.3f}")]
-        rows.append(row)
+    rows = [
+        [_short(p.file), *([p.label or "(none)"] if decision else []),
+         *(cell for label, value in _top(p.probabilities, classes=p.classes, k=k) for cell in (label, f"{value:.3f}"))]
+        for p in shown
+    ]
     lines = _align(headers, rows)
     if len(shown) < len(predictions):
         lines.append(f"... and {len(predictions) - len(shown)} more files")
     return lines
+
+
+def _line(p: FilePrediction, *, k: int) -> str:
+    top = ", ".join(f"{label} {value:.3f}" for label, value in _top(p.probabilities, classes=p.classes, k=k))
+    if p.task == "classification":
+        return f"{p.file}: {top}"
+    return f"{p.file}: {p.label or '(none)'}" + (f" ({top})" if top else "")
 
 
 def format_class_counts(predictions: Sequence[FilePrediction]) -> list[str]:
