@@ -482,13 +482,15 @@ def predict_cmd(
 ) -> None:
     """Predict classes of audio files with an exported model (no TensorFlow needed).
 
-    Prints a table (per file the predicted class and its confidence, or the --top-k classes),
-    the files per predicted class, one note per kind of change made to the audio (resampled,
-    mixed to mono, padded) and a closing line with the speed. With --csv and more than 40
-    files the table shows the first 40 (the CSV has every file and chunk). Files that cannot
-    be decoded, and files of a folder whose extension is not audio, are skipped with a line
-    each: the others are predicted and the exit code is 1. If no file can be decoded the
-    command fails (exit code 2).
+    Prints per file the predicted class and its confidence (or, with --top-k, the K most
+    probable classes): one line for one file, a table for several, then the files per
+    predicted class. On stderr: one note per kind of change made to the audio (resampled,
+    mixed to mono, padded), the skipped files and a closing line with the speed. With --csv
+    and more than 40 files the table shows the first 40 (the CSV has every file and chunk).
+    Files are decoded and run one per core (--jobs); the results do not depend on it. A file
+    that cannot be decoded, and a file in a folder whose extension is not an audio format, is
+    skipped with a line: the others are predicted and the exit code is 1. If no file can be
+    decoded the command fails (exit code 2).
     """
     _setup(debug)
     with _errors():
