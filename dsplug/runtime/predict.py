@@ -200,15 +200,8 @@ def _unique(files: Sequence[Path]) -> list[Path]:
 
 
 def collect_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Expand files and folders into a list of audio files (the first list of :func:`find_audio_files`).
-
-    Raises
-    ------
-    DataError
-        ``paths`` is empty.
-    AudioError
-        A path does not exist, or a folder holds no audio file.
-    """
+    """Expand files and folders into a list of audio files: the first list of :func:`find_audio_files`
+    (which says what it raises)."""
     return find_audio_files(paths)[0]
 
 
