@@ -13,7 +13,9 @@ Without ``--model`` the demo recipe's end-to-end model (``recipes/demo.yaml``: E
 on 0.5 s chunks at 16 kHz, float32; random weights, since speed does not depend on them) is built
 once into ``OUT/model.tflite``, in a child process: TensorFlow's thread pools would otherwise
 slow down the timing. Wall times grow when other processes compete for the cores: the load
-average (``uptime``) before and after is printed and saved. Results go to ``OUT/predict.json``
+average (``uptime``) before and after is printed and saved, with the cores each run kept busy
+(CPU seconds of the process per wall second: about 1 for one thread, up to the cores for
+the default when the machine is otherwise idle). Results go to ``OUT/predict.json``
 and ``OUT/predict.md``.
 
 Target of issue #18: the default >= 1.6x the files/s of ``--jobs 1`` on 2 cores.
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,13 +75,17 @@ def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]
     predict_batch(model, [sorted(audio.iterdir())[0]], jobs=1)  # warm-up: libraries, caches
     jobs = default_jobs(threads=model.threads)
     speeds: dict[str, list[float]] = {"jobs=1": [], f"jobs={jobs} (default)": []}
+    cores: dict[str, list[float]] = {name: [] for name in speeds}
     results = {}
     for _ in range(repeats):
         for name, n in (("jobs=1", 1), (f"jobs={jobs} (default)", None)):
+            cpu = _cpu_seconds()
             batch = predict_batch(model, [audio], jobs=n)
             speeds[name].append(len(batch.predictions) / batch.seconds)
+            cores[name].append((_cpu_seconds() - cpu) / batch.seconds)
             results[name] = batch
-            print(f"  {name:<18} {len(batch.predictions)} files in {batch.seconds:6.2f} s: {speeds[name][-1]:7.1f} files/s", flush=True)
+            print(f"  {name:<18} {len(batch.predictions)} files in {batch.seconds:6.2f} s: {speeds[name][-1]:7.1f} files/s, "
+                  f"{cores[name][-1]:.2f} cores busy", flush=True)
     one, default = (results[name].predictions for name in speeds)
     identical = [p.file for p in one] == [p.file for p in default] and all(
         a.label == b.label and np.array_equal(a.chunk_probabilities, b.chunk_probabilities) for a, b in zip(one, default)
@@ -87,8 +94,15 @@ def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]
     first, second = medians.values()
     return {
         "files": len(one), "jobs": jobs, "files_per_s": speeds, "median_files_per_s": medians,
+        "cores_busy": {name: statistics.median(values) for name, values in cores.items()},
         "speedup": second / first, "identical_results": identical, "notes": list(results["jobs=1"].notes),
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (all threads), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def markdown(report: dict[str, object]) -> str:
@@ -99,9 +113,10 @@ def markdown(report: dict[str, object]) -> str:
         "",
         f"Model: {report['model']}. Machine: {report['machine']}.",
         "",
-        "| run | median files/s | all runs (files/s) |",
-        "|---|---:|---|",
-        *(f"| {name} | {value:.1f} | {', '.join(f'{v:.1f}' for v in report['files_per_s'][name])} |"  # type: ignore[index]
+        "| run | median files/s | cores busy (CPU s / wall s) | all runs (files/s) |",
+        "|---|---:|---:|---|",
+        *(f"| {name} | {value:.1f} | {report['cores_busy'][name]:.2f} | "  # type: ignore[index]
+          f"{', '.join(f'{v:.1f}' for v in report['files_per_s'][name])} |"  # type: ignore[index]
           for name, value in medians.items()),
         "",
         f"Speed-up of the default over `--jobs 1`: **{report['speedup']:.2f}x** (target >= {TARGET}x). "

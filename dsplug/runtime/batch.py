@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from dsplug.errors import AudioError, DataError
 from dsplug.runtime.predict import AUDIO_EXTENSIONS, FilePrediction, check_aggregate, find_audio_files, predict_file
@@ -86,8 +86,8 @@ class BatchPrediction:
 
     @property
     def files_per_second(self) -> float:
-        """Files predicted or skipped per second of wall time."""
-        return (len(self.predictions) + len(self.skipped)) / max(self.seconds, 1e-9)
+        """Files predicted per second of wall time."""
+        return len(self.predictions) / max(self.seconds, 1e-9)
 
 
 def default_jobs(*, threads: int | None = None) -> int:
@@ -183,7 +183,7 @@ def _extension_message(path: Path) -> str:
     return f"{path} has {what}, not an audio format dsplug reads ({', '.join(AUDIO_EXTENSIONS)}); name it to predict it anyway"
 
 
-def _raise_nothing_decoded(errors: Sequence[tuple[Path, AudioError]]) -> None:
+def _raise_nothing_decoded(errors: Sequence[tuple[Path, AudioError]]) -> NoReturn:
     """No file was predicted: one file's own error, or the first of several."""
     path, first = errors[0]
     if len(errors) == 1:

@@ -271,7 +271,7 @@ def format_batch_summary(batch: BatchPrediction) -> str:
     )
     if batch.skipped:
         kinds = collections.Counter(s.reason for s in batch.skipped)
-        parts = [f"{kinds['undecodable']} undecodable"] * bool(kinds["undecodable"]) + [f"{kinds['extension']} not audio"] * bool(kinds["extension"])
+        parts = [f"{kinds[reason]} {words}" for reason, words in (("undecodable", "undecodable"), ("extension", "not audio")) if kinds[reason]]
         line += f"; skipped {len(batch.skipped)}: {', '.join(parts)}"
     return line
 
