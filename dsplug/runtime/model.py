@@ -38,7 +38,7 @@ __all__ = ["Model", "load_model", "read_model_metadata", "resolve_model_path"]
 class Model:
     """An exported dsplug model loaded into a LiteRT interpreter (not thread-safe).
 
-    Create it with :func:`load_model`.
+    Create it with :func:`load_model`; give each further thread a :meth:`replica`.
 
     Attributes
     ----------
