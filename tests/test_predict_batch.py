@@ -154,6 +154,8 @@ def test_bad_files_are_skipped_and_the_others_predicted(model, folder):
     (folder / "garbage.ogg").write_bytes(b"OggS" + bytes(range(256)) * 4)
     (folder / "readme.txt").write_text("recorded in 2024\n")
     (folder / "drums" / "labels").write_text("kick\n")
+    (folder / ".git" / "objects").mkdir(parents=True)
+    (folder / ".git" / "objects" / "ab12").write_bytes(b"x")  # a hidden folder's files are not listed
     batch = runtime.predict_batch(model, [folder, TONES / "manifest.csv"], jobs=2)
     assert len(batch.predictions) == 12
     assert [(s.file, s.reason) for s in batch.skipped] == [

@@ -145,8 +145,9 @@ def find_audio_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path
     A folder contributes every file below it (recursively) whose extension is in
     :data:`AUDIO_EXTENSIONS` (case-insensitive), sorted by path; its other files (a README, a
     labels CSV) are returned apart, so that a caller can say they were skipped. Hidden files
-    (names starting with ".") are ignored. A file named explicitly is kept whatever its
-    extension. Duplicates are dropped, first occurrence kept.
+    (names starting with ".") are ignored, and so are the other files of hidden folders (a
+    ``.git``). A file named explicitly is kept whatever its extension. Duplicates are dropped,
+    first occurrence kept.
 
     Parameters
     ----------
@@ -184,12 +185,16 @@ def find_audio_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path
                     f"{', '.join(AUDIO_EXTENSIONS)}); pass a folder with audio or the files themselves"
                 )
             files += found
-            others += [p for p in below if p.suffix.lower() not in AUDIO_EXTENSIONS]
+            others += [
+                p for p in below
+                if p.suffix.lower() not in AUDIO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
         elif path.is_file():
             files.append(path)
         else:
             raise AudioError(f"audio file or folder {str(path)!r} does not exist; check the path")
-    return _unique(files), [p for p in _unique(others) if p.resolve() not in {f.resolve() for f in files}]
+    named = {f.resolve() for f in files}
+    return _unique(files), [p for p in _unique(others) if p.resolve() not in named]
 
 
 def _unique(files: Sequence[Path]) -> list[Path]:
