@@ -14,9 +14,10 @@ on 0.5 s chunks at 16 kHz, float32; random weights, since speed does not depend 
 once into ``OUT/model.tflite``, in a child process: TensorFlow's thread pools would otherwise
 slow down the timing. Wall times grow when other processes compete for the cores: the load
 average (``uptime``) before and after is printed and saved, with the cores each run kept busy
-(CPU seconds of the process per wall second: about 1 for one thread, up to the cores for
-the default when the machine is otherwise idle). Results go to ``OUT/predict.json``
-and ``OUT/predict.md``.
+(CPU seconds of the process per wall second: about 1 for one thread, up to the cores for the
+default when the machine is otherwise idle) and what as many threads gain on reference work
+that releases the GIL (sha256) at the same time: the speed-up the machine allowed. Results go
+to ``OUT/predict.json`` and ``OUT/predict.md``.
 
 Target of issue #18: the default >= 1.6x the files/s of ``--jobs 1`` on 2 cores.
 """
@@ -24,6 +25,7 @@ Target of issue #18: the default >= 1.6x the files/s of ``--jobs 1`` on 2 cores.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +33,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +68,72 @@ def uptime() -> str:
         return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def reference_speedup(jobs: int, *, seconds: float = 1.0) -> float:
+    """What ``jobs`` threads gain over one on this machine right now, on work that releases the GIL
+    (sha256 of 8 MB blocks): about ``jobs`` on idle cores, less when other processes use them."""
+    block = bytes(8 << 20)
+
+    def rate(threads: int) -> float:
+        counts = [0] * threads
+        stop = time.perf_counter() + seconds
+
+        def work(i: int) -> None:
+            while time.perf_counter() < stop:
+                hashlib.sha256(block).digest()
+                counts[i] += 1
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sum(counts) / seconds
+
+    return rate(jobs) / rate(1)
+
+
+def gil_share(model_path: Path, audio: Path) -> float:
+    """The share of ``--jobs 1``'s CPU time spent holding the GIL: outside LiteRT's ``invoke``,
+    libsndfile (through cffi) and soxr, which release it. A load-independent figure: with a share
+    ``p``, ``n`` idle cores run at most ``1 / (p + (1 - p) / n)`` times faster (Amdahl)."""
+    import soundfile
+    import soxr
+
+    from dsplug.runtime import load_model, predict_batch
+
+    free = [0.0]
+
+    def timed(function):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                free[0] += time.thread_time() - start
+        return call
+
+    class TimedLibrary:
+        def __init__(self, library: object) -> None:
+            self.library = library
+
+        def __getattr__(self, name: str) -> object:
+            value = getattr(self.library, name)
+            return timed(value) if callable(value) else value
+
+    model = load_model(model_path)
+    model._interpreter.invoke = timed(model._interpreter.invoke)  # noqa: SLF001  (measurement only)
+    library, resample = soundfile._snd, soxr.resample  # noqa: SLF001
+    soundfile._snd, soxr.resample = TimedLibrary(library), timed(resample)  # noqa: SLF001
+    try:
+        predict_batch(model, [sorted(audio.iterdir())[0]], jobs=1)
+        free[0] = 0.0
+        start = time.thread_time()
+        predict_batch(model, [audio], jobs=1)
+        return 1.0 - free[0] / (time.thread_time() - start)
+    finally:
+        soundfile._snd, soxr.resample = library, resample  # noqa: SLF001
+
+
 def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]:
     """Alternate ``jobs=1`` and the default ``repeats`` times; files/s of each run and the check."""
     import numpy as np
@@ -76,8 +145,11 @@ def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]
     jobs = default_jobs(threads=model.threads)
     speeds: dict[str, list[float]] = {"jobs=1": [], f"jobs={jobs} (default)": []}
     cores: dict[str, list[float]] = {name: [] for name in speeds}
+    reference = []
     results = {}
     for _ in range(repeats):
+        reference.append(reference_speedup(jobs))
+        print(f"  reference: {jobs} threads of sha256 do {reference[-1]:.2f}x the work of one", flush=True)
         for name, n in (("jobs=1", 1), (f"jobs={jobs} (default)", None)):
             cpu = _cpu_seconds()
             batch = predict_batch(model, [audio], jobs=n)
@@ -95,6 +167,7 @@ def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]
     return {
         "files": len(one), "jobs": jobs, "files_per_s": speeds, "median_files_per_s": medians,
         "cores_busy": {name: statistics.median(values) for name, values in cores.items()},
+        "reference_speedup": statistics.median(reference),
         "speedup": second / first, "identical_results": identical, "notes": list(results["jobs=1"].notes),
     }
 
@@ -121,6 +194,13 @@ def markdown(report: dict[str, object]) -> str:
         "",
         f"Speed-up of the default over `--jobs 1`: **{report['speedup']:.2f}x** (target >= {TARGET}x). "
         f"Results identical: {report['identical_results']}.",
+        "",
+        f"What the machine allowed meanwhile: {report['jobs']} threads of GIL-free reference work (sha256) did "
+        f"{report['reference_speedup']:.2f}x the work of one (about {report['jobs']} on idle cores).",
+        "",
+        f"Load-independent: `--jobs 1` holds the GIL for {100 * report['gil_share']:.1f} % of its CPU time "  # type: ignore[operator]
+        f"(the rest is in LiteRT, libsndfile and soxr, which release it), so {report['jobs']} idle cores run it at "
+        f"most {report['amdahl_bound']:.2f}x faster.",
         "",
         f"Load before: `{report['uptime_before']}`; after: `{report['uptime_after']}`.",
     ]
@@ -149,6 +229,10 @@ def main() -> None:
     started = time.perf_counter()
     report: dict[str, object] = {"model": str(model), "audio": str(args.audio), "machine": machine, "uptime_before": before}
     report.update(measure(model, args.audio, repeats=args.repeats))
+    report["gil_share"] = gil_share(model, args.audio)
+    jobs = report["jobs"]
+    assert isinstance(jobs, int)
+    report["amdahl_bound"] = 1.0 / (report["gil_share"] + (1.0 - report["gil_share"]) / jobs)
     report["uptime_after"] = uptime()
     report["seconds"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
