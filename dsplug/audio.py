@@ -38,7 +38,6 @@ PadMode = Literal["zero", "repeat"]
 #: called directly so the inference runtime needs no librosa).
 RESAMPLE_QUALITY = "HQ"
 
-
 def validate_signal(signal: np.ndarray, *, source: str) -> None:
     """Check that a signal is a non-empty 1-D array of finite samples.
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from dsplug.command import Command, Group, SetCommand
@@ -482,6 +481,10 @@ def explain_cmd(
 ThreadsOption = Annotated[Optional[int], typer.Option("--threads", metavar="N", help="TFLite interpreter threads (default 1).")]
 
 
+#: With --csv, a table of more files than this shows the first PREDICT_ROWS only (the CSV has all).
+PREDICT_ROWS = 40
+
+
 @app.command("predict", cls=Command)
 def predict_cmd(
     model: ModelArgument,
@@ -489,28 +492,54 @@ def predict_cmd(
     csv_out: Annotated[Optional[Path], typer.Option("--csv", metavar="CSV", help="Write chunk- and file-level rows to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
     aggregate: Annotated[str, typer.Option("--aggregate", metavar="mean|vote", help="Chunk to file: mean or vote.")] = "mean",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", metavar="K", help="Show the K most probable classes per file (table, CSV and JSON).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", metavar="N", help="Files decoded and run at once (default: every core; 1: one thread).")] = None,
     threads: ThreadsOption = None,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Predict classes of audio files with an exported model (no TensorFlow needed)."""
+    """Predict classes of audio files with an exported model (no TensorFlow needed).
+
+    Prints per file the predicted class and its confidence (or, with --top-k, the K most
+    probable classes): one line for one file, a table for several, then the files per
+    predicted class. On stderr: one note per kind of change made to the audio (resampled,
+    mixed to mono, padded), the skipped files and a closing line with the speed. With --csv
+    and more than 40 files the table shows the first 40 (the CSV has every file and chunk).
+    Files are decoded and run one per core (--jobs); the results do not depend on it. A file
+    that cannot be decoded, and a file in a folder whose extension is not an audio format, is
+    skipped with a line: the others are predicted and the exit code is 1. If no file can be
+    decoded the command fails (exit code 2).
+    """
     _setup(debug)
     with _errors():
         from dsplug.artifacts import check_writable_file
-        from dsplug.runtime import load_model, predict_files, predictions_json, write_predictions_csv
+        from dsplug import runtime
 
         if csv_out is not None:
             check_writable_file(csv_out, what="predictions CSV (--csv)")
-        loaded = load_model(model, threads=threads)
-        predictions = predict_files(loaded, audio, aggregate=aggregate)  # type: ignore[arg-type]
+        loaded = runtime.load_model(model, threads=threads)
+        if top_k is not None:
+            runtime.check_top_k(top_k, task=loaded.task)
+        batch = runtime.predict_batch(loaded, audio, aggregate=aggregate, jobs=jobs, progress=_CliReporter().progress)  # type: ignore[arg-type]
+        predictions = batch.predictions
         if as_json:
-            typer.echo(predictions_json(predictions))
+            typer.echo(runtime.predictions_json(predictions, top_k=top_k or 0, skipped=batch.skipped))
         else:
-            for p in predictions:
-                notes = f"  ({'; '.join(p.notes)})" if p.notes else ""
-                typer.echo(f"{p.file}: {p.label} {float(np.max(p.probabilities)):.3f}{notes}")
+            rows = PREDICT_ROWS if csv_out is not None and len(predictions) > PREDICT_ROWS else None
+            for line in runtime.format_predictions(predictions, top_k=top_k or 1, max_rows=rows):
+                typer.echo(line + (f" (every file is in {csv_out})" if line.startswith("... and") else ""))
+            if len(predictions) > 1 and (counts := runtime.format_class_counts(predictions)):
+                typer.echo("")
+                typer.echo("\n".join(counts))
+        notes = [] if as_json else [f"note: {n}" for n in batch.notes]  # JSON holds them per file
+        for line in [*notes, *runtime.format_skipped(batch.skipped)]:
+            typer.echo(line, err=True)
         if csv_out:
-            typer.echo(f"wrote {write_predictions_csv(csv_out, predictions)}", err=as_json)
+            typer.echo(f"wrote {runtime.write_predictions_csv(csv_out, predictions, top_k=top_k or 0)}", err=as_json)
+        if len(predictions) + len(batch.skipped) > 1:
+            typer.echo(runtime.format_batch_summary(batch), err=True)
+        if batch.skipped:
+            raise typer.Exit(code=1)
 
 
 @app.command("stream", cls=Command)

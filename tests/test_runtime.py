@@ -487,7 +487,7 @@ def test_cli_predict_stream_bench(run_dir, tmp_path):
     out = tmp_path / "pred.csv"
     result = runner.invoke(app, ["predict", str(run_dir), str(folder), "--csv", str(out)])
     assert result.exit_code == 0, result.output
-    assert "bassdrum01.ogg" in result.output and "resampled from 44100 Hz" in result.output
+    assert "bassdrum01.ogg" in result.output and "note: resampled 62 files to 16 kHz: 61 from 44.1 kHz" in result.output
     rows = list(csv.DictReader(open(out)))
     assert sum(r["level"] == "file" for r in rows) == len(list(folder.glob("*.ogg")))
     as_json = runner.invoke(app, ["predict", str(run_dir / "model.tflite"), str(folder / "bassdrum01.ogg"), "--json"])

@@ -363,7 +363,7 @@ def decide(outputs: np.ndarray, *, classes: Sequence[str], task: str) -> str:
 PREDICTION_COLUMNS = ("file", "level", "start", "end", "label", "predicted")
 
 
-def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str]) -> str:
+def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str], extra: Sequence[str] = ()) -> str:
     """CSV text of prediction rows: ``file, level, start, end, label, predicted`` + output columns.
 
     One format for evaluation and inference: ``label`` is the true class (empty when unknown),
@@ -377,10 +377,13 @@ def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str]
         ``outputs``: the row's values, one per output column.
     columns : sequence of str
         The output column names (:func:`output_columns`).
+    extra : sequence of str
+        More columns after the outputs (``top1, top1_prob, ...`` of ``dsplug predict --top-k``);
+        a row gives their cells under the key ``extra`` (empty when it has none).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*PREDICTION_COLUMNS, *columns])
+    writer.writerow([*PREDICTION_COLUMNS, *columns, *extra])
     for row in rows:
         values = [float(v) for v in row["outputs"]]
         if len(values) != len(columns):
@@ -389,5 +392,8 @@ def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str]
         for key in PREDICTION_COLUMNS:
             value = row.get(key)
             cells.append(f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value))
-        writer.writerow([*cells, *(f"{v:.6g}" for v in values)])
+        more = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.get("extra", ["" for _ in extra])]
+        if len(more) != len(extra):
+            raise DataError(f"a prediction row has {len(more)} extra cells, the header {len(extra)}")
+        writer.writerow([*cells, *(f"{v:.6g}" for v in values), *more])
     return buffer.getvalue()

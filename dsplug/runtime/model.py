@@ -38,7 +38,7 @@ __all__ = ["Model", "load_model", "read_model_metadata", "resolve_model_path"]
 class Model:
     """An exported dsplug model loaded into a LiteRT interpreter (not thread-safe).
 
-    Create it with :func:`load_model`.
+    Create it with :func:`load_model`; give each further thread a :meth:`replica`.
 
     Attributes
     ----------
@@ -90,6 +90,26 @@ class Model:
             f"Model({str(self.path)!r}, task={self.task!r}, classes={list(self.classes)}, "
             f"chunk={self.chunk_seconds:g} s at {self.sample_rate} Hz)"
         )
+
+    def replica(self) -> Model:
+        """The same model in a new interpreter of its own, for another thread.
+
+        A :class:`Model` is not thread-safe; replicas are: each has its own tensors, and LiteRT
+        releases the GIL while it runs, so replicas in different threads run at once. A replica
+        computes exactly what this model computes (same file, same interpreter threads).
+
+        Returns
+        -------
+        Model
+            Sharing :attr:`metadata` and :attr:`threads` with this one.
+
+        Raises
+        ------
+        ExportError
+            The file can no longer be loaded (it was changed or removed since).
+        """
+        interpreter = _open_interpreter(self.path, threads=self.threads)
+        return Model(path=self.path, metadata=self.metadata, interpreter=interpreter, threads=self.threads)
 
     def predict_chunks(self, chunks: np.ndarray) -> np.ndarray:
         """Run the model on chunks, one invocation per chunk.

@@ -1,14 +1,14 @@
-"""Chunk- and file-level predictions for audio files and folders, and their CSV / JSON output.
+"""Chunk- and file-level predictions for audio files, folders and samples in memory.
 
-The predictions CSV is the one format of :func:`dsplug.artifacts.predictions_csv` (also written
-by evaluation): ``file, level, start, end, label, predicted`` and one column per output. The
-true class (``label``) is not known here, so it is empty; ``predicted`` is the model's decision.
+Each recording is decoded, mixed to mono, resampled to the model's rate and cut into chunks;
+what was done to it is kept as :class:`Adjustment` records. Many files at once (in parallel,
+undecodable ones skipped): :mod:`dsplug.runtime.batch`; CSV, JSON and tables:
+:mod:`dsplug.runtime.output`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import soundfile as sf
 
-from dsplug.artifacts import decide, output_columns, predictions_csv, write_atomic
+from dsplug.artifacts import decide, output_columns
 from dsplug.audio import chunk_signal, load_audio, prepare_signal
 from dsplug.errors import AudioError, DataError, ExportError
 
@@ -29,18 +29,41 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "Adjustment",
     "FilePrediction",
+    "check_aggregate",
     "collect_audio_files",
+    "file_adjustments",
     "file_notes",
+    "find_audio_files",
+    "predict_file",
     "predict_files",
     "predict_signal",
-    "predictions_json",
-    "write_predictions_csv",
 ]
 
 #: File extensions (lower case) collected from folders: the formats libsndfile decodes. A file
 #: named explicitly is decoded whatever its extension.
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class Adjustment:
+    """One thing done to a recording before the model saw it.
+
+    Attributes
+    ----------
+    kind : {"resampled", "mixed", "padded"}
+        Resampled to the model's rate, channels mixed down to mono, or padded to one chunk.
+    value : float
+        ``resampled``: the recording's rate in Hz; ``mixed``: its number of channels;
+        ``padded``: its length in seconds.
+    note : str
+        The same in words, e.g. ``"resampled from 44100 Hz to 16000 Hz"``.
+    """
+
+    kind: Literal["resampled", "mixed", "padded"]
+    value: float
+    note: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +88,8 @@ class FilePrediction:
         ";" (empty if none); for regression the value.
     chunk_labels : tuple of str
         The predicted label of each chunk, decided the same way.
-    notes : tuple of str
-        What was done to the audio (resampled, mixed to mono, padded).
+    adjustments : tuple of Adjustment
+        What was done to the audio (resampled, mixed to mono, padded); :attr:`notes` in words.
     classes : tuple of str
         Class names of the outputs.
     task : str
@@ -81,13 +104,23 @@ class FilePrediction:
     probabilities: np.ndarray
     label: str
     chunk_labels: tuple[str, ...]
-    notes: tuple[str, ...]
+    adjustments: tuple[Adjustment, ...]
     classes: tuple[str, ...]
     task: str
 
+    @property
+    def columns(self) -> list[str]:
+        """Names of the outputs (:func:`dsplug.artifacts.output_columns`): ``prob_<class>`` or ``value``."""
+        return output_columns(self.classes, task=self.task, k=self.probabilities.size)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What was done to the audio, in words (one :attr:`Adjustment.note` each)."""
+        return tuple(a.note for a in self.adjustments)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data (for JSON): outputs keyed by column name."""
-        names = _columns(self)
+        names = self.columns
         return {
             "file": self.file,
             "duration": round(self.duration, 6),
@@ -106,13 +139,27 @@ class FilePrediction:
         }
 
 
-def collect_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Expand files and folders into a list of audio files.
+def find_audio_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+    """Expand files and folders into the audio files to predict, and the other files of the folders.
 
     A folder contributes every file below it (recursively) whose extension is in
-    :data:`AUDIO_EXTENSIONS` (case-insensitive), sorted by path; hidden files (names starting
-    with ".") are skipped. A file named explicitly is kept whatever its extension. Duplicates
-    are dropped, first occurrence kept.
+    :data:`AUDIO_EXTENSIONS` (case-insensitive), sorted by path; its other files (a README, a
+    labels CSV) are returned apart, so that a caller can say they were skipped. Hidden files
+    (names starting with ".") are ignored, and so are the other files of hidden folders (a
+    ``.git``). A file named explicitly is kept whatever its extension. Duplicates are dropped,
+    first occurrence kept.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Audio files and/or folders.
+
+    Returns
+    -------
+    audio : list of Path
+        The files to decode, in input order (each folder's sorted).
+    others : list of Path
+        Files in the folders with an extension not in :data:`AUDIO_EXTENSIONS`, sorted.
 
     Raises
     ------
@@ -126,31 +173,45 @@ def collect_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     if not paths:
         raise DataError("no audio given: pass one or more audio files or folders")
     files: list[Path] = []
+    others: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-            )
+            below = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = [p for p in below if p.suffix.lower() in AUDIO_EXTENSIONS]
             if not found:
                 raise AudioError(
                     f"folder {str(path)!r} holds no audio files (looked recursively for "
                     f"{', '.join(AUDIO_EXTENSIONS)}); pass a folder with audio or the files themselves"
                 )
             files += found
+            others += [
+                p for p in below
+                if p.suffix.lower() not in AUDIO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
         elif path.is_file():
             files.append(path)
         else:
             raise AudioError(f"audio file or folder {str(path)!r} does not exist; check the path")
+    named = {f.resolve() for f in files}
+    return _unique(files), [p for p in _unique(others) if p.resolve() not in named]
+
+
+def _unique(files: Sequence[Path]) -> list[Path]:
     unique: dict[Path, Path] = {}
     for f in files:
         unique.setdefault(f.resolve(), f)
     return list(unique.values())
 
 
-def file_notes(path: Path, *, model: Model, samples: int) -> list[str]:
-    """Notes on what loading ``path`` for ``model`` did to it (resampling, down-mixing, padding).
+def collect_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders into a list of audio files: the first list of :func:`find_audio_files`
+    (which says what it raises)."""
+    return find_audio_files(paths)[0]
+
+
+def file_adjustments(path: Path, *, model: Model, samples: int) -> list[Adjustment]:
+    """What loading ``path`` for ``model`` did to it (resampling, down-mixing, padding).
 
     Parameters
     ----------
@@ -161,24 +222,56 @@ def file_notes(path: Path, *, model: Model, samples: int) -> list[str]:
     samples : int
         Samples of the decoded, resampled signal.
     """
-    notes = []
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         info = None  # decoded by the fallback decoder; its original rate is not known cheaply
-    if info is not None:
-        if info.samplerate != model.sample_rate:
-            notes.append(f"resampled from {info.samplerate} Hz to {model.sample_rate} Hz")
-        if info.channels > 1:
-            notes.append(f"{info.channels} channels mixed down to mono")
-    return notes + _padding_note(model, samples=samples)
+    if info is None:
+        return _adjustments(model, rate=model.sample_rate, channels=1, samples=samples)
+    return _adjustments(model, rate=int(info.samplerate), channels=int(info.channels), samples=samples)
 
 
-def _padding_note(model: Model, *, samples: int) -> list[str]:
-    if samples >= model.chunk_samples:
-        return []
-    how = "with zeros" if model.pad_mode == "zero" else "by repeating it"
-    return [f"shorter than one chunk ({samples / model.sample_rate:.3f} s < {model.chunk_seconds:g} s): padded {how}"]
+def file_notes(path: Path, *, model: Model, samples: int) -> list[str]:
+    """:func:`file_adjustments` in words, e.g. ``["resampled from 44100 Hz to 16000 Hz"]``."""
+    return [a.note for a in file_adjustments(path, model=model, samples=samples)]
+
+
+def _adjustments(model: Model, *, rate: int, channels: int, samples: int) -> list[Adjustment]:
+    """Adjustments of a recording of ``rate`` Hz and ``channels`` that is ``samples`` long at the model's rate."""
+    done = []
+    if rate != model.sample_rate:
+        done.append(Adjustment("resampled", rate, f"resampled from {rate} Hz to {model.sample_rate} Hz"))
+    if channels > 1:
+        done.append(Adjustment("mixed", channels, f"{channels} channels mixed down to mono"))
+    if samples < model.chunk_samples:
+        how = "with zeros" if model.pad_mode == "zero" else "by repeating it"
+        seconds = samples / model.sample_rate
+        done.append(Adjustment(
+            "padded", seconds, f"shorter than one chunk ({seconds:.3f} s < {model.chunk_seconds:g} s): padded {how}",
+        ))
+    return done
+
+
+def predict_file(
+    model: Model,
+    path: str | os.PathLike[str],
+    *,
+    aggregate: Literal["mean", "vote"] = "mean",
+    hop_seconds: float | None = None,
+) -> FilePrediction:
+    """Chunk- and file-level predictions for one audio file (see :func:`predict_files`).
+
+    Raises
+    ------
+    DataError
+        An unknown ``aggregate``.
+    AudioError
+        The file is missing, empty or cannot be decoded (the message names it).
+    """
+    check_aggregate(aggregate, model=model)
+    signal = load_audio(path, sample_rate=model.sample_rate)
+    adjustments = file_adjustments(Path(path), model=model, samples=signal.size)
+    return _predict(model, signal, source=str(path), adjustments=adjustments, hop_seconds=hop_seconds, aggregate=aggregate)
 
 
 def predict_files(
@@ -188,12 +281,14 @@ def predict_files(
     aggregate: Literal["mean", "vote"] = "mean",
     hop_seconds: float | None = None,
 ) -> list[FilePrediction]:
-    """Chunk- and file-level predictions for audio files and folders.
+    """Chunk- and file-level predictions for audio files and folders, one file after the other.
 
     Each file is decoded, mixed to mono and resampled to the model's rate
     (:func:`dsplug.audio.load_audio`), cut into chunks of the model's length every
     ``hop_seconds`` (the last, or only, chunk padded as the metadata says) and run chunk by
     chunk. Every input is checked (existence, folders not empty) before any file is decoded.
+    The first file that cannot be decoded stops it: :func:`dsplug.runtime.predict_batch`
+    skips such files instead, and runs several files at once.
 
     Parameters
     ----------
@@ -220,16 +315,11 @@ def predict_files(
         A path is missing, a folder holds no audio, or a file cannot be decoded (the file is
         named).
     """
-    _check_aggregate(aggregate, model=model)
-    files = collect_audio_files(paths)
-    results = []
-    for path in files:
-        signal = load_audio(path, sample_rate=model.sample_rate)
-        results.append(
-            _predict(model, signal, source=str(path), notes=file_notes(path, model=model, samples=signal.size),
-                     hop_seconds=hop_seconds, aggregate=aggregate)
-        )
-    return results
+    check_aggregate(aggregate, model=model)
+    return [
+        predict_file(model, path, aggregate=aggregate, hop_seconds=hop_seconds)
+        for path in collect_audio_files(paths)
+    ]
 
 
 def predict_signal(
@@ -266,16 +356,21 @@ def predict_signal(
     AudioError
         Empty, non-finite or badly shaped samples; a rate that is not a positive whole number.
     """
-    _check_aggregate(aggregate, model=model)
+    check_aggregate(aggregate, model=model)
     signal = prepare_signal(samples, rate=sample_rate, sample_rate=model.sample_rate, source=source)
-    notes = [f"resampled from {sample_rate} Hz to {model.sample_rate} Hz"] if sample_rate != model.sample_rate else []
-    if np.ndim(samples) == 2 and np.shape(samples)[1] > 1:
-        notes.append(f"{np.shape(samples)[1]} channels mixed down to mono")
-    notes += _padding_note(model, samples=signal.size)
-    return _predict(model, signal, source=source, notes=notes, hop_seconds=hop_seconds, aggregate=aggregate)
+    channels = int(np.shape(samples)[1]) if np.ndim(samples) == 2 else 1
+    adjustments = _adjustments(model, rate=sample_rate, channels=channels, samples=signal.size)
+    return _predict(model, signal, source=source, adjustments=adjustments, hop_seconds=hop_seconds, aggregate=aggregate)
 
 
-def _check_aggregate(aggregate: str, *, model: Model) -> None:
+def check_aggregate(aggregate: str, *, model: Model) -> None:
+    """Refuse an ``aggregate`` other than ``"mean"`` or ``"vote"`` (a vote needs a classifier).
+
+    Raises
+    ------
+    DataError
+        The value and the choices.
+    """
     if aggregate not in ("mean", "vote"):
         raise DataError(f"aggregate must be 'mean' or 'vote', got {aggregate!r}")
     if aggregate == "vote" and model.task != "classification":
@@ -283,7 +378,7 @@ def _check_aggregate(aggregate: str, *, model: Model) -> None:
 
 
 def _predict(
-    model: Model, signal: np.ndarray, *, source: str, notes: Sequence[str], hop_seconds: float | None,
+    model: Model, signal: np.ndarray, *, source: str, adjustments: Sequence[Adjustment], hop_seconds: float | None,
     aggregate: str,
 ) -> FilePrediction:
     """Chunk a mono signal at the model's rate, run the chunks, aggregate them."""
@@ -313,71 +408,9 @@ def _predict(
         probabilities=file_outputs,
         label=decide(file_outputs, classes=model.classes, task=model.task),
         chunk_labels=tuple(decide(row, classes=model.classes, task=model.task) for row in outputs),
-        notes=tuple(notes),
+        adjustments=tuple(adjustments),
         classes=model.classes,
         task=model.task,
     )
     logger.debug("%s: %d chunk(s), label %s", source, len(outputs), result.label)
     return result
-
-
-def write_predictions_csv(path: str | os.PathLike[str], predictions: Sequence[FilePrediction]) -> Path:
-    """Write chunk and file rows to a CSV file (atomically: nothing is left half-written).
-
-    The format is :func:`dsplug.artifacts.predictions_csv`: columns ``file, level, start, end,
-    label, predicted`` and one column per output (``prob_<class>``; ``value`` for regression).
-    ``label`` (the true class) is empty, ``predicted`` holds the decision. For each file, its
-    chunk rows (``level=chunk``) come first, then one ``level=file`` row spanning the whole
-    file. Times are in seconds.
-
-    Raises
-    ------
-    DataError
-        ``predictions`` is empty or mixes models with different outputs.
-    """
-    columns = _shared_columns(predictions)
-    rows = [row for p in predictions for row in _csv_rows(p)]
-    return write_atomic(path, predictions_csv(rows, columns=columns))
-
-
-def _columns(prediction: FilePrediction) -> list[str]:
-    """Names of the outputs of ``prediction`` (:func:`dsplug.artifacts.output_columns`)."""
-    return output_columns(prediction.classes, task=prediction.task, k=prediction.probabilities.size)
-
-
-def _csv_rows(p: FilePrediction) -> list[dict[str, Any]]:
-    """Rows of :func:`dsplug.artifacts.predictions_csv` for one file: its chunks, then the whole file."""
-    rows: list[dict[str, Any]] = [
-        {"file": p.file, "level": "chunk", "start": float(s), "end": float(e), "predicted": lab, "outputs": row}
-        for s, e, lab, row in zip(p.starts, p.ends, p.chunk_labels, p.chunk_probabilities)
-    ]
-    rows.append({
-        "file": p.file, "level": "file", "start": 0.0, "end": float(p.duration),
-        "predicted": p.label, "outputs": p.probabilities,
-    })
-    return rows
-
-
-def _shared_columns(predictions: Sequence[FilePrediction]) -> list[str]:
-    if not predictions:
-        raise DataError("no predictions to write")
-    columns = {tuple(_columns(p)) for p in predictions}
-    if len(columns) != 1:
-        raise DataError("predictions come from models with different outputs; write them to separate files")
-    return list(columns.pop())
-
-
-def predictions_json(predictions: Sequence[FilePrediction]) -> str:
-    """Predictions as JSON text: ``{"task", "classes", "files": [FilePrediction.as_dict(), ...]}``.
-
-    Raises
-    ------
-    DataError
-        ``predictions`` is empty or mixes models with different outputs.
-    """
-    _shared_columns(predictions)
-    first = predictions[0]
-    return json.dumps(
-        {"task": first.task, "classes": list(first.classes), "files": [p.as_dict() for p in predictions]},
-        indent=2,
-    )

@@ -11,10 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import badfiles as bf
-from badcases import Build, case, needs_fix, valid, validate
+from badcases import Build, case, valid, validate
 from badfiles import BAD_AUDIO, BAD_PTH, ODD_AUDIO, dataset
-
-PREDICT_FOLDER = "dsplug/runtime/predict.py:predict_files (and cli.predict_cmd's exit code)"
 
 
 # ------------------------------------------------------------------------------------ audio
@@ -301,12 +299,9 @@ def predict_folder(*extra: tuple[str, str]) -> Callable:
 
 case("predict-folder", "only-text-files", lambda f: (f / "in").mkdir() or (f / "in" / "a.txt").write_text("x") and ["predict", str(bf.model_files(f)), "in"],
      "holds no audio files")
-case("predict-folder", "one-undecodable-file", predict_folder(("c.wav", "rate-0hz")), "skipped 1", "c.wav", code=1,
-     marks=needs_fix(f"{PREDICT_FOLDER}: skip undecodable files, keep the others, exit 1 with a summary line"))
-case("predict-folder", "one-empty-file", predict_folder(("c.wav", "empty")), "skipped 1", "c.wav", code=1,
-     marks=needs_fix(f"{PREDICT_FOLDER}: an empty file is skipped, not fatal"))
-case("predict-folder", "other-extensions-listed", predict_folder(("notes.txt", "text")), "notes.txt", "skipped", code=1,
-     marks=needs_fix(f"{PREDICT_FOLDER}: files with extensions it does not read are listed as skipped"))
+case("predict-folder", "one-undecodable-file", predict_folder(("c.wav", "rate-0hz")), "skipped 1", "c.wav", code=1)
+case("predict-folder", "one-empty-file", predict_folder(("c.wav", "empty")), "skipped 1", "c.wav", code=1)
+case("predict-folder", "other-extensions-listed", predict_folder(("notes.txt", "text")), "notes.txt", "skipped", code=1)
 
 
 # ------------------------------------------------------------------------------------ export
