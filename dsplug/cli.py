@@ -186,14 +186,10 @@ def validate_cmd(
     """Check a recipe (keys, types, plugins, manifest) without running it."""
     _setup(debug)
     with _errors():
-        from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.preflight import preflight
-        from dsplug.workflows.run import load_manifest_of
+        from dsplug.workflows.run import check_recipe_file
 
-        points = load_recipe(recipe, overrides=override)
-        notes = {note: None for point in points for note in preflight(point.recipe, source=str(recipe))}
+        points, manifest, notes = check_recipe_file(recipe, overrides=override)
         first = points[0].recipe
-        manifest = load_manifest_of(first)
         sweep = f", a sweep of {len(points)} points" if len(points) > 1 else ""
         typer.echo(
             f"{recipe}: valid (recipe version {first.version}{sweep}); manifest has "
@@ -261,20 +257,12 @@ def run_cmd(
     """Run a recipe: read the data, train, evaluate and export, everything in the run directory."""
     _setup(debug)
     with _errors():
-        from dsplug.artifacts import RunDir
-        from dsplug.recipe.loader import load_recipe
-        from dsplug.recipe.preflight import preflight
-        from dsplug.workflows.run import default_run_dir, run_point
+        from dsplug.workflows.run import plan_runs, run_point
 
-        points = load_recipe(recipe, overrides=override)
-        sweep = len(points) > 1
-        run_dirs = [default_run_dir(point, out=out, sweep=sweep) for point in points]
-        for point, run_dir in zip(points, run_dirs):  # every point checked before any work
-            RunDir(run_dir).check_recipe(point.hash)
-            preflight(point.recipe, source=str(recipe))
-        for number, (point, run_dir) in enumerate(zip(points, run_dirs), start=1):
-            if sweep:
-                typer.echo(f"[{number}/{len(points)}] {point.slug}")
+        planned = plan_runs(recipe, overrides=override, out=out)  # every point checked before any work
+        for number, (point, run_dir) in enumerate(planned, start=1):
+            if len(planned) > 1:
+                typer.echo(f"[{number}/{len(planned)}] {point.slug}")
             run_point(point, run_dir=run_dir, reporter=_CliReporter())
 
 

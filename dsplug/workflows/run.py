@@ -20,7 +20,7 @@ from dsplug import data as data_stage
 from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
 from dsplug.errors import DataError
-from dsplug.recipe.loader import RecipePoint
+from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.preflight import preflight
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,43 @@ def load_manifest_of(recipe: Any) -> data_stage.Manifest:
             "train.final_fit: false"
         )
     return manifest
+
+
+def plan_runs(recipe: str | Path, *, overrides: list[str], out: str | Path | None = None) -> list[tuple[RecipePoint, Path]]:
+    """The points of a recipe file and their run directories, every one checked before any work.
+
+    Each point's directory must not hold a run of another recipe, and each point passes the
+    pre-flight (:func:`~dsplug.recipe.preflight.preflight`), so a sweep stops at its first bad
+    point before anything is trained.
+
+    Returns
+    -------
+    list of (RecipePoint, Path)
+        In sweep order.
+    """
+    points = load_recipe(recipe, overrides=overrides)
+    planned = [(point, default_run_dir(point, out=out, sweep=len(points) > 1)) for point in points]
+    for point, run_dir in planned:
+        RunDir(run_dir).check_recipe(point.hash)
+        preflight(point.recipe, source=str(recipe))
+    return planned
+
+
+def check_recipe_file(recipe: str | Path, *, overrides: list[str]) -> tuple[list[RecipePoint], data_stage.Manifest, list[str]]:
+    """What ``dsplug validate`` checks: every point of the recipe file (keys, types, plugins, the
+    pre-flight) and the manifest of the first.
+
+    Returns
+    -------
+    points : list of RecipePoint
+    manifest : Manifest
+        The first point's manifest, validated and partitioned.
+    notes : list of str
+        The pre-flight's notes, each once.
+    """
+    points = load_recipe(recipe, overrides=overrides)
+    notes = {note: None for point in points for note in preflight(point.recipe, source=str(recipe))}
+    return points, load_manifest_of(points[0].recipe), list(notes)
 
 
 def run_point(point: RecipePoint, *, run_dir: str | Path, reporter: Reporter | None = None) -> dict[str, Any]:
