@@ -29,7 +29,7 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug.artifacts import csv_text, read_json, write_atomic
-from dsplug.data import ChunkSource, LabelledChunks, cached_features, indexed_dataset
+from dsplug.data import MEMORY_LIMIT, ChunkSource, LabelledChunks, cached_features, indexed_dataset
 from dsplug.distribute import input_pipelines
 from dsplug.errors import TrainError
 from dsplug.evaluate import selection_score
@@ -314,11 +314,15 @@ class Trainer:
 
         In memory for chunks in memory; for chunks on disk, shard-aligned feature files in
         ``checkpoints/features`` (a resumed run computes only the shards it has not finished;
-        the folder is removed when phase 1 ends). See :func:`dsplug.data.cached_features`.
+        the folder is removed when phase 1 ends), read into memory if they fit
+        :data:`~dsplug.data.MEMORY_LIMIT` and one process trains. See :func:`dsplug.data.cached_features`.
         """
         context = self.progress(total=len(source), description="phase 1 features") if self.progress else contextlib.nullcontext(None)
         with context as update:
-            return cached_features(source, extract=self.extractor(), folder=self.ckpt_dir / "features", batch_size=self.config.batch_size, progress=update)
+            # several workers each read their share of the feature files; one process may keep small ones in memory
+            limit = 0 if input_pipelines(self.strategy)[0] > 1 else MEMORY_LIMIT
+            return cached_features(source, extract=self.extractor(), folder=self.ckpt_dir / "features", batch_size=self.config.batch_size,
+                                   progress=update, memory_limit=limit)
 
     def _caches_features(self, train: LabelledChunks, *, epochs: int) -> bool:
         """Phase 1 trains on cached features: no augmentation, ``train.cache_features``, and

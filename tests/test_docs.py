@@ -158,6 +158,6 @@ def test_getting_started_runs_as_written(tmp_path, monkeypatch):
     assert "Devel was part of the final fit" in (run / "export.md").read_text()
     assert (run / "sarge_fall1-gradients.png").is_file()
     assert (tmp_path / "web" / "index.html").is_file() and (tmp_path / "web" / "models" / "model-int8.tflite").is_file()
-    assert [line.split(":")[0] for line in output["predict"].splitlines() if line.startswith("new-clips/")] == [
+    assert [line.split()[0] for line in output["predict"].splitlines() if line.startswith("new-clips/")] == [
         f"new-clips/{name}" for name in NEW_CLIPS
     ]

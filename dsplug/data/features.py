@@ -27,6 +27,7 @@ import numpy as np
 from dsplug.data.cache import RecordWriter, Shard, read_shard
 from dsplug.data.chunks import ChunkSet
 from dsplug.data.shards import ShardSet
+from dsplug.data.source import MEMORY_LIMIT
 from dsplug.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def cached_features(
     batch_size: int,
     dtype: str = "float32",
     progress: Callable[[int], None] | None = None,
-    memory_limit: int = 2**30,
+    memory_limit: int = MEMORY_LIMIT,
 ) -> ChunkSet | ShardSet:
     """Features of every chunk of ``source``: in memory for a ChunkSet, shard-aligned files for a ShardSet.
 
