@@ -94,6 +94,18 @@ def candidate_recipe(name: str, manifest_path: Path, folder: Path) -> tuple[Path
     raise SystemExit(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
+def _best_epoch(run_dir: Path) -> str:
+    """"best epoch E of N (devel score S)" from a trained run's history.csv."""
+    import csv
+
+    with open(run_dir / "history.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("devel_score")]
+    if not rows:
+        return "no devel score"
+    best = max(range(len(rows)), key=lambda i: float(rows[i]["devel_score"]))
+    return f"best epoch {best + 1} of {len(rows)} (devel score {float(rows[best]['devel_score']):.3f})"
+
+
 def run_candidate(name: str, manifest_path: Path, folder: Path) -> dict:
     """Run one candidate recipe into ``folder/name`` and read its test predictions."""
     import csv
@@ -116,7 +128,7 @@ def run_candidate(name: str, manifest_path: Path, folder: Path) -> dict:
         "truth": np.array([classes.index(row["label"]) for row in rows]),
         "predicted": np.array([classes.index(row["predicted"]) for row in rows]),
         "classes": classes, "seconds": seconds,
-        "detail": f"C={probe['c']:g} ({probe['selection']})" if probe else f"best epoch {result.get('best_epoch', '?')}",
+        "detail": f"C={probe['c']:g} ({probe['selection']})" if probe else _best_epoch(run_dir),
     }
 
 
