@@ -172,7 +172,7 @@ def test_cached_features_train_the_head_like_the_full_model(tiny, storage, tmp_p
     cached_sources = []
 
     def spy(source, **kwargs):
-        cached_sources.append(data_stage.cached_features(source, **kwargs, memory_limit=0))  # streamed, however small
+        cached_sources.append(data_stage.cached_features(source, **{**kwargs, "memory_limit": 0}))  # streamed, however small
         return cached_sources[-1]
 
     monkeypatch.setattr(train_stage, "cached_features", spy)
