@@ -34,6 +34,11 @@ __all__ = ["Chunks", "PadMode", "chunk_signal", "load_audio", "prepare_signal", 
 
 PadMode = Literal["zero", "repeat"]
 
+#: How dsplug's data pipeline and runtime fill a window shorter than the model's input: with
+#: zeros, as MediaPipe and the browser do. A ``data.pad_mode: repeat`` model tiles the zero
+#: padding itself (:class:`dsplug.frontend.padding.RepeatPad`), so every host feeds it the same.
+HOST_PAD_MODE: PadMode = "zero"
+
 #: soxr quality used by :func:`load_audio` (the same resampler as librosa's ``res_type="soxr_hq"``,
 #: called directly so the inference runtime needs no librosa).
 RESAMPLE_QUALITY = "HQ"

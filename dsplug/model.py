@@ -182,6 +182,17 @@ def build_frontend(recipe: Recipe, *, size: tuple[int, int]) -> tf_keras.layers.
     )
 
 
+def pad_layer(recipe: Recipe) -> tf_keras.layers.Layer:
+    """The model's first layer: :class:`~dsplug.frontend.padding.RepeatPad` for
+    ``data.pad_mode: repeat`` (hosts feed zero-padded windows, the model tiles them), else an
+    identity."""
+    from dsplug.frontend.padding import RepeatPad, min_zeros_for
+
+    if recipe.data.pad_mode == "repeat":
+        return RepeatPad(min_zeros=min_zeros_for(recipe.data.sample_rate), name="repeat_pad", dtype="float32")
+    return tf_keras.layers.Identity(name="zero_pad")
+
+
 def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
     """Build front-end, backbone and head from a recipe.
 
@@ -216,11 +227,12 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
     samples = chunk_samples(recipe)
 
     audio = tf_keras.Input((samples,), dtype="float32", name="audio")
+    window = pad_layer(recipe)(audio)  # hosts zero-pad short windows; the model fills them
     if backbone_plugin.input_kind == "audio":  # the backbone has its own front-end
-        frontend = tf_keras.Model(audio, tf_keras.layers.Identity(name="raw_audio")(audio), name="frontend")
+        frontend = tf_keras.Model(audio, tf_keras.layers.Identity(name="raw_audio")(window), name="frontend")
         input_shape: tuple[int, ...] = (samples,)
     else:
-        image = build_frontend(recipe, size=size)(audio)
+        image = build_frontend(recipe, size=size)(window)
         normalised = BackbonePreprocess(
             backbone=recipe.model.backbone.name,
             options=backbone_plugin.options.model_dump(mode="json"),

@@ -349,3 +349,29 @@ def test_plot_images(tmp_path: Path, layer: SpectrogramImage) -> None:
     assert all(path.exists() and path.suffix == ".png" for path in singles)
     with pytest.raises(ValueError, match="start times"):
         plot_images(images, out=tmp_path / "bad.png", grid=True, **{**common, "starts": [0.0]})
+
+
+# ------------------------------------------------------------------ repeat padding in the model
+def test_repeat_pad_tiles_what_a_host_zero_pads_as_the_data_pipeline_did() -> None:
+    """A zero-padded tone clip through RepeatPad equals the clip tiled (numpy.resize), in Keras
+    and in the converted TFLite model; all-zero windows and short zero runs pass unchanged."""
+    from dsplug.frontend.padding import RepeatPad
+
+    clip = load_audio(next(p for p in TONES if p.name.startswith("spk5_")), sample_rate=16000)
+    assert clip.size < 8000
+    zero = chunk_signal(clip, sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.5, pad_mode="zero").frames
+    tiled = chunk_signal(clip, sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.5, pad_mode="repeat").frames
+    quiet_tail = np.concatenate([tiled[:, :-5], np.zeros((1, 5), np.float32)], axis=1)  # 5 zeros < min_zeros
+    windows = np.concatenate([zero, np.zeros((1, 8000), np.float32), quiet_tail])
+    layer = RepeatPad(min_zeros=160)
+    expected = np.concatenate([tiled, windows[1:]])
+    np.testing.assert_array_equal(layer(windows).numpy(), expected)
+
+    inputs = tf_keras.Input((8000,))
+    converter = tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inputs, layer(inputs)))
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    for window, want in zip(windows, expected):
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window[None])
+        interpreter.invoke()
+        np.testing.assert_array_equal(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0], want)

@@ -73,7 +73,7 @@ def frames_of(path, model):
     signal = load_audio(path, sample_rate=model.sample_rate)
     return signal, chunk_signal(
         signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
-        hop_seconds=model.hop_seconds, pad_mode=model.pad_mode,
+        hop_seconds=model.hop_seconds, pad_mode=model.host_pad_mode,
     )
 
 

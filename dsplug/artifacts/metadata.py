@@ -34,7 +34,7 @@ MULTILABEL_THRESHOLD = 0.5
 CARD_FILE = "dsplug.json"
 #: Fields also stored as the metadata's custom key/values (shown by any metadata displayer).
 CUSTOM_FIELDS = (
-    "format", "dsplug_version", "recipe_hash", "task", "chunk_seconds", "hop_seconds", "pad_mode", "quantize", "backbone",
+    "format", "dsplug_version", "recipe_hash", "task", "chunk_seconds", "hop_seconds", "pad_mode", "pad_in_model", "quantize", "backbone",
 )
 #: Fields a sidecar must share with the metadata inside its model.
 SAME_FIELDS = ("recipe_hash", "task", "classes", "sample_rate", "chunk_seconds", "input", "output")
@@ -89,6 +89,10 @@ class ModelMetadata(BaseModel):
         Chunk length, and the hop between chunks used for files and streams (seconds).
     pad_mode : {"zero", "repeat"}
         How a chunk shorter than the input is filled.
+    pad_in_model : bool
+        The model fills short chunks itself: hosts feed them zero-padded (MediaPipe's and the
+        browser's way) and a ``repeat`` model tiles the padding in its first layer. False for
+        models exported before this field existed, which expect the host to pad as ``pad_mode`` says.
     backbone : str
         The backbone plugin's name.
     quantize : {"none", "dynamic", "float16", "int8", "qat"}
@@ -111,6 +115,7 @@ class ModelMetadata(BaseModel):
     chunk_seconds: float = Field(gt=0)
     hop_seconds: float = Field(gt=0)
     pad_mode: Literal["zero", "repeat"] = "zero"
+    pad_in_model: bool = False
     input: TensorInfo
     output: OutputInfo
     backbone: str = ""
@@ -135,6 +140,12 @@ class ModelMetadata(BaseModel):
     def samples(self) -> int:
         """Samples in one input chunk."""
         return int(self.input.shape[1])
+
+    @property
+    def host_pad_mode(self) -> Literal["zero", "repeat"]:
+        """How a host fills a chunk shorter than the input before feeding it: ``zero`` when the
+        model pads itself (every model dsplug exports now), else ``pad_mode``."""
+        return "zero" if self.pad_in_model else self.pad_mode
 
     @property
     def n_outputs(self) -> int:
@@ -175,6 +186,7 @@ class ModelMetadata(BaseModel):
             chunk_seconds=chunk_seconds,
             hop_seconds=hop_seconds or chunk_seconds,
             pad_mode=pad_mode,
+            pad_in_model=True,
             input=TensorInfo(shape=[1, samples]),
             output=OutputInfo(
                 shape=[1, max(len(classes), 1)],

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from dsplug.artifacts import write_json
-from dsplug.audio import RESAMPLE_QUALITY
+from dsplug.audio import HOST_PAD_MODE, RESAMPLE_QUALITY
 from dsplug.recipe.schema import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def chunk_settings(config: DataConfig) -> dict[str, Any]:
         "sample_rate": rate,
         "chunk_samples": round(config.chunk_seconds * rate),
         "hop_samples": round((config.hop_seconds or config.chunk_seconds) * rate),
-        "pad_mode": config.pad_mode,
+        "pad_mode": HOST_PAD_MODE,  # data.pad_mode: repeat is the model's first layer
         "dtype": config.shard_dtype,
         "libsndfile": soundfile.__libsndfile_version__,
         "resampler": f"soxr {soxr.__version__} {RESAMPLE_QUALITY}",

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from dsplug.audio import HOST_PAD_MODE
 from dsplug.data.chunks import ChunkSet, decode_chunks
 from dsplug.data.manifest import Item
 from dsplug.data.shards import ShardSet, shard_chunks
@@ -180,7 +181,7 @@ def decode_for(
             sample_rate=config.sample_rate,
             chunk_seconds=config.chunk_seconds,
             hop_seconds=config.hop_seconds or config.chunk_seconds,
-            pad_mode=config.pad_mode,
+            pad_mode=HOST_PAD_MODE,  # the model repeats, if its recipe says so
             on_bad_file=on_bad_file or config.on_bad_file,
             progress=update,
         )

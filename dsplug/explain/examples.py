@@ -51,13 +51,13 @@ def _class_index(classes: Sequence[str], name: str) -> int:
 
 
 def _chunks_of(run: RunView, audio_path: str | os.PathLike[str]) -> Any:
-    from dsplug.audio import chunk_signal, load_audio
+    from dsplug.audio import HOST_PAD_MODE, chunk_signal, load_audio
 
     data = run.recipe.data
     signal = load_audio(audio_path, sample_rate=data.sample_rate)
     return chunk_signal(
         signal, sample_rate=data.sample_rate, chunk_seconds=data.chunk_seconds,
-        hop_seconds=data.hop_seconds or data.chunk_seconds, pad_mode=data.pad_mode, source=str(audio_path),
+        hop_seconds=data.hop_seconds or data.chunk_seconds, pad_mode=HOST_PAD_MODE, source=str(audio_path),
     )
 
 

@@ -62,6 +62,9 @@ class Model:
         Hop between chunks used for files (from the metadata).
     pad_mode : {"zero", "repeat"}
         How a chunk shorter than ``chunk_samples`` is filled.
+    host_pad_mode : {"zero", "repeat"}
+        How this runtime fills a short chunk before feeding it: ``zero`` for models that pad
+        themselves (``metadata.pad_in_model``), as MediaPipe and the browser do.
     n_outputs : int
         Outputs per chunk (``k``).
     threads : int or None
@@ -79,6 +82,7 @@ class Model:
         self.chunk_seconds = metadata.chunk_seconds
         self.hop_seconds = metadata.hop_seconds
         self.pad_mode: Literal["zero", "repeat"] = metadata.pad_mode
+        self.host_pad_mode: Literal["zero", "repeat"] = metadata.host_pad_mode
         self._interpreter = interpreter
         self._input = interpreter.get_input_details()[0]
         self._output = interpreter.get_output_details()[0]
@@ -222,7 +226,8 @@ class Model:
         ------
         StreamResult
             One per window as soon as its last sample arrived: ``time`` (end of the window in
-            seconds), ``label``, ``confidence``, ``probabilities``, ``latency_ms``.
+            seconds), ``label``, ``confidence``, ``probabilities``, ``latency_ms``. A stream
+            shorter than one window gives one decision when it ends (zero-padded).
 
         Raises
         ------
@@ -251,6 +256,7 @@ class Model:
             yield from streamer.push(mono)
         if resampler is not None:  # the resampler's delayed tail
             yield from streamer.push(np.clip(resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
+        yield from streamer.finish()  # a stream shorter than one window: one decision, zero-padded
 
 
 def _quantize(values: np.ndarray, details: dict[str, Any]) -> np.ndarray:
@@ -376,6 +382,11 @@ def _check_tensors(model_path: Path, meta: ModelMetadata, interpreter: Interpret
             )
 
 
+#: Interpreter threads allowed per CPU core: more only slows inference, and tens of thousands
+#: crash LiteRT's thread pool (SIGSEGV).
+MAX_THREADS_PER_CORE = 4
+
+
 def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
     """Load an exported model and its metadata.
 
@@ -385,7 +396,7 @@ def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> M
         A ``.tflite`` exported by dsplug (it carries its metadata; a ``model.json`` beside it
         must agree with it), or a run directory holding ``model.tflite``.
     threads : int, optional
-        CPU threads for the interpreter (>= 1); None leaves the runtime's default (one thread
+        CPU threads for the interpreter, 1 to 4 per core; None leaves the runtime's default (one thread
         with ai-edge-litert 2.x).
 
     Returns
@@ -399,8 +410,12 @@ def load_model(path: str | os.PathLike[str], *, threads: int | None = None) -> M
         does not match the model, or a sidecar contradicts it.
     """
     model_path = resolve_model_path(path)
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ExportError(f"threads must be a positive integer or None, got {threads!r}")
+    cores = os.cpu_count() or 1
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS_PER_CORE * cores):
+        raise ExportError(
+            f"threads must be a whole number from 1 to {MAX_THREADS_PER_CORE * cores} ({MAX_THREADS_PER_CORE} per core of "
+            f"this machine's {cores}) or None, got {threads!r}"
+        )
     meta = read_model_metadata(model_path, _check_flatbuffer(model_path))
     interpreter = _open_interpreter(model_path, threads=threads)
     _check_tensors(model_path, meta, interpreter)

@@ -385,7 +385,7 @@ def _predict(
     hop = model.hop_seconds if hop_seconds is None else hop_seconds
     chunks = chunk_signal(
         signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
-        hop_seconds=hop, pad_mode=model.pad_mode, source=source,
+        hop_seconds=hop, pad_mode=model.host_pad_mode, source=source,
     )
     if chunks.frames.shape[1] != model.chunk_samples:  # rounding of chunk_seconds * rate
         raise ExportError(

@@ -174,6 +174,25 @@ class Streamer:
                 self._next_end += self.hop_samples
         return results
 
+    def finish(self) -> list[StreamResult]:
+        """End the stream: a stream shorter than one window still gets one decision.
+
+        If fewer than ``chunk_samples`` samples arrived (and at least one), the window is what
+        arrived followed by zeros, as a host pads a short clip; a ``repeat`` model fills the
+        zeros itself. Streams that gave a window already give nothing more. Call
+        :meth:`reset` before reusing the streamer.
+
+        Returns
+        -------
+        list of StreamResult
+            The one decision of a short stream, or an empty list.
+        """
+        if not 0 < self._received < self.model.chunk_samples:
+            return []
+        self._write_at = 0  # the ring never wrapped: its samples start at index 0, zeros follow
+        self._next_end = self._received + self.hop_samples
+        return [self._evaluate()]
+
     def _write(self, block: np.ndarray) -> None:
         size = self._ring.size
         if block.size >= size:
@@ -259,15 +278,16 @@ def _block_samples(block_seconds: float, *, sample_rate: int) -> int:
 
 
 def _push(
-    streamer: Streamer, samples: np.ndarray, *, latencies: list[float],
+    streamer: Streamer, samples: np.ndarray | None, *, latencies: list[float],
     on_result: Callable[[StreamResult], None] | None,
 ) -> float:
-    """Push ``samples``, append each window's latency to ``latencies``, call ``on_result``.
+    """Push ``samples`` (None: :meth:`Streamer.finish`), append each window's latency to
+    ``latencies``, call ``on_result``.
 
     Returns the seconds spent in :meth:`Streamer.push` (``on_result`` is not timed).
     """
     tick = time.perf_counter()
-    results = streamer.push(samples)
+    results = streamer.finish() if samples is None else streamer.push(samples)
     spent = time.perf_counter() - tick
     for result in results:
         latencies.append(result.latency_ms)
@@ -314,8 +334,8 @@ def stream_file(
 ) -> StreamSummary:
     """Stream an audio file through a :class:`Streamer` block by block.
 
-    The file is decoded and resampled first; a file shorter than one chunk is padded to one
-    chunk (as the metadata's ``pad_mode`` says) so that it gives one window. Blocks of
+    The file is decoded and resampled first; a file shorter than one chunk gives one window
+    (:meth:`Streamer.finish`: zero-padded, filled by the model as its ``pad_mode`` says). Blocks of
     ``block_seconds`` are then pushed, either as fast as possible or, with ``realtime``, each
     when its last sample would have been recorded. Sleeping and ``on_result`` run outside the
     timed region.
@@ -350,10 +370,10 @@ def stream_file(
     source = Path(path)
     signal = load_audio(source, sample_rate=model.sample_rate)
     notes = file_notes(source, model=model, samples=signal.size)
-    if signal.size < model.chunk_samples:
+    if signal.size < model.chunk_samples and model.host_pad_mode == "repeat":  # a model that does not pad itself
         signal = chunk_signal(
             signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
-            hop_seconds=model.chunk_seconds, pad_mode=model.pad_mode, source=str(source),
+            hop_seconds=model.chunk_seconds, pad_mode="repeat", source=str(source),
         ).frames[0]
     latencies: list[float] = []
     processing = 0.0
@@ -366,6 +386,7 @@ def stream_file(
             if delay > 0:
                 time.sleep(delay)
         processing += _push(streamer, piece, latencies=latencies, on_result=on_result)
+    processing += _push(streamer, None, latencies=latencies, on_result=on_result)
     return _summary(
         source=str(source), streamer=streamer, latencies=latencies, processing=processing,
         wall=time.perf_counter() - began, block_seconds=block / model.sample_rate, realtime=realtime,

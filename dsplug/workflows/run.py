@@ -458,22 +458,22 @@ def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | 
     """
     import tensorflow as tf
 
-    from dsplug.audio import chunk_signal, load_audio
+    from dsplug.audio import HOST_PAD_MODE, chunk_signal, load_audio
     from dsplug.errors import AudioError
     from dsplug.frontend.plot import plot_images
-    from dsplug.model import build_frontend, image_size, load_backbone
+    from dsplug.model import build_frontend, image_size, load_backbone, pad_layer
 
     data = recipe.data
     signal = load_audio(audio, sample_rate=data.sample_rate)
     chunks = chunk_signal(
         signal, sample_rate=data.sample_rate, chunk_seconds=data.chunk_seconds,
-        hop_seconds=data.hop_seconds or data.chunk_seconds, pad_mode=data.pad_mode, source=str(audio),
+        hop_seconds=data.hop_seconds or data.chunk_seconds, pad_mode=HOST_PAD_MODE, source=str(audio),
     )
     index = list(range(len(chunks.frames))) if grid else [chunk or 0]
     if index[-1] >= len(chunks.frames) or index[0] < 0:
         raise AudioError(f"{audio}: --chunk {chunk} is out of range; the file has {len(chunks.frames)} chunk(s) (0..{len(chunks.frames) - 1})")
     layer = build_frontend(recipe, size=image_size(recipe, load_backbone(recipe)))
-    images = layer(tf.constant(chunks.frames[index])).numpy()
+    images = layer(pad_layer(recipe)(tf.constant(chunks.frames[index]))).numpy()
     return plot_images(
         images, starts=chunks.starts[index], chunk_seconds=data.chunk_seconds, sample_rate=data.sample_rate,
         fmin=recipe.frontend.fmin, fmax=recipe.frontend.fmax, n_mels=recipe.frontend.n_mels,
