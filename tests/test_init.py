@@ -27,7 +27,8 @@ def test_init_writes_a_valid_commented_recipe_for_the_tones(tmp_path):
     text = out.read_text()
     recipe = yaml.safe_load(text)
     assert recipe["data"]["chunk_seconds"] == 0.5  # 90 % of the tone files are at most 0.45 s
-    assert recipe["data"]["pad_mode"] == "repeat" and recipe["data"]["balance"] == "class_weights"  # T5: 13 of 313
+    assert recipe["data"]["pad_mode"] == "zero" and recipe["data"]["balance"] == "class_weights"  # T5: 13 of 313
+    assert recipe["frontend"]["fmax"] == 4800  # 0.6 x 8 kHz: where MediaPipe's resampler is still flat
     assert recipe["model"]["backbone"] == {"name": "efficientnet_lite0", "weights": "imagenet"}
     assert recipe["model"]["taps"] == "auto" and recipe["train"]["method"] == "probe"
     # a comment beside every value says why

@@ -88,7 +88,8 @@ def chunking(seconds: np.ndarray) -> tuple[Choice, Choice]:
     return Choice(chunk, chunk_why), Choice(None, "hop = chunk: most files fit in one chunk")
 
 
-def _sample_rate(paths: list[Path]) -> Choice:
+def _rates(paths: list[Path]) -> list[int]:
+    """The sample rates of (up to 200 of) the files, from their headers."""
     import soundfile
 
     rates = []
@@ -97,10 +98,32 @@ def _sample_rate(paths: list[Path]) -> Choice:
             rates.append(int(soundfile.info(str(path)).samplerate))
         except Exception:  # noqa: BLE001  an unreadable header is reported when decoding
             continue
+    return rates
+
+
+def _sample_rate(rates: list[int]) -> Choice:
     highest = max(rates, default=16000)
     if highest < 16000:
         return Choice(highest, f"the recordings have at most {highest} Hz")
     return Choice(16000, f"recordings at {', '.join(str(r) for r in sorted(set(rates))[:4])} Hz are resampled to 16 kHz, the rate speech and the backbones need")
+
+
+#: The share of the Nyquist frequency up to which host resamplers agree: MediaPipe's
+#: (``AudioClassifier``) is flat within 0.3 dB to 0.6 of the lower rate's Nyquist frequency and
+#: falls by 1 dB at 0.7, 2.7 dB at 0.8 and 6 dB at 0.9, where soxr (dsplug's) is still flat (white
+#: noise through MediaPipe 1.2.3 at 8-48 kHz in and 16 or 32 kHz out; docs/deployment.md).
+RESAMPLER_FLAT = 0.6
+
+
+def _fmax(*, rate: int, lowest: int | None) -> Choice:
+    """The highest Mel frequency: where every host's resampler is still flat."""
+    nyquist = min(rate, lowest or rate) / 2
+    fmax = float(int(RESAMPLER_FLAT * nyquist // 100 * 100))
+    return Choice(
+        fmax,
+        f"{RESAMPLER_FLAT:g} of the {nyquist:g} Hz Nyquist frequency: above it MediaPipe's resampler and dsplug's "
+        "differ by decibels, so a host given audio at another rate would see another image",
+    )
 
 
 def _backbone() -> Choice:
@@ -138,14 +161,16 @@ def choices(data: str | os.PathLike[str]) -> dict[str, Choice]:
     task = _task_of_file(source)
     raw = load_manifest(source, task=task.value, seed=0)  # type: ignore[arg-type]
     chunk, hop = chunking(durations(raw.items))
+    rates = _rates([item.path for item in raw.items])
     result: dict[str, Choice] = {
         "name": Choice(re.sub(r"[^A-Za-z0-9._-]+", "-", (source.parent.name if source.is_file() else source.name)) or "run", "the data folder's name"),
         "data.task": task,
-        "data.sample_rate": _sample_rate([item.path for item in raw.items]),
+        "data.sample_rate": _sample_rate(rates),
         "data.chunk_seconds": chunk,
         "data.hop_seconds": hop,
-        "data.pad_mode": Choice("repeat", "short files are repeated, not zero-padded: silence would tell the model a file's length"),
+        "data.pad_mode": Choice("zero", "short files are zero-padded, as MediaPipe and the browser pad them (and as a short sound sits in a stream's window)"),
     }
+    result["frontend.fmax"] = _fmax(rate=int(result["data.sample_rate"].value), lowest=min(rates, default=None))
     if task.value == "classification":
         counts = Counter(item.label for item in raw.items if item.partition == "train")
         ratio = max(counts.values()) / max(1, min(counts.values()))
@@ -216,6 +241,7 @@ def initial_recipe(data: str | os.PathLike[str], *, out: str | os.PathLike[str])
         "",
         "frontend:",
         line("top_db", 80, "the paper's dynamic range of the Mel image"),
+        line("fmax", c["frontend.fmax"].value, c["frontend.fmax"].why),
         "",
         "model:",
         "  backbone:",
