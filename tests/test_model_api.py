@@ -143,3 +143,32 @@ def test_the_api_docs_examples_run(exported_run, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "('T1', 'T2', 'T3', 'T4', 'T5_neutral')" in out and "chunks" in out and "pass sample_rate=" in out
     assert "does not exist" in out  # the ExportError example
+
+
+def test_the_readme_python_example_runs(exported_run, tmp_path, monkeypatch, capsys):
+    """README.md's ```python block, as written, from a folder with runs/demo and data/."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo").symlink_to(exported_run)
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    monkeypatch.chdir(tmp_path)
+    [block] = python_blocks((ROOT / "README.md").read_text())
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+    out = capsys.readouterr().out
+    assert out.startswith("('T1', 'T2', 'T3', 'T4', 'T5_neutral')")
+    decisions = re.findall(r"^(\d+\.\d+) (T1|T2|T3|T4|T5_neutral) (0\.\d+|1\.0)$", out, flags=re.M)
+    assert len(decisions) == 1 and float(decisions[0][0]) == pytest.approx(0.324, abs=1e-3)  # one decision, at the clip's end
+
+
+def test_a_stream_shorter_than_a_window_gives_one_decision_as_predict(exported_run):
+    import soundfile as sf
+
+    model = dsplug.load(exported_run / "model.tflite")
+    clip = ROOT / "data" / "tones" / "audio" / "spk5_0001_T3.ogg"
+    samples, rate = sf.read(clip, dtype="float32")
+    assert samples.size / rate < model.chunk_seconds
+    decisions = list(model.stream((samples[i : i + 512] for i in range(0, samples.size, 512)), sample_rate=rate))
+    assert len(decisions) == 1
+    predicted = model.predict(clip)
+    assert decisions[0].label == predicted.label
+    np.testing.assert_allclose(decisions[0].raw_probabilities, predicted.probabilities, atol=0.02)
+    assert list(model.stream([], sample_rate=rate)) == []  # nothing heard, nothing decided

@@ -87,6 +87,18 @@ class RunDir:
         """The exported ``model*.tflite`` files, sorted by name."""
         return sorted(self.path.glob("model*.tflite"))
 
+    def export_summary(self) -> dict[str, Any] | None:
+        """``export.json`` when it is readable and every model it lists is in the run, else None
+        (``dsplug export --web`` alone then reuses the models instead of exporting again)."""
+        try:
+            result = json.loads((self.path / self.EXPORT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        models = result.get("models") if isinstance(result, dict) else None
+        if not isinstance(models, dict) or not models or not all((self.path / str(name)).is_file() for name in models):
+            return None
+        return result
+
     # ------------------------------------------------------------------ state
     def info(self) -> dict[str, Any] | None:
         """``run.json`` (``{"recipe_hash", "name", "dsplug_version", "finished"}``), None if absent.

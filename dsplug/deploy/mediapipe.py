@@ -87,8 +87,10 @@ def mediapipe_parity(
     """Compare MediaPipe's ``AudioClassifier`` with ``dsplug predict`` on audio clips, per model.
 
     Each clip is decoded once (as ``dsplug predict`` decodes it: mono, soxr to the model's rate)
-    and classified by dsplug's runtime with MediaPipe's windows (``hop = chunk``) and by
-    MediaPipe, given the same samples and, separately, the file's own rate.
+    and classified by dsplug's runtime as ``dsplug predict`` does (the model's hop) and with
+    MediaPipe's windows (``hop = chunk``), and by MediaPipe, given the same samples and,
+    separately, the file's own rate. MediaPipe users aggregate a clip's window scores by their
+    mean, as ``dsplug predict`` does.
 
     Parameters
     ----------
@@ -102,11 +104,13 @@ def mediapipe_parity(
     Returns
     -------
     dict
-        By model file name: ``clips``; ``top1_agreement`` (file level: dsplug's label equals the
-        arg-max of MediaPipe's mean window scores), ``windows`` and ``window_agreement``;
+        By model file name: ``clips``; ``top1_agreement`` (file level: the label ``dsplug
+        predict`` gives, with the model's own hop, equals the arg-max of MediaPipe's mean window
+        scores), ``windows`` and ``window_agreement``;
         ``max_abs_diff`` and ``mean_abs_diff`` of the window scores (MediaPipe given the clips
         at the model's rate); ``native_top1_agreement`` and ``native_max_abs_diff`` (of the
-        file-level scores; MediaPipe given the files' own rate, resampling itself).
+        file-level scores; MediaPipe given the files' own rate, resampling itself); ``labels``
+        (dsplug predict's, per clip) and ``native_labels`` (MediaPipe's at native rates).
 
     Raises
     ------
@@ -125,31 +129,36 @@ def mediapipe_parity(
     native = mediapipe_scores(models, [n[0] for n in natives], [n[1] for n in natives], python=python)
     report: dict[str, dict[str, Any]] = {}
     for path, model, theirs, their_native in zip(models, loaded, at_rate, native):
-        ours = [
+        windowed = [  # MediaPipe's windows: hop = chunk, the last one zero-padded
             predict_signal(model, signal, sample_rate=rate, hop_seconds=model.chunk_seconds, source=str(clip))
             for clip, signal in zip(clips, signals)
         ]
-        for clip, prediction, scores in zip(clips, ours, theirs):
+        files = windowed if model.hop_seconds == model.chunk_seconds else [  # what `dsplug predict` decides
+            predict_signal(model, signal, sample_rate=rate, source=str(clip)) for clip, signal in zip(clips, signals)
+        ]
+        for clip, prediction, scores in zip(clips, windowed, theirs):
             if scores.shape != prediction.chunk_probabilities.shape:
                 raise ExportError(
                     f"{Path(path).name}: MediaPipe cut {clip} into {scores.shape[0]} window(s), dsplug into "
                     f"{prediction.chunk_probabilities.shape[0]}"
                 )
-        diffs = [np.abs(s - p.chunk_probabilities) for s, p in zip(theirs, ours)]
-        labels = [p.label for p in ours]
+        diffs = [np.abs(s - p.chunk_probabilities) for s, p in zip(theirs, windowed)]
+        labels = [p.label for p in files]
         report[Path(path).name] = {
             "clips": len(clips),
             "top1_agreement": _agreement(labels, theirs, model.classes),
             "windows": sum(len(s) for s in theirs),
             "window_agreement": float(np.mean(np.concatenate([
-                s.argmax(1) == p.chunk_probabilities.argmax(1) for s, p in zip(theirs, ours)
+                s.argmax(1) == p.chunk_probabilities.argmax(1) for s, p in zip(theirs, windowed)
             ]))),
             "max_abs_diff": float(max(d.max() for d in diffs)),
             "mean_abs_diff": float(np.mean(np.concatenate([d.ravel() for d in diffs]))),
             "native_top1_agreement": _agreement(labels, their_native, model.classes),
             "native_max_abs_diff": float(max(
-                np.abs(n.mean(axis=0) - p.probabilities).max() for n, p in zip(their_native, ours)
+                np.abs(n.mean(axis=0) - p.probabilities).max() for n, p in zip(their_native, files)
             )),
+            "labels": labels,
+            "native_labels": [model.classes[int(np.argmax(n.mean(axis=0)))] for n in their_native],
         }
         logger.info("%s in MediaPipe: %s", Path(path).name, report[Path(path).name])
     return report

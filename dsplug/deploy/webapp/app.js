@@ -11,9 +11,15 @@
 //   hop=0.5                          seconds between windows (default: one chunk, no overlap)
 //   autostart=1                      start the microphone without a click (kiosks, tests)
 //   max=20                           stop the microphone after this many windows
-//   record=1                         keep the first window's samples in window.dsplug.captured (checks)
+//   record=1                         keep the first window's samples in window.dsplug.captured and
+//                                    every window's in window.dsplug.windows[i].samples (checks)
 //   clip=URL                         classify this recording (same origin) instead
 import {AudioClassifier, FilesetResolver} from './mediapipe/audio_bundle.mjs';
+
+// MediaPipe's WebAssembly writes its informational lines ("INFO: Created TensorFlow Lite XNNPACK
+// delegate for CPU.") to stderr, which the browser shows as errors: they are information.
+const consoleError = console.error.bind(console);
+console.error = (...args) => (/^(INFO:|I\d{4} )/.test(String(args[0])) ? console.info : consoleError)(...args);
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -157,7 +163,9 @@ async function startMicrophone() {
     pending = grown;
     while (stopMicrophone && pending.length >= size) {
       if (index === 0 && params.get('record') === '1') state.captured = Array.from(pending.subarray(0, size));
-      show(classifyWindow(pending.slice(0, size), rate, index++, (consumed + size) / rate));
+      const result = classifyWindow(pending.slice(0, size), rate, index++, (consumed + size) / rate);
+      if (params.get('record') === '1') result.samples = Array.from(pending.subarray(0, size));
+      show(result);
       pending = pending.slice(hop);
       consumed += hop;
       if (max && index >= max) stopMicrophone();
@@ -165,7 +173,9 @@ async function startMicrophone() {
   };
 }
 
-// A recording: decoded at the model's rate, cut into windows like the microphone's.
+// A recording: decoded at the model's rate and cut as `dsplug predict` cuts it: windows of one
+// chunk every hop (the model card's), the last one zero-padded (a model whose recipe repeats
+// short clips fills the zeros itself), the file's label from the mean of the window scores.
 async function classifyRecording(buffer, name) {
   const context = audioContext();
   const audio = await context.decodeAudioData(buffer);
@@ -175,10 +185,12 @@ async function classifyRecording(buffer, name) {
     audio.getChannelData(c).forEach((v, i) => { mono[i] += v / audio.numberOfChannels; });
   }
   const size = Math.round(card.chunk_seconds * audio.sampleRate);
+  const hop = Math.round((card.hop_seconds || card.chunk_seconds) * audio.sampleRate);
+  const count = 1 + Math.ceil(Math.max(0, mono.length - size) / hop);
   state.windows = [];
   const mean = new Array(card.classes.length).fill(0);
   let index = 0;
-  for (let start = 0; start === 0 || start < mono.length; start += size) {
+  for (let start = 0; index < count; start += hop) {
     const window_ = new Float32Array(size);  // the last one zero-padded
     window_.set(mono.subarray(start, start + size));
     const result = classifyWindow(window_, audio.sampleRate, index++, Math.min(start + size, mono.length) / audio.sampleRate);
