@@ -212,12 +212,10 @@ def init_cmd(
     """Write the recipe to start from, chosen from the data, each value commented with why."""
     _setup(debug)
     with _errors():
-        from dsplug.artifacts import check_writable_file, write_atomic
+        from dsplug.artifacts import check_output_file, write_atomic
         from dsplug.workflows.init import initial_recipe
 
-        if out.exists() and not force:
-            raise RecipeError(f"{out} exists; choose another -o path or pass --force to replace it")
-        check_writable_file(out, what="recipe file")
+        check_output_file(out, what="recipe file", option="-o", inputs=[data], force=force)
         write_atomic(out, initial_recipe(data, out=out))
         typer.echo(f"wrote {out}; check it with `dsplug validate {out}`, then `dsplug run {out}`")
 
@@ -227,16 +225,17 @@ def manifest_cmd(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="A folder with one subfolder of audio files per class (optionally inside train/devel/test folders).")],
     out: Annotated[Path, typer.Option("-o", "--out", metavar="CSV", help="The manifest CSV to write (paths relative to its folder).")],
     group_pattern: Annotated[Optional[str], typer.Option("--group-pattern", metavar="REGEX", help="Regular expression whose group, searched in each file name, is the speaker/session, e.g. '^(spk\\d+)_'.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Write the manifest CSV a folder of class folders stands for, to edit it (a recipe may also name the folder)."""
     _setup(debug)
     with _errors():
-        from dsplug.artifacts import check_writable_file
+        from dsplug.artifacts import check_output_file
         from dsplug.data import write_folder_manifest
 
-        check_writable_file(out, what="manifest (-o)")
+        check_output_file(out, what="manifest", option="-o", force=force)
         written = write_folder_manifest(folder, out=out, group_pattern=group_pattern)
         classes = sorted({row.label for row in written.rows})
         origin = "labels" + " and partitions" * written.partitioned + " from the folders" + (
@@ -407,14 +406,19 @@ def export_cmd(
             from dsplug.deploy.web import find_bundle
 
             find_bundle(mediapipe)
-        with run.lock(command="dsplug export"):
-            config = export_config(
-                run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
-                qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
-            )
-            result = export_run(run, config=config, progress=_CliReporter().progress)
+        asked = bool(quantize) or full_integer or any(v is not None for v in (prune, representative, prune_epochs, qat_epochs, int8_float_threshold))
+        result = run.export_summary() if web is not None and not asked else None
+        if result is not None:  # --web alone: the run's models as they are
+            typer.echo(f"using the models the run exported: {', '.join(result['models'])}")
+        else:
+            with run.lock(command="dsplug export"):
+                config = export_config(
+                    run, quantize=quantize, prune=prune, representative_size=representative, prune_epochs=prune_epochs,
+                    qat_epochs=qat_epochs, int8_float_threshold=int8_float_threshold, full_integer=full_integer,
+                )
+                result = export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
-        if markdown.is_file():
+        if markdown.is_file() and not (web is not None and not asked):
             from dsplug.report.markdown import EXPORT_SECTION, add_to_report, export_lines
 
             typer.echo(markdown.read_text(encoding="utf-8"))
@@ -483,6 +487,7 @@ def predict_cmd(
     top_k: Annotated[Optional[int], typer.Option("--top-k", metavar="K", help="Show the K most probable classes per file (table, CSV and JSON).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", metavar="N", help="Files decoded and run at once (default: every core; 1: one thread).")] = None,
     threads: ThreadsOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --csv file.")] = False,
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -500,11 +505,13 @@ def predict_cmd(
     """
     _setup(debug)
     with _errors():
-        from dsplug.artifacts import check_writable_file
+        from dsplug.artifacts import check_output_file
         from dsplug import runtime
 
         if csv_out is not None:
-            check_writable_file(csv_out, what="predictions CSV (--csv)")
+            folders = [p for p in audio if p.is_dir()]
+            inputs = [model, *(p for p in audio if not p.is_dir()), *(runtime.collect_audio_files(folders) if folders else [])]
+            check_output_file(csv_out, what="predictions CSV", option="--csv", inputs=inputs, force=force)
         loaded = runtime.load_model(model, threads=threads)
         if top_k is not None:
             runtime.check_top_k(top_k, task=loaded.task)

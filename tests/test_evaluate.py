@@ -615,3 +615,13 @@ def test_paired_uar_difference_counts_only_disagreements() -> None:
         evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=pred_b[:-1], n_classes=4)
     with pytest.raises(DataError, match="class index 4 outside"):
         evaluate.paired_uar_difference(y_true=y_true, pred_a=pred_a, pred_b=np.full_like(pred_b, 4), n_classes=4)
+
+
+def test_report_html_shows_labels_from_data_as_text(tmp_path):
+    """A class label or file name holding HTML is shown, never run (script injection)."""
+    from dsplug.report.markdown import to_html
+
+    label = "<img src=x onerror=alert(1)>"
+    page = to_html(f"# run\n\n| class | recall |\n|---|---|\n| {label} | 1.00 |\n\n<script>alert(2)</script>\n", base=tmp_path, title=label)
+    assert "<img src=x" not in page and "<script>alert" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page

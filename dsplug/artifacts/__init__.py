@@ -26,6 +26,7 @@ Examples
 from dsplug.artifacts.files import (
     PathLike,
     check_writable_dir,
+    check_output_file,
     check_writable_file,
     csv_text,
     read_json,
@@ -60,6 +61,7 @@ __all__ = [
     "Task",
     "TensorInfo",
     "check_writable_dir",
+    "check_output_file",
     "check_writable_file",
     "csv_text",
     "decide",

@@ -161,6 +161,56 @@ def _can_create_in(folder: Path) -> bool:
         return False
 
 
+def check_output_file(
+    path: PathLike, *, what: str, option: str, inputs: Sequence[PathLike] = (), force: bool = False,
+) -> None:
+    """Refuse an output file that would destroy something (before any work).
+
+    An output is never an input of the same command nor a file inside a finished run directory
+    (one whose ``run.json`` says ``finished``), and an existing file is replaced only with
+    ``force``; then the path must be writable (:func:`check_writable_file`).
+
+    Parameters
+    ----------
+    path : path
+        The output file.
+    what : str
+        What it is, for messages (``"predictions CSV"``).
+    option : str
+        The command-line option that names it (``"--csv"``), for messages.
+    inputs : sequence of path
+        The command's input files.
+    force : bool
+        The user asked to replace an existing file (``--force``).
+
+    Raises
+    ------
+    RunError
+        Naming the path, what it would destroy and the fix.
+    """
+    file = Path(path)
+    target = file.resolve()
+    for source in inputs:
+        if Path(source).resolve() == target:
+            raise RunError(f"{option} {str(file)!r} is also an input of this command; write the {what} to another path")
+    for folder in target.parents:
+        info = folder / "run.json"
+        if info.is_file():
+            try:
+                finished = bool(json.loads(info.read_text(encoding="utf-8")).get("finished"))
+            except (OSError, ValueError, AttributeError):
+                finished = True  # unreadable: treat the run as a record to keep
+            if finished:
+                raise RunError(
+                    f"{option} {str(file)!r} is inside the finished run {str(folder)!r}, whose files are its record; "
+                    f"write the {what} elsewhere"
+                )
+            break
+    if (file.exists() or file.is_symlink()) and not file.is_dir() and not force:
+        raise RunError(f"{option} {str(file)!r} exists; pass --force to replace it, or choose another path")
+    check_writable_file(file, what=f"{what} ({option})")
+
+
 def check_writable_file(path: PathLike, *, what: str) -> None:
     """Refuse an output file path that is a folder or whose folder cannot be written (before any work).
 

@@ -215,10 +215,20 @@ def write_report(
 
 
 def to_html(markdown_text: str, *, base: Path, title: str) -> str:
-    """Render Markdown to one self-contained HTML page (images embedded as data URIs)."""
+    """Render Markdown to one self-contained HTML page (images embedded as data URIs).
+
+    Raw HTML in the Markdown is shown as text, never interpreted: class labels, file names and
+    recipe values come from data (a label ``<img src=x onerror=...>`` stays text).
+    """
+    import html
+
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
+    renderer = markdown.Markdown(extensions=["tables", "fenced_code"])
+    renderer.preprocessors.deregister("html_block")  # raw HTML blocks and inline tags are text
+    renderer.inlinePatterns.deregister("html")
+    body = renderer.convert(markdown_text)
+    title = html.escape(title)
 
     def embed(match: re.Match[str]) -> str:
         path = base / match.group(1)

@@ -106,7 +106,7 @@ for name, out, expect in [("folder", "d", "'d' is a folder; give a file name"), 
         valid(folder)
         return ["init", "m.csv", "-o", out, "--force"]
     case("out-path", f"init-{name}", init_out, expect.replace(".png", ".yaml"))
-case("out-path", "init-existing-recipe", lambda f: ["init", str(valid(f).parent / "m.csv"), "-o", "r.yaml"], "r.yaml exists", "--force")
+case("out-path", "init-existing-recipe", lambda f: ["init", str(valid(f).parent / "m.csv"), "-o", "r.yaml"], "r.yaml' exists; pass --force", "--force")
 case("out-path", "export-run-dir-in-proc", lambda f: ["export", "/proc"], "/proc is not writable")
 case("out-path", "export-run-dir-is-a-file", lambda f: ["export", str(touch(f))], "f.txt")
 case("out-path", "explain-out-in-proc", lambda f: ["explain", "run", str(bf.write_tone(f / "t.wav")), "-o", "/proc/x.png"], "/proc is not writable")
@@ -340,3 +340,32 @@ case("misc", "sweep-summarize-missing", lambda f: ["sweep", "summarize", "gone"]
 case("misc", "explain-needs-audio-or-examples", lambda f: ["explain", "run"], "give either AUDIO or --examples N")
 case("misc", "plugins-unknown-group", lambda f: ["plugins", "head"], "did you mean 'heads'?")
 
+
+
+# ------------------------------------------------------------ outputs that would destroy inputs
+def _predict_into(target: Callable[[Path, Path, Path], str], *extra: str) -> Build:
+    """``dsplug predict MODEL t.wav --csv TARGET``; ``target(folder, model, wav)`` names the CSV."""
+    def build(folder: Path) -> list[str]:
+        model, wav = bf.model_files(folder), bf.write_tone(folder / "t.wav")
+        return ["predict", str(model), str(wav), "--csv", target(folder, model, wav), *extra]
+    return build
+
+
+def _finished_run(folder: Path) -> str:
+    (folder / "run").mkdir()
+    (folder / "run" / "run.json").write_text(json.dumps({"finished": True, "recipe_hash": "x"}))
+    return str(folder / "run" / "p.csv")
+
+
+case("data-loss", "predict-csv-is-the-input-clip", _predict_into(lambda f, m, w: str(w)), "t.wav' is also an input of this command")
+case("data-loss", "predict-csv-is-the-input-clip-forced", _predict_into(lambda f, m, w: str(w), "--force"), "is also an input of this command")
+case("data-loss", "predict-csv-is-the-model-forced", _predict_into(lambda f, m, w: str(m), "--force"), "model.tflite' is also an input")
+case("data-loss", "predict-csv-is-a-clip-in-an-input-folder", lambda f: ["predict", str(bf.model_files(f)), str(f / "in"), "--csv", str(bf.write_tone(f / "in" / "a.wav")), "--force"],
+     "a.wav' is also an input")
+case("data-loss", "predict-csv-replaces-a-manifest", _predict_into(lambda f, m, w: str(touch(f, "manifest.csv"))), "manifest.csv' exists; pass --force")
+case("data-loss", "predict-csv-inside-a-finished-run", _predict_into(lambda f, m, w: _finished_run(f), "--force"), "is inside the finished run", "write the predictions CSV elsewhere")
+case("data-loss", "manifest-out-exists", lambda f: (bf.write_tone(f / "data" / "x" / "1.wav"), ["manifest", str(f / "data"), "-o", str(touch(f, "existing.yaml"))])[1],
+     "existing.yaml' exists; pass --force")
+case("data-loss", "init-out-is-its-manifest", lambda f: (valid(f), ["init", str(f / "m.csv"), "-o", str(f / "m.csv"), "--force"])[1], "m.csv' is also an input of this command")
+case("crash", "predict-threads-100000", lambda f: ["predict", str(bf.model_files(f)), str(bf.write_tone(f / "t.wav")), "--threads", "100000"],
+     "threads must be a whole number from 1 to")
