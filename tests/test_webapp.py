@@ -146,3 +146,19 @@ def test_export_web_without_the_bundle_stops_before_exporting(exported_run, tmp_
     result = CliRunner().invoke(cli, ["export", str(exported_run), "--web", str(tmp_path / "web"), "--mediapipe", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "npm install --prefix ~/.cache/dsplug/web @mediapipe/tasks-audio@1.0.1" in result.output
     assert (exported_run / "export.json").stat().st_mtime == before and not (tmp_path / "web").exists()
+
+
+def test_export_web_alone_reuses_the_runs_models(exported_run, tmp_path):
+    """`dsplug export RUN --web DIR` with no export option writes the app around the models the
+    run holds: nothing is converted again, export.json and export.md stay as they were."""
+    from typer.testing import CliRunner
+
+    from dsplug.cli import app as cli
+
+    kept = ("export.json", "export.md", "model.tflite", "model-int8.tflite")
+    before = {name: (exported_run / name).stat().st_mtime_ns for name in kept}
+    result = CliRunner().invoke(cli, ["export", str(exported_run), "--web", str(tmp_path / "web"), "--mediapipe", str(BUNDLE)])
+    assert result.exit_code == 0, result.output
+    assert "using the models the run exported" in result.output
+    assert {name: (exported_run / name).stat().st_mtime_ns for name in kept} == before
+    assert (tmp_path / "web" / "models" / "model-int8.tflite").read_bytes() == (exported_run / "model-int8.tflite").read_bytes()
