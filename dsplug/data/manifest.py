@@ -154,7 +154,10 @@ def load_manifest(
         fewer than two classes, empty class or partition, nothing to evaluate on, a group column
         together with ``group_pattern``, a file name ``group_pattern`` does not match.
     """
-    source = Path(path).expanduser().resolve()
+    try:
+        source = Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as err:  # a symbolic-link loop
+        raise DataError(f"manifest {str(path)!r} cannot be followed ({err}); point data.manifest at the real CSV or folder") from err
     if source.is_dir():
         columns, rows, warnings = _folder_rows(source, group_pattern=group_pattern)
     elif source.is_file():
@@ -162,6 +165,11 @@ def load_manifest(
         warnings = []
         if group_pattern is not None:
             columns, rows = _pattern_groups(source, columns, rows, group_pattern=group_pattern)
+    elif source.exists():  # a device, a FIFO, a socket
+        raise DataError(
+            f"manifest {str(path)!r} is not a regular file or a folder (a device or a pipe); set data.manifest "
+            "to a CSV file or a folder of class folders"
+        )
     else:
         raise DataError(
             f"manifest {str(path)!r} does not exist; set data.manifest in the recipe (a CSV or a folder "

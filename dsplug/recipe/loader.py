@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import os
 import re
 import types
 import typing
@@ -389,7 +390,7 @@ def validate_recipe(raw: dict[str, Any], *, base_dir: str | Path, source: str = 
     _validate_plugin_options(data, source)
     manifest = Path(data["data"]["manifest"]).expanduser()
     if not manifest.is_absolute():
-        manifest = (Path(base_dir) / manifest).resolve()
+        manifest = Path(os.path.normpath(Path(base_dir).resolve() / manifest))  # links resolve when read
     data["data"]["manifest"] = str(manifest)
     recipe = Recipe.model_validate(data)
     _check_colormap(recipe.frontend.colormap, source)

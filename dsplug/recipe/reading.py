@@ -4,6 +4,7 @@ without bound (the "billion laughs"), nested no deeper than a recipe needs.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Hashable
 from pathlib import Path
@@ -19,7 +20,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
+        explicit = [pair for pair in node.value if pair[0].tag != "tag:yaml.org,2002:merge"]
+        self.flatten_mapping(node)  # merge keys ('<<: *defaults'): explicit keys win, as YAML says
+        for key_node, _ in explicit:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if not isinstance(key, Hashable):
                 raise yaml.constructor.ConstructorError(
@@ -106,11 +109,16 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         what = "the file is empty" if raw is None else f"got {type(raw).__name__} {str(raw)[:40]!r}"
         raise RecipeError(f"{path}: a recipe must be a YAML mapping of sections (data:, model:, ...); {what}")
+    try:
+        check_finite(raw)
+    except RecipeError as err:
+        raise RecipeError(f"{path}: {err}") from None
     return raw
 
 
 def check_finite(value: Any, *, key: str = "") -> None:
-    """Refuse NaN and infinite numbers anywhere in recipe data (YAML's ``.nan``, ``.inf``).
+    """Refuse NaN and infinite numbers anywhere in recipe data (YAML's ``.nan``, ``.inf``), and the
+    values YAML types that a recipe cannot hold (dates, ``!!binary``, ``!!set``).
 
     Raises
     ------
@@ -119,6 +127,11 @@ def check_finite(value: Any, *, key: str = "") -> None:
     """
     if isinstance(value, float) and not math.isfinite(value):
         raise RecipeError(f"{key or 'value'}: expected a finite number, got {value}")
+    if isinstance(value, datetime.date):
+        raise RecipeError(f"{key or 'value'}: YAML reads {value} as a date; quote it to give text: '{value}'")
+    if isinstance(value, (bytes, set)):
+        kind, fix = ("!!binary", "write the text itself") if isinstance(value, bytes) else ("!!set", "write a list, e.g. [1, 2]")
+        raise RecipeError(f"{key or 'value'}: a {kind} value cannot be a recipe value; {fix}")
     if isinstance(value, dict):
         for name, item in value.items():
             check_finite(item, key=f"{key}.{name}" if key else str(name))

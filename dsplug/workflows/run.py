@@ -19,7 +19,7 @@ import numpy as np
 from dsplug import data as data_stage
 from dsplug.artifacts import RunDir, write_atomic
 from dsplug.distribute import chief_from_environment
-from dsplug.errors import DataError
+from dsplug.errors import DataError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.preflight import preflight
 
@@ -435,6 +435,10 @@ def default_recipe() -> Any:
     return Recipe.model_validate({"data": {"manifest": ""}})
 
 
+#: Image formats ``dsplug plot`` writes (matplotlib's raster and vector formats).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".pdf", ".webp", ".tif", ".tiff")
+
+
 def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | None = None, grid: bool = False) -> list[Path]:
     """Write the image(s) of an audio file exactly as the model sees them (before the backbone's normalisation).
 
@@ -456,6 +460,10 @@ def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | 
     AudioError
         The file cannot be read; ``chunk`` is out of range.
     """
+    if Path(out).suffix.lower() not in IMAGE_SUFFIXES:
+        raise RunError(
+            f"-o {str(out)!r}: {Path(out).suffix or 'no extension'} is not an image format; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     import tensorflow as tf
 
     from dsplug.audio import HOST_PAD_MODE, chunk_signal, load_audio

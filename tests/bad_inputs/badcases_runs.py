@@ -369,3 +369,40 @@ case("data-loss", "manifest-out-exists", lambda f: (bf.write_tone(f / "data" / "
 case("data-loss", "init-out-is-its-manifest", lambda f: (valid(f), ["init", str(f / "m.csv"), "-o", str(f / "m.csv"), "--force"])[1], "m.csv' is also an input of this command")
 case("crash", "predict-threads-100000", lambda f: ["predict", str(bf.model_files(f)), str(bf.write_tone(f / "t.wav")), "--threads", "100000"],
      "threads must be a whole number from 1 to")
+
+
+# ------------------------------------------------------------ round 3: values and paths the corpus missed
+from badcases import recipe_file  # noqa: E402
+
+for name, content, expect in [
+    ("date-name", "version: 1\nname: 2001-12-14\ndata: {manifest: m.csv}\n", "name: YAML reads 2001-12-14 as a date; quote it"),
+    ("binary-name", "version: 1\nname: !!binary aGVsbG8=\ndata: {manifest: m.csv}\n", "name: a !!binary value cannot be a recipe value"),
+    ("set-seed", "version: 1\nname: x\nseed: !!set {1, 2}\ndata: {manifest: m.csv}\n", "seed: a !!set value cannot be a recipe value"),
+    ("merge-key-is-yaml", "version: 1\nname: x\nx-common: &c {manifest: m.csv}\ndata:\n  <<: *c\n", "x-common: unknown key"),
+]:
+    case("recipe-values", name, recipe_file(content), expect)
+
+
+def _manifest_at(target: Callable[[Path], str]) -> Build:
+    def build(folder: Path) -> list[str]:
+        valid(folder)
+        return ["validate", str(folder / "r.yaml"), "--set", f"data.manifest={target(folder)}"]
+    return build
+
+
+def _loop(folder: Path) -> str:
+    (folder / "loop1").symlink_to(folder / "loop2")
+    (folder / "loop2").symlink_to(folder / "loop1")
+    return str(folder / "loop1")
+
+
+def _fifo(folder: Path) -> str:
+    os.mkfifo(folder / "pipe.csv")
+    return str(folder / "pipe.csv")
+
+
+case("manifest-path", "symlink-loop", _manifest_at(_loop), "loop1' cannot be followed", "point data.manifest at the real CSV")
+case("manifest-path", "dev-zero", _manifest_at(lambda f: "/dev/zero"), "'/dev/zero' is not a regular file or a folder")
+case("manifest-path", "fifo", _manifest_at(_fifo), "pipe.csv' is not a regular file or a folder")
+case("out-path", "plot-not-an-image-format", lambda f: ["plot", str(bf.write_tone(f / "t.wav")), "-o", "out.txt"], "out.txt': .txt is not an image format",
+     absent=("out.txt",))
