@@ -36,6 +36,10 @@ CARD_FILE = "dsplug.json"
 CUSTOM_FIELDS = (
     "format", "dsplug_version", "recipe_hash", "task", "chunk_seconds", "hop_seconds", "pad_mode", "pad_in_model", "quantize", "backbone",
 )
+#: The shortest hop a model may declare, in samples and as a share of its chunk: a hop of one
+#: sample turns a 10 s file into 160,000 windows (gigabytes).
+MIN_HOP_SAMPLES = 16
+MAX_WINDOWS_PER_CHUNK = 64
 #: Fields a sidecar must share with the metadata inside its model.
 SAME_FIELDS = ("recipe_hash", "task", "classes", "sample_rate", "chunk_seconds", "input", "output")
 
@@ -134,6 +138,14 @@ class ModelMetadata(BaseModel):
             )
         if self.task != "regression" and self.output.shape[-1] != len(self.classes):
             raise ValueError(f"{self.output.shape[-1]} outputs but {len(self.classes)} classes")
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"class names repeated: {', '.join(map(repr, repeated))}")
+        if self.hop_seconds * self.sample_rate < MIN_HOP_SAMPLES or self.hop_seconds < self.chunk_seconds / MAX_WINDOWS_PER_CHUNK:
+            raise ValueError(
+                f"hop_seconds={self.hop_seconds:g} is too short: at least {MIN_HOP_SAMPLES} samples and 1/{MAX_WINDOWS_PER_CHUNK} "
+                f"of the chunk ({self.chunk_seconds:g} s), or a file becomes millions of windows"
+            )
         return self
 
     @property

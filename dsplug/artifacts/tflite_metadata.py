@@ -37,6 +37,7 @@ import struct
 import json
 import logging
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -365,6 +366,12 @@ def write_audio_classifier_metadata(
     return out.getvalue()
 
 
+#: Bounds on the files packed in a model, checked before any is read (a 6 MB model may pack a
+#: member that inflates to gigabytes).
+MAX_PACKED_FILES = 16
+MAX_PACKED_BYTES = 4_000_000
+
+
 def packed_files(model: bytes) -> dict[str, bytes]:
     """The files packed after the flatbuffer, by name (``{}`` for a model without any).
 
@@ -378,8 +385,15 @@ def packed_files(model: bytes) -> dict[str, bytes]:
         return {}
     try:
         with zipfile.ZipFile(stream) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, KeyError) as err:
+            infos = archive.infolist()
+            if len(infos) > MAX_PACKED_FILES or sum(info.file_size for info in infos) > MAX_PACKED_BYTES:
+                raise ExportError(
+                    f"the model packs {len(infos)} files of {sum(i.file_size for i in infos):,} bytes; a dsplug model packs "
+                    f"at most {MAX_PACKED_FILES} files of {MAX_PACKED_BYTES:,} bytes (labels and its model card): "
+                    f"it is not a dsplug model or it was altered; {_FIX}"
+                )
+            return {info.filename: archive.read(info) for info in infos}
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error, NotImplementedError) as err:
         raise ExportError(f"the files packed in the model are damaged ({err}); {_FIX}") from err
 
 

@@ -406,3 +406,37 @@ case("manifest-path", "dev-zero", _manifest_at(lambda f: "/dev/zero"), "'/dev/ze
 case("manifest-path", "fifo", _manifest_at(_fifo), "pipe.csv' is not a regular file or a folder")
 case("out-path", "plot-not-an-image-format", lambda f: ["plot", str(bf.write_tone(f / "t.wav")), "-o", "out.txt"], "out.txt': .txt is not an image format",
      absent=("out.txt",))
+
+
+def embedded_with(changes: dict[str, object], *, extra: bytes = b"") -> Build:
+    """``dsplug predict`` on a model whose embedded metadata has ``changes`` (no sidecar), with
+    ``extra`` bytes appended (a zip archive packed after the model)."""
+    def build(folder: Path) -> list[str]:
+        from dsplug.artifacts import tflite_metadata
+        from dsplug.artifacts.metadata import CARD_FILE
+
+        path = bf.model_files(folder)
+        card = {**json.loads(path.with_suffix(".json").read_text()), **changes}
+        tagged = tflite_metadata.write_audio_classifier_metadata(  # as ModelMetadata.to_tflite, unchecked
+            bf.plain_model(), labels=card["classes"], sample_rate=card["sample_rate"], name="tiny", description="", version="x",
+            files={CARD_FILE: ("card", json.dumps(card).encode())},
+        )
+        path.write_bytes(tagged + extra)
+        path.with_suffix(".json").unlink()
+        return ["predict", str(path), str(bf.write_tone(folder / "t.wav"))]
+    return build
+
+
+def _zip_bomb() -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("labels.txt", b"\0" * 200_000_000)  # 200 MB of zeros: about 200 kB packed
+    return out.getvalue()
+
+
+case("model-metadata", "hop-of-one-sample", embedded_with({"hop_seconds": 1 / 16000}), "model.tflite", "hop_seconds=6.25e-05 is too short")
+case("model-metadata", "duplicate-class-names", embedded_with({"classes": ["x", "x"]}), "model.tflite", "class names repeated: 'x'")
+case("model-metadata", "packed-zip-bomb", embedded_with({}, extra=_zip_bomb()), "packs 1 files of 200,000,000 bytes", "not a dsplug model or it was altered")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -283,6 +284,13 @@ def zipped(files: dict[str, bytes]) -> bytes:
 
 # --------------------------------------------------------------------------- exported model
 _MODEL: dict[str, bytes | str] = {}
+
+
+def plain_model() -> bytes:
+    """The tiny model of :func:`model_files` as a flatbuffer without metadata."""
+    if not _MODEL:
+        model_files(Path(tempfile.mkdtemp()))
+    return _MODEL["plain"]  # type: ignore[return-value]
 
 
 def model_files(folder: Path, *, embedded: bool = True) -> Path:
