@@ -272,6 +272,11 @@ def _items(rows: list[dict[str, str]], *, source: Path, has_partition: bool, che
             raise DataError(f"manifest {source}, line {number}: empty path")
         if not row.get("label"):
             raise DataError(f"manifest {source}, line {number}: empty label for {row['path']!r}")
+        if any(char in row["label"] for char in "\r\n\t\x00"):
+            raise DataError(
+                f"manifest {source}, line {number}: label {row['label']!r} holds a line break, tab or NUL; "
+                "class names are one line (they become the model's labels.txt)"
+            )
         audio = Path(row["path"]).expanduser()
         if not audio.is_absolute():
             audio = base / audio
@@ -358,6 +363,13 @@ def item_labels(item: Item, task: Task) -> list[str]:
 
 
 def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]:
+    if task == "multilabel":
+        for item in items:
+            if not split_labels(item.label):
+                raise DataError(
+                    f"manifest {source}, line {item.row}: label {item.label!r} names no class (multi-label rows hold "
+                    "';'-separated class names, e.g. dog;bark)"
+                )
     if task == "regression":
         for item in items:
             try:

@@ -17,7 +17,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from dsplug import registry
 from dsplug.api import Backbone
@@ -81,7 +83,19 @@ def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
         )
         if isinstance(model.taps, list):
             _check_taps(backbone, model.taps, name=model.backbone.name, input_shape=shape)
+        if recipe.data.cache_dir is not None:
+            _check_cache_dir(recipe.data.cache_dir)
     return [f"model.backbone.weights: {note}"]
+
+
+def _check_cache_dir(path: str) -> None:
+    """``data.cache_dir`` must be a folder dsplug can create and write."""
+    folder = Path(path).expanduser()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if folder.exists() and not folder.is_dir():
+        raise RecipeError(f"data.cache_dir: {path!r} is not a folder (a file or a device); give a folder for the decoded chunks")
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        raise RecipeError(f"data.cache_dir: {path!r} cannot be created or written ({str(existing)!r}); give a writable folder")
 
 
 def _input_shape(recipe: Recipe, backbone: Backbone) -> tuple[int, ...]:

@@ -217,14 +217,20 @@ def check_weights(
                 "PyTorch names); pass a Keras weights file as model.backbone.weights"
             )
         load_torch_state_dict(resolved.path)
-    elif resolved.path.suffix.lower() in _HDF5_SUFFIXES and resolved.path.is_file() and not _overrides_loader(plugin):
-        with resolved.path.open("rb") as handle:
-            if handle.read(8) != _HDF5_SIGNATURE:
-                raise WeightsError(
-                    f"weights file {key!r} for backbone {_name(plugin)!r} is not an HDF5 file (no HDF5 signature); "
-                    "pass weights saved by Keras (model.save_weights) as model.backbone.weights"
-                )
+    elif resolved.source is None and resolved.path.is_file() and not _overrides_loader(plugin):
+        _check_weights_file(resolved.path, key=key, backbone=_name(plugin))
     return f"{key} weights: {resolved.path}"
+
+
+def _check_weights_file(path: Path, *, key: str, backbone: str) -> None:
+    """A weights file given by path must be what Keras reads: HDF5 (``.h5``, ``.hdf5``)."""
+    fix = "pass weights saved by Keras (model.save_weights('x.weights.h5')) as model.backbone.weights"
+    if path.suffix.lower() not in _HDF5_SUFFIXES:
+        what = "a whole saved model (.keras), not its weights" if path.suffix.lower() == ".keras" else f"not a weights file ({path.suffix or 'no extension'})"
+        raise WeightsError(f"weights file {key!r} for backbone {backbone!r} is {what}; {fix}")
+    with path.open("rb") as handle:
+        if handle.read(8) != _HDF5_SIGNATURE:
+            raise WeightsError(f"weights file {key!r} for backbone {backbone!r} is not an HDF5 file (no HDF5 signature); {fix}")
 
 
 def load_weights(

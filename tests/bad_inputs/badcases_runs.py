@@ -440,3 +440,23 @@ def _zip_bomb() -> bytes:
 case("model-metadata", "hop-of-one-sample", embedded_with({"hop_seconds": 1 / 16000}), "model.tflite", "hop_seconds=6.25e-05 is too short")
 case("model-metadata", "duplicate-class-names", embedded_with({"classes": ["x", "x"]}), "model.tflite", "class names repeated: 'x'")
 case("model-metadata", "packed-zip-bomb", embedded_with({}, extra=_zip_bomb()), "packs 1 files of 200,000,000 bytes", "not a dsplug model or it was altered")
+
+
+case("manifest-rows", "label-with-a-line-break", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ',"x\ny",', 1)), ["validate", str(f / "r.yaml")])[2],
+     "holds a line break, tab or NUL")
+case("manifest-rows", "multilabel-row-of-only-semicolons", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ",;,", 1)), ["validate", str(f / "r.yaml"), "--set", "data.task=multilabel"])[2],
+     "names no class")
+case("recipe-values", "cache-dir-is-dev-null", validate("data.cache_dir=/dev/null"), "data.cache_dir: '/dev/null' is not a folder")
+case("weights-path", "etc-passwd", validate("model.backbone.weights=/etc/passwd"), "'/etc/passwd'", "is not a weights file (no extension)")
+
+
+def _other_keras(folder: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(folder / "other.keras", "w") as archive:  # what model.save("x.keras") writes
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
+    return validate(f"model.backbone.weights={folder / 'other.keras'}")(folder)
+
+
+case("weights-path", "a-saved-model-not-weights", _other_keras, "other.keras'", "is a whole saved model (.keras), not its weights")
