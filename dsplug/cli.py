@@ -402,10 +402,12 @@ def export_cmd(
         run.require([], command="export")
         run.check_writable()
         run.check_finished(command="export")
-        if web is not None:  # before the long export: is the bundle there?
+        if web is not None:  # before the long export: is the bundle there, can the app be written?
+            from dsplug.artifacts import check_writable_dir
             from dsplug.deploy.web import find_bundle
 
             find_bundle(mediapipe)
+            check_writable_dir(web, what="web app folder (--web)")
         asked = bool(quantize) or full_integer or any(v is not None for v in (prune, representative, prune_epochs, qat_epochs, int8_float_threshold))
         result = run.export_summary() if web is not None and not asked else None
         if result is not None:  # --web alone: the run's models as they are

@@ -460,3 +460,16 @@ def _other_keras(folder: Path) -> list[str]:
 
 
 case("weights-path", "a-saved-model-not-weights", _other_keras, "other.keras'", "is a whole saved model (.keras), not its weights")
+
+
+def _export_web_to(target: str) -> Build:
+    """``dsplug export RUN --web TARGET`` on a finished run (its record only: nothing is exported)."""
+    def build(folder: Path) -> list[str]:
+        (folder / "run").mkdir()
+        (folder / "run" / "run.json").write_text(json.dumps({"finished": True, "recipe_hash": "0123456789abcdef", "name": "x"}))
+        bundle = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "@mediapipe" / "tasks-audio"
+        return ["export", "run", "--web", target, "--mediapipe", str(bundle)]
+    return build
+
+
+case("out-path", "export-web-in-proc", _export_web_to("/proc/web"), "/proc is not writable")
