@@ -7,7 +7,8 @@ descriptor, so ``TF_CPP_MIN_LOG_LEVEL`` and Python's logging cannot stop them. :
 points file descriptor 2 at a pipe for the duration of a command; a thread forwards what arrives
 there to the real stderr except lines of those known kinds. Python's own output (messages, logging,
 tqdm bars) is written to the real stderr directly, and log lines go through tqdm so they never cut
-a bar in half. With ``--debug`` nothing is filtered.
+a bar in half. matplotlib's "Glyph ... missing from font" warnings (class names in scripts the
+figure font lacks) are filtered too. With ``--debug`` nothing is filtered.
 
 Only the CLI uses this module.
 """
@@ -21,6 +22,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 
 #: Lines of native start-up and conversion notes (glog/absl prefixes and known chatter).
@@ -73,6 +75,8 @@ def terminal(*, debug: bool) -> Iterator[None]:
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    if not debug:  # class names in scripts the figure font lacks (CJK, emoji) are drawn as boxes
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
     if debug or not _is_real_stderr():
         with logging_redirect_tqdm():
             yield

@@ -167,3 +167,28 @@ def test_o_with_a_path_is_the_output_of_run(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output and "--set" not in result.output
     sbatch = invoke("sweep", tmp_path / "missing.yaml", "--sbatch", "-ojob=1")  # an option's value is not -o
     assert sbatch.exit_code == 2 and "--set" not in sbatch.output
+
+
+def test_missing_glyph_warnings_stay_off_the_terminal(tmp_path):
+    """A class name in a script the figure font lacks is drawn as boxes without a warning per glyph."""
+    code = (
+        "import sys, warnings\n"
+        "from matplotlib.figure import Figure\n"
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg\n"
+        "from dsplug.console import terminal\n"
+        "def draw():\n"
+        "    fig = Figure(); FigureCanvasAgg(fig); fig.gca().set_title('\\u97f3\\u8c03 \\U0001f941'); fig.savefig(sys.argv[1])\n"
+        "if sys.argv[2] == 'cli':\n"
+        "    with terminal(debug=False):\n"
+        "        draw()\n"
+        "else:\n"
+        "    draw()\n"
+    )
+    import subprocess
+    import sys
+
+    plain = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.png"), "plain"], capture_output=True, text=True, timeout=120)
+    cli = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.png"), "cli"], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "missing from" in plain.stderr  # matplotlib does warn
+    assert cli.returncode == 0 and "missing from" not in cli.stderr, cli.stderr
+    assert (tmp_path / "b.png").stat().st_size > 0
