@@ -172,3 +172,27 @@ def test_a_stream_shorter_than_a_window_gives_one_decision_as_predict(exported_r
     assert decisions[0].label == predicted.label
     np.testing.assert_allclose(decisions[0].raw_probabilities, predicted.probabilities, atol=0.02)
     assert list(model.stream([], sample_rate=rate)) == []  # nothing heard, nothing decided
+
+
+def test_streaming_a_file_reads_it_block_by_block(exported_run, tmp_path, monkeypatch):
+    """`dsplug stream --file` holds a block, not the file: it never decodes the file whole, and
+    its windows are those of the file (10 s at 44.1 kHz, resampled as it is read)."""
+    import soundfile as sf
+
+    from dsplug.runtime import stream as stream_module
+
+    tone, rate = sf.read(ROOT / "data" / "tones" / "audio" / "spk5_0001_T3.ogg", dtype="float32")
+    long = np.resize(tone, rate * 10)
+    sf.write(tmp_path / "long.flac", long, rate)
+    model = dsplug.load(exported_run / "model.tflite")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the file was decoded whole")
+
+    monkeypatch.setattr(stream_module, "load_audio", refuse)
+    streamed: list = []
+    summary = stream_module.stream_file(model, tmp_path / "long.flac", realtime=False, hop_seconds=0.5, on_result=streamed.append)
+    assert len(streamed) == summary.windows == 1 + (10 * model.sample_rate - model.chunk_samples) // (model.sample_rate // 2)
+    expected = dsplug.load(exported_run / "model.tflite").predict(long, sample_rate=rate, hop_seconds=0.5)
+    agreement = np.mean([r.label == label for r, label in zip(streamed, expected.chunk_labels)])
+    assert agreement >= 0.9, agreement  # the same windows; resampled in pieces instead of at once

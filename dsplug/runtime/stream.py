@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -334,8 +334,9 @@ def stream_file(
 ) -> StreamSummary:
     """Stream an audio file through a :class:`Streamer` block by block.
 
-    The file is decoded and resampled first; a file shorter than one chunk gives one window
-    (:meth:`Streamer.finish`: zero-padded, filled by the model as its ``pad_mode`` says). Blocks of
+    The file is read and resampled block by block (memory does not grow with its length); a
+    file shorter than one chunk gives one window (:meth:`Streamer.finish`: zero-padded, filled
+    by the model as its ``pad_mode`` says). Blocks of
     ``block_seconds`` are then pushed, either as fast as possible or, with ``realtime``, each
     when its last sample would have been recorded. Sleeping and ``on_result`` run outside the
     timed region.
@@ -368,20 +369,16 @@ def stream_file(
     streamer = Streamer(model, hop_seconds=hop_seconds, smoothing=smoothing)
     block = _block_samples(block_seconds, sample_rate=model.sample_rate)
     source = Path(path)
-    signal = load_audio(source, sample_rate=model.sample_rate)
-    notes = file_notes(source, model=model, samples=signal.size)
-    if signal.size < model.chunk_samples and model.host_pad_mode == "repeat":  # a model that does not pad itself
-        signal = chunk_signal(
-            signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
-            hop_seconds=model.chunk_seconds, pad_mode="repeat", source=str(source),
-        ).frames[0]
+    blocks, samples = _file_blocks(source, model=model, block=block)
+    notes = file_notes(source, model=model, samples=samples)
     latencies: list[float] = []
     processing = 0.0
+    offset = 0
     began = time.perf_counter()
-    for offset in range(0, signal.size, block):
-        piece = signal[offset : offset + block]
+    for piece in blocks:
+        offset += piece.size
         if realtime:
-            due = began + (offset + piece.size) / model.sample_rate
+            due = began + offset / model.sample_rate
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
@@ -392,6 +389,66 @@ def stream_file(
         wall=time.perf_counter() - began, block_seconds=block / model.sample_rate, realtime=realtime,
         notes=notes,
     )
+
+
+def _file_blocks(source: Path, *, model: Model, block: int) -> tuple[Iterator[np.ndarray], int]:
+    """A file as mono blocks of ``block`` samples at the model's rate, and its length in them.
+
+    libsndfile's formats are read and resampled piece by piece (soxr's streaming resampler), so
+    memory does not grow with the file; other formats (librosa's fallback), and files shorter
+    than a chunk for a model that expects the host to repeat them, are decoded whole.
+
+    Raises
+    ------
+    AudioError
+        The file is missing or cannot be decoded (when opened, or at the block that fails).
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(str(source))
+    except (soundfile.LibsndfileError, RuntimeError, OSError, TypeError):
+        info = None
+    readable = info is not None and info.frames >= 1 and info.samplerate >= 1
+    samples = math.ceil(info.frames * model.sample_rate / info.samplerate) if readable else 0
+    if not readable or (samples < model.chunk_samples and model.host_pad_mode == "repeat"):
+        signal = load_audio(source, sample_rate=model.sample_rate)  # the decoder's own errors name the file
+        if signal.size < model.chunk_samples and model.host_pad_mode == "repeat":  # a model that does not pad itself
+            signal = chunk_signal(
+                signal, sample_rate=model.sample_rate, chunk_seconds=model.chunk_seconds,
+                hop_seconds=model.chunk_seconds, pad_mode="repeat", source=str(source),
+            ).frames[0]
+        return (signal[i : i + block] for i in range(0, signal.size, block)), signal.size
+    return _read_blocks(source, rate=int(info.samplerate), model=model, block=block), samples
+
+
+def _read_blocks(source: Path, *, rate: int, model: Model, block: int) -> Iterator[np.ndarray]:
+    import soundfile
+    import soxr
+
+    resampler = soxr.ResampleStream(rate, model.sample_rate, 1, dtype="float32", quality="HQ") if rate != model.sample_rate else None
+    native = max(1, round(block * rate / model.sample_rate))
+    pending = np.zeros(0, np.float32)
+    try:
+        with soundfile.SoundFile(str(source)) as handle:
+            while True:
+                data = handle.read(native, dtype="float32", always_2d=True)
+                last = len(data) < native
+                mono = data.mean(axis=1, dtype=np.float32) if data.size else np.zeros(0, np.float32)
+                if not np.isfinite(mono).all():
+                    raise AudioError(f"{source}: NaN or infinite samples near {handle.tell() / rate:.1f} s; the file is damaged")
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last)
+                pending = np.concatenate([pending, np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)])
+                while pending.size >= block:
+                    yield pending[:block]
+                    pending = pending[block:]
+                if last:
+                    break
+    except (soundfile.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"cannot decode {str(source)!r} while streaming it ({err}); check the file") from err
+    if pending.size:
+        yield pending
 
 
 def _import_sounddevice() -> Any:
