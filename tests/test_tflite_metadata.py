@@ -109,10 +109,13 @@ def card(**update) -> ModelMetadata:
 def test_model_metadata_is_embedded_and_read_back(plain):
     meta = card()
     tagged = meta.to_tflite(plain)
-    assert ModelMetadata.from_tflite(tagged) == meta
+    read = ModelMetadata.from_tflite(tagged)
+    # the card records the checksum of the model's graph and weights, unchanged by the metadata
+    assert read == meta.model_copy(update={"weights_sha256": tflite_metadata.weights_digest(plain)})
+    assert tflite_metadata.weights_digest(tagged) == tflite_metadata.weights_digest(plain) == read.weights_sha256
     standard = tflite_metadata.read_metadata(tagged)
     assert standard.custom["dsplug"]["recipe_hash"] == "r1" and standard.custom["dsplug"]["chunk_seconds"] == 0.05
-    assert json.loads(standard.packed_files["dsplug.json"]) == json.loads(meta.to_json())
+    assert json.loads(standard.packed_files["dsplug.json"]) == json.loads(read.to_json())
     # a description that does not fit the model is refused when it is written
     with pytest.raises(ExportError, match="input shape is \\[1, 800\\].*declares \\[1, 1600\\]"):
         card(chunk_seconds=0.1, input=TensorInfo(shape=[1, 1600])).to_tflite(plain)

@@ -104,6 +104,10 @@ class ModelMetadata(BaseModel):
         Pruning / quantization-aware-training summaries of the model, if any.
     float_layers : list of str or None
         int8 models: the classifier layers that compute in float32.
+    weights_sha256 : str
+        :func:`~dsplug.artifacts.tflite_metadata.weights_digest` of the exported model (its graph
+        and weights), checked when the model is read: a model altered after export (a flipped
+        bit) is refused. Empty in sidecars and in models exported before it existed.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -127,6 +131,7 @@ class ModelMetadata(BaseModel):
     pruning: dict[str, Any] | None = None
     qat: dict[str, Any] | None = None
     float_layers: list[str] | None = None
+    weights_sha256: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMetadata:
@@ -271,7 +276,7 @@ class ModelMetadata(BaseModel):
             The model cannot be described (not one float32 ``(1, samples)`` audio input, an
             output width other than the classes): a runtime could not use it.
         """
-        card = self.to_json().encode("utf-8")
+        card = self.model_copy(update={"weights_sha256": tflite_metadata.weights_digest(model, source=source)}).to_json().encode("utf-8")
         tagged = tflite_metadata.write_audio_classifier_metadata(
             model, labels=self.labels, sample_rate=self.sample_rate, name=self.name, description=self.description,
             version=f"dsplug {self.dsplug_version}, recipe {self.recipe_hash or '-'}, quantize {self.quantize}",
@@ -314,6 +319,12 @@ class ModelMetadata(BaseModel):
                 "`dsplug export RUN_DIR`"
             )
         meta.check_tensors(input_shape=embedded.input_shape, output_shape=embedded.output_shape, model=source)
+        if meta.weights_sha256 and tflite_metadata.weights_digest(model, source=source) != meta.weights_sha256:
+            raise ExportError(
+                f"{source} was altered after export: its graph or weights no longer match the checksum recorded "
+                "in its model card (a damaged copy or a flipped bit); copy the model again or re-export it with "
+                "`dsplug export RUN_DIR`"
+            )
         return meta
 
     def check_same(self, sidecar: ModelMetadata, *, model: str, sidecar_path: str) -> None:

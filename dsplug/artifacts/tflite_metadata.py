@@ -55,6 +55,7 @@ __all__ = [
     "check_audio_classifier",
     "has_metadata",
     "packed_files",
+    "weights_digest",
     "read_metadata",
     "write_audio_classifier_metadata",
 ]
@@ -395,6 +396,42 @@ def packed_files(model: bytes) -> dict[str, bytes]:
             return {info.filename: archive.read(info) for info in infos}
     except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error, NotImplementedError) as err:
         raise ExportError(f"the files packed in the model are damaged ({err}); {_FIX}") from err
+
+
+def weights_digest(model: bytes, *, source: str = "the model") -> str:
+    """sha256 of what a model computes: its graph (operator codes, tensors, operators) and every
+    buffer except the metadata's, so adding or replacing metadata leaves it unchanged.
+
+    Raises
+    ------
+    ExportError
+        Not a TFLite model, or a flatbuffer that cannot be read.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with _damaged(source):
+        root = _root(model, source=source)
+        skip = {int(root.Metadata(i).Buffer()) for i in range(root.MetadataLength())}
+        for i in range(root.OperatorCodesLength()):
+            code = root.OperatorCodes(i)
+            digest.update(struct.pack("<iii", code.BuiltinCode(), code.DeprecatedBuiltinCode(), code.Version()))
+        for g in range(root.SubgraphsLength()):
+            graph = root.Subgraphs(g)
+            for t in range(graph.TensorsLength()):
+                tensor = graph.Tensors(t)
+                digest.update(struct.pack("<ii", tensor.Type(), tensor.Buffer()) + bytes(_shape(tensor).__repr__(), "ascii"))
+            for o in range(graph.OperatorsLength()):
+                op = graph.Operators(o)
+                digest.update(struct.pack("<I", op.OpcodeIndex()))
+                digest.update(op.InputsAsNumpy().tobytes() if op.InputsLength() else b"")
+                digest.update(op.OutputsAsNumpy().tobytes() if op.OutputsLength() else b"")
+        for b in range(root.BuffersLength()):
+            if b in skip:
+                continue
+            data = root.Buffers(b).DataAsNumpy()
+            digest.update(struct.pack("<I", b) + (data.tobytes() if hasattr(data, "tobytes") else b""))
+    return digest.hexdigest()[:32]
 
 
 def _metadata_index(root: Any) -> int | None:

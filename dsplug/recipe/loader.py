@@ -269,6 +269,8 @@ def _format_error(
     field = (fields or {}).get(str(error["loc"][-1])) if error["loc"] else None
     if kind in _BOUNDS and field is not None:
         return f"{key}: expected {_bounds(field)}, got {_describe(value)}"
+    if kind == "string_pattern_mismatch" and key == "name" and str(value).startswith("-"):
+        return f"name: {_describe(value)} starts with '-', which a shell command reads as an option; start the name with a letter or digit"
     if kind == "string_pattern_mismatch" and key == "name":
         return f"name: expected 1 to 100 letters, digits, '.', '_' or '-' (the run folder runs/NAME; no '/'), got {_describe(value)}"
     message = error["msg"].replace("Input should be ", "expected ").rstrip(".")

@@ -473,3 +473,20 @@ def _export_web_to(target: str) -> Build:
 
 
 case("out-path", "export-web-in-proc", _export_web_to("/proc/web"), "/proc is not writable")
+case("recipe-values", "name-like-an-option", validate("name=-rf"), "name: '-rf' starts with '-'", "start the name with a letter or digit")
+
+
+def _flipped(fraction: float) -> Build:
+    """``dsplug predict`` on the tiny model with one bit flipped at ``fraction`` of its length (its weights)."""
+    def build(folder: Path) -> list[str]:
+        path = bf.model_files(folder)
+        path.with_suffix(".json").unlink()  # the model alone, as on a device
+        content = bytearray(path.read_bytes())
+        content[int(len(content) * fraction)] ^= 0x10
+        path.write_bytes(bytes(content))
+        return ["predict", str(path), str(bf.write_tone(folder / "t.wav"))]
+    return build
+
+
+for fraction in (0.3, 0.5, 0.7):
+    case("model-integrity", f"bit-flipped-at-{fraction}", _flipped(fraction), "model.tflite was altered after export", "copy the model again")
