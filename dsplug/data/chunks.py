@@ -207,9 +207,14 @@ def bad_file_error(item: Item, error: AudioError | str) -> AudioError:
 
 def no_audio_error(skipped: Sequence[tuple[Item, str]]) -> DataError:
     """The error when no file of a list could be decoded."""
+    if not skipped:
+        return DataError("no audio files to decode")
+    parts = sorted({item.partition for item, _ in skipped if item.partition})
+    which = f"{' + '.join(parts)} " if parts else ""
     return DataError(
-        f"no audio could be decoded: all {len(skipped)} file(s) were skipped (first: "
-        f"{skipped[0][0].path}: {skipped[0][1]})" if skipped else "no audio files to decode"
+        f"no {which}audio could be decoded: all {len(skipped)} {which}file(s) were skipped (first: "
+        f"{skipped[0][0].path}: {skipped[0][1]})"
+        + (f"; {parts[0]} needs at least one readable file" if len(parts) == 1 else "")
     )
 
 

@@ -34,7 +34,7 @@ for kind in ("empty", "rate-0hz", "rate-1hz", "nan-samples", "bits-0", "mp3-garb
     case("audio-skip", kind, lambda f, b=bad: ["run", str(dataset(f, bad=b, on_bad_file="skip")), "--out", "out"],
          "after skipping undecodable files", "'y' (3 skipped) have no training audio")
 case("audio-skip", "every-file", lambda f: ["run", str(dataset(f, bad={f"{c}_{p}_{i}.wav": "empty" for c in "xy" for p in ("train", "devel", "test") for i in range(3)}, on_bad_file="skip")), "--out", "out"],
-     "no audio could be decoded", "skipped")
+     "audio could be decoded", "skipped")
 for kind in ODD_AUDIO:
     def odd(folder: Path, kind: str = kind) -> list[str]:
         ODD_AUDIO[kind](folder / "odd.wav")
@@ -490,3 +490,5 @@ def _flipped(fraction: float) -> Build:
 
 for fraction in (0.3, 0.5, 0.7):
     case("model-integrity", f"bit-flipped-at-{fraction}", _flipped(fraction), "model.tflite was altered after export", "copy the model again")
+case("audio-skip", "every-devel-file", lambda f: ["run", str(dataset(f, bad={f"{c}_devel_0.wav": "empty" for c in "xy"}, on_bad_file="skip")), "--out", "out"],
+     "no devel audio could be decoded: all 2 devel file(s) were skipped", "devel needs at least one readable file")
