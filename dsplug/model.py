@@ -29,6 +29,7 @@ from dsplug.api import Backbone, Head
 from dsplug.artifacts import RunDir
 from dsplug.data import ChunkSource
 from dsplug.errors import PluginNotFound, RecipeError, RunError
+from dsplug.frontend.padding import RepeatPad, min_zeros_for  # also registers the layer for saved models
 from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
 from dsplug.recipe.schema import Recipe
 from dsplug.weights import build_backbone
@@ -186,8 +187,6 @@ def pad_layer(recipe: Recipe) -> tf_keras.layers.Layer:
     """The model's first layer: :class:`~dsplug.frontend.padding.RepeatPad` for
     ``data.pad_mode: repeat`` (hosts feed zero-padded windows, the model tiles them), else an
     identity."""
-    from dsplug.frontend.padding import RepeatPad, min_zeros_for
-
     if recipe.data.pad_mode == "repeat":
         return RepeatPad(min_zeros=min_zeros_for(recipe.data.sample_rate), name="repeat_pad", dtype="float32")
     return tf_keras.layers.Identity(name="zero_pad")

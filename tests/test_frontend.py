@@ -375,3 +375,14 @@ def test_repeat_pad_tiles_what_a_host_zero_pads_as_the_data_pipeline_did() -> No
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window[None])
         interpreter.invoke()
         np.testing.assert_array_equal(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0], want)
+
+
+def test_repeat_pad_survives_saving_the_model(tmp_path) -> None:
+    import dsplug.model  # noqa: F401  (registers dsplug's layers, as every loader imports it)
+    from dsplug.frontend.padding import RepeatPad
+
+    inputs = tf_keras.Input((8,))
+    tf_keras.Model(inputs, RepeatPad(min_zeros=2)(inputs)).save(tmp_path / "m.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "m.keras")
+    window = np.array([[1, 2, 3, 0, 0, 0, 0, 0]], np.float32)
+    np.testing.assert_array_equal(loaded(window).numpy(), [[1, 2, 3, 1, 2, 3, 1, 2]])
