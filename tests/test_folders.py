@@ -117,7 +117,9 @@ def test_cli_manifest_writes_the_equivalent_csv(tmp_path):
     assert "groups from the file names" in result.output and "warning: 1 file(s) with an extension" in result.output
     lines = out.read_text().splitlines()
     assert lines[0] == "path,label,group" and lines[1].startswith("../tones/T1/")  # relative to the CSV
-    bad = runner.invoke(app, ["manifest", str(root), "-o", str(out), "--group-pattern", "(("])
+    kept = runner.invoke(app, ["manifest", str(root), "-o", str(out)])
+    assert kept.exit_code == 2 and "exists; pass --force" in kept.output and out.read_text().splitlines() == lines
+    bad = runner.invoke(app, ["manifest", str(root), "-o", str(out), "--group-pattern", "((", "--force"])
     assert bad.exit_code == 2 and "not a valid regular expression" in bad.output
 
 

@@ -284,7 +284,7 @@ def test_streamer_smoothing_averages_recent_windows(model):
         runtime.Streamer(model).push(np.zeros((10, 2), np.float32))
 
 
-def test_stream_file_summaries(model):
+def test_stream_file_summaries(model, tmp_path):
     seen = []
     summary = runtime.stream_file(model, LONG, realtime=False, block_seconds=0.1, hop_seconds=0.25, on_result=seen.append)
     signal = load_audio(LONG, sample_rate=16000)
@@ -298,13 +298,16 @@ def test_stream_file_summaries(model):
     assert "window(s)" in runtime.format_stream_summary(summary)
     assert json.dumps(summary.as_dict())
 
-    # real-time pace: a 0.03 s file padded to one 0.5 s chunk takes 0.5 s of wall time, but
-    # the sleeping is not counted as processing
+    # real-time pace: a 1 s file takes 1 s of wall time, but the sleeping is not processing
+    second = tmp_path / "second.wav"
+    sf.write(second, np.resize(load_audio(LONG, sample_rate=16000), 16000), 16000)
     started = time.perf_counter()
-    paced = runtime.stream_file(model, SHORT, realtime=True)
-    assert time.perf_counter() - started >= 0.49 and paced.wall_seconds >= 0.49
-    assert paced.windows == 1 and paced.processing_seconds < 0.25
-    assert paced.notes[-1].startswith("shorter than one chunk")
+    paced = runtime.stream_file(model, second, realtime=True, hop_seconds=0.25)
+    assert time.perf_counter() - started >= 0.99 and paced.wall_seconds >= 0.99
+    assert paced.windows == 3 and paced.processing_seconds < 0.5
+    # a 0.03 s file gives one window, zero-padded, when it ends (it lasts 0.03 s)
+    short = runtime.stream_file(model, SHORT, realtime=True)
+    assert short.windows == 1 and short.notes[-1].startswith("shorter than one chunk")
 
 
 FAKE_SOUNDDEVICE = """

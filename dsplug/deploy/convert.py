@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import ModelMetadata, Quantize, write_atomic
+from dsplug.artifacts import ModelMetadata, Quantize, tflite_metadata, write_atomic
 from dsplug.deploy.inspect import classifier_float_layers
 from dsplug.deploy.quantize import (
     DYNAMIC_FLOAT_OPS,
@@ -253,6 +253,7 @@ def export_model(
     )
     if meta.quantize in ("int8", "qat"):
         meta = meta.model_copy(update={"float_layers": classifier_float_layers(flatbuffer)})
+    meta = meta.model_copy(update={"weights_sha256": tflite_metadata.weights_digest(flatbuffer, source=path.name)})  # the sidecar records it too
     tagged = meta.to_tflite(flatbuffer, source=f"{path.name} (quantize={meta.quantize})")
     write_atomic(path, tagged)
     write_atomic(path.with_suffix(".json"), meta.to_json())

@@ -367,7 +367,7 @@ case("data-loss", "predict-csv-inside-a-finished-run", _predict_into(lambda f, m
 case("data-loss", "manifest-out-exists", lambda f: (bf.write_tone(f / "data" / "x" / "1.wav"), ["manifest", str(f / "data"), "-o", str(touch(f, "existing.yaml"))])[1],
      "existing.yaml' exists; pass --force")
 case("data-loss", "init-out-is-its-manifest", lambda f: (valid(f), ["init", str(f / "m.csv"), "-o", str(f / "m.csv"), "--force"])[1], "m.csv' is also an input of this command")
-case("crash", "predict-threads-100000", lambda f: ["predict", str(bf.model_files(f)), str(bf.write_tone(f / "t.wav")), "--threads", "100000"],
+case("model", "predict-threads-100000", lambda f: ["predict", str(bf.model_files(f)), str(bf.write_tone(f / "t.wav")), "--threads", "100000"],
      "threads must be a whole number from 1 to")
 
 
@@ -442,12 +442,12 @@ case("model-metadata", "duplicate-class-names", embedded_with({"classes": ["x", 
 case("model-metadata", "packed-zip-bomb", embedded_with({}, extra=_zip_bomb()), "packs 1 files of 200,000,000 bytes", "not a dsplug model or it was altered")
 
 
-case("manifest-rows", "label-with-a-line-break", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ',"x\ny",', 1)), ["validate", str(f / "r.yaml")])[2],
+case("manifest", "label-with-a-line-break", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ',"x\ny",', 1)), ["validate", str(f / "r.yaml")])[2],
      "holds a line break, tab or NUL")
-case("manifest-rows", "multilabel-row-of-only-semicolons", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ",;,", 1)), ["validate", str(f / "r.yaml"), "--set", "data.task=multilabel"])[2],
+case("manifest", "multilabel-row-of-only-semicolons", lambda f: (valid(f), (f / "m.csv").write_text((f / "m.csv").read_text().replace(",x,", ",;,", 1)), ["validate", str(f / "r.yaml"), "--set", "data.task=multilabel"])[2],
      "names no class")
 case("recipe-values", "cache-dir-is-dev-null", validate("data.cache_dir=/dev/null"), "data.cache_dir: '/dev/null' is not a folder")
-case("weights-path", "etc-passwd", validate("model.backbone.weights=/etc/passwd"), "'/etc/passwd'", "is not a weights file (no extension)")
+case("pth", "weights-path-etc-passwd", validate("model.backbone.weights=/etc/passwd"), "'/etc/passwd'", "is not a weights file (no extension)")
 
 
 def _other_keras(folder: Path) -> list[str]:
@@ -459,7 +459,7 @@ def _other_keras(folder: Path) -> list[str]:
     return validate(f"model.backbone.weights={folder / 'other.keras'}")(folder)
 
 
-case("weights-path", "a-saved-model-not-weights", _other_keras, "other.keras'", "is a whole saved model (.keras), not its weights")
+case("pth", "weights-path-a-saved-model-not-weights", _other_keras, "other.keras'", "is a whole saved model (.keras), not its weights")
 
 
 def _export_web_to(target: str) -> Build:
