@@ -253,8 +253,9 @@ def export_model(
     )
     if meta.quantize in ("int8", "qat"):
         meta = meta.model_copy(update={"float_layers": classifier_float_layers(flatbuffer)})
-    meta = meta.model_copy(update={"weights_sha256": tflite_metadata.weights_digest(flatbuffer, source=path.name)})  # the sidecar records it too
-    tagged = meta.to_tflite(flatbuffer, source=f"{path.name} (quantize={meta.quantize})")
+    source = f"{path.name} (quantize={meta.quantize})"
+    meta = meta.model_copy(update={"weights_sha256": tflite_metadata.weights_digest(flatbuffer, source=source)})  # the sidecar records it too
+    tagged = meta.to_tflite(flatbuffer, source=source)
     write_atomic(path, tagged)
     write_atomic(path.with_suffix(".json"), meta.to_json())
     logger.info("exported %s (%.2f MB, quantize=%s)", path, len(tagged) / 1e6, meta.quantize)
