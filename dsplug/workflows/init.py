@@ -109,9 +109,9 @@ def _sample_rate(rates: list[int]) -> Choice:
 
 
 #: The share of the Nyquist frequency up to which host resamplers agree: MediaPipe's
-#: (``AudioClassifier``) is flat within 0.3 dB to 0.6 of the lower rate's Nyquist frequency and
-#: falls by 1 dB at 0.7, 2.7 dB at 0.8 and 6 dB at 0.9, where soxr (dsplug's) is still flat (white
-#: noise through MediaPipe 1.2.3 at 8-48 kHz in and 16 or 32 kHz out; docs/deployment.md).
+#: (``AudioClassifier``) is flat to about 0.6 of the lower rate's Nyquist frequency and falls
+#: above it, where soxr (dsplug's) is still flat (``python benchmarks/host_resampling.py``;
+#: figures in docs/deployment.md).
 RESAMPLER_FLAT = 0.6
 
 
