@@ -410,7 +410,8 @@ def export_cmd(
             check_writable_dir(web, what="web app folder (--web)")
         asked = bool(quantize) or full_integer or any(v is not None for v in (prune, representative, prune_epochs, qat_epochs, int8_float_threshold))
         result = run.export_summary() if web is not None and not asked else None
-        if result is not None:  # --web alone: the run's models as they are
+        reused = result is not None
+        if reused:  # --web alone: the run's models as they are
             typer.echo(f"using the models the run exported: {', '.join(result['models'])}")
         else:
             with run.lock(command="dsplug export"):
@@ -420,7 +421,7 @@ def export_cmd(
                 )
                 result = export_run(run, config=config, progress=_CliReporter().progress)
         markdown = run / RunDir.EXPORT_REPORT
-        if markdown.is_file() and not (web is not None and not asked):
+        if markdown.is_file() and not reused:
             from dsplug.report.markdown import EXPORT_SECTION, add_to_report, export_lines
 
             typer.echo(markdown.read_text(encoding="utf-8"))
