@@ -25,6 +25,14 @@ process and prints:
 Targets of issue #16: peak RSS of ``dsplug run`` at 200 h <= 1.3x that at 1 h and under 4 GB;
 epoch throughput >= 90 % of the in-memory path. The last lines say whether they are met.
 
+``--init`` measures instead the recipe users run: ``dsplug init``'s recipe (a linear probe on the
+frozen features of the installed pretrained backbone, ``C`` chosen by grouped cross-validation)
+on :data:`INIT_FILE_SECONDS` s files at ``--init-hours`` (default 0.5 and 5 h), with one change to
+keep it short, ``frontend.image_size: [64, 64]`` (the features have the same width as at full
+size). For each size: the peak RSS and wall time of ``dsplug run`` in its own process, the seconds
+the probe spent choosing ``C`` and fitting, and the test UAR. Targets of issue #25: peak RSS at 5 h
+<= 1.3x that at 0.5 h, wall time at most proportional to the audio.
+
 Disk: the 16 kHz FLAC sources take about 60 MB per hour of audio, the float16 shards 230 MB per
 hour (twice the audio, for the overlap); 200 h need about 60 GB (``--clean`` removes each size's
 files once it is measured).
@@ -286,13 +294,75 @@ def measure_training(manifest: Path, *, cache: Path, repeats: int = 2) -> dict[s
     return best
 
 
+#: Seconds of audio per file of the ``--init`` measurement (init chooses 3 s windows, 1.5 s hop).
+INIT_FILE_SECONDS = 10.0
+
+
+def measure_init_run(hours: float, *, out: Path) -> dict[str, Any]:
+    """Peak RSS and wall time of ``dsplug run`` on the recipe ``dsplug init`` writes for ``hours`` of audio.
+
+    The manifest (:func:`build_manifest`, :data:`INIT_FILE_SECONDS` s files) and a fresh chunk
+    cache are in ``out/init-{hours}h``; the recipe is ``init``'s plus ``frontend.image_size:
+    [64, 64]`` and the cache folder. Decoding, feature extraction, the probe, evaluation, export
+    and the report all run in one child process, as a user runs them.
+
+    Returns
+    -------
+    dict
+        ``{"hours", "files", "chunks", "peak_mb", "seconds", "probe_seconds", "selection", "test_uar"}``.
+    """
+    folder = out / f"init-{hours:g}h"
+    manifest = build_manifest(folder, hours=hours, file_seconds=INIT_FILE_SECONDS)
+    cache, run = folder / "cache", folder / "run"
+    for path in (cache, run):
+        shutil.rmtree(path, ignore_errors=True)
+    recipe = folder / "recipe.yaml"
+    done = subprocess.run([str(Path(sys.executable).parent / "dsplug"), "init", str(manifest), "-o", str(recipe), "--force"],
+                          capture_output=True, text=True, check=False, env=_child_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"dsplug init failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    text = recipe.read_text().replace("\nfrontend:\n", "\nfrontend:\n  image_size: [64, 64]\n", 1)
+    recipe.write_text(text.replace("\ndata:\n", f"\ndata:\n  cache_dir: {cache}\n", 1))
+    result = _in_child("--run", str(recipe), str(run))
+    metrics = json.loads((run / "metrics.json").read_text())
+    probe = json.loads((run / "probe.json").read_text())
+    return {
+        "hours": hours, "files": sum(1 for _ in open(manifest)) - 1, **result, "test_uar": metrics["test"]["uar"],
+        "selection": probe["selection"], "probe_seconds": probe.get("seconds", float("nan")),
+    }
+
+
+def main_init(hours: list[float], *, out: Path) -> None:
+    """Measure and print :func:`measure_init_run` for each size, then whether the targets are met."""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; dsplug init's recipe "
+          f"(frontend.image_size [64, 64]) on {INIT_FILE_SECONDS:g} s FLAC files of real speech\n")
+    print(f"{'hours':>6} {'files':>6} {'run peak RSS':>13} {'wall s':>8} {'probe s':>8} {'test UAR':>9}  C chosen by")
+    results = []
+    for size in hours:
+        r = measure_init_run(size, out=out)
+        print(f"{size:>6g} {r['files']:>6} {r['peak_mb']:>10.0f} MB {r['seconds']:>8.0f} {r['probe_seconds']:>8.0f} "
+              f"{r['test_uar']:>9.3f}  {r['selection']}", flush=True)
+        results.append(r)
+        (out / "scale-init.json").write_text(json.dumps(results, indent=2))
+    small, large = results[0], results[-1]
+    growth, scale = large["peak_mb"] / small["peak_mb"], large["hours"] / small["hours"]
+    print(f"\npeak RSS at {large['hours']:g} h = {growth:.2f}x that at {small['hours']:g} h (target <= 1.3x: "
+          f"{'met' if growth <= 1.3 else 'NOT met'}); wall time {large['seconds'] / small['seconds']:.1f}x for "
+          f"{scale:g}x the audio (target <= {scale:g}x: {'met' if large['seconds'] <= scale * small['seconds'] else 'NOT met'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, nargs="+", default=[1, 10, 50, 200])
     parser.add_argument("--out", type=Path, default=Path("/tmp/dsplug-scale"))
     parser.add_argument("--memory-up-to", type=float, default=1.0, help="also measure the in-memory path up to this many hours")
     parser.add_argument("--clean", action="store_true", help="remove each size's audio and shards once it is measured")
+    parser.add_argument("--init", action="store_true", help="measure dsplug init's recipe (a probe) instead")
+    parser.add_argument("--init-hours", type=float, nargs="+", default=[0.5, 5])
     args = parser.parse_args()
+    if args.init:
+        main_init(sorted(args.init_hours), out=args.out)
+        return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; 1 s chunks, "
           "50 % overlap, 16 kHz, float16 shards; 30 s FLAC files of real speech (distinct gains)\n")
     header = (f"{'hours':>6} {'files':>6} {'chunks':>8} {'decode h/min':>13} {'writer peak RSS':>16} {'growth':>8} "

@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,8 @@ class ProbeFit:
         How ``C`` was chosen, in words (for the report).
     fit_chunks : int
         Rows (chunks and views) the final head was fitted on.
+    seconds : float
+        Wall time of the selection and the final fit (not the feature extraction).
     """
 
     coef: np.ndarray
@@ -63,6 +66,7 @@ class ProbeFit:
     scores: dict[float, float]
     selection: str
     fit_chunks: int
+    seconds: float = 0.0
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Softmax probabilities (n, classes) of features (n, features)."""
@@ -152,7 +156,46 @@ def select_and_fit(
     seed: int = 0,
     holdout: np.ndarray | None = None,
 ) -> ProbeFit:
-    """Choose ``C`` by grouped cross-validation, then fit the probe on ``fit_rows``.
+    """Choose ``C`` by grouped cross-validation (:func:`choose_c`), then fit the probe on ``fit_rows``.
+
+    Parameters are those of :func:`choose_c`.
+
+    Returns
+    -------
+    ProbeFit
+
+    Raises
+    ------
+    TrainError
+        Fewer than two classes in the fitting rows, or arrays of different lengths.
+    """
+    chosen, scores, selection = choose_c(
+        features=features, labels=labels, files=files, groups=groups, original=original, fit_rows=fit_rows,
+        n_classes=n_classes, cs=cs, folds=folds, seed=seed, holdout=holdout,
+    )
+    [(coef, intercept)] = _fit_path(features[fit_rows], labels[fit_rows], cs=[chosen], n_classes=n_classes)
+    logger.info("probe: C=%g chosen by %s; fitted on %d rows", chosen, selection, int(fit_rows.sum()))
+    return ProbeFit(
+        coef=coef.astype(np.float32), intercept=intercept.astype(np.float32), c=chosen,
+        scores=scores, selection=selection, fit_chunks=int(fit_rows.sum()),
+    )
+
+
+def choose_c(
+    *,
+    features: np.ndarray,
+    labels: np.ndarray,
+    files: np.ndarray,
+    groups: np.ndarray,
+    original: np.ndarray,
+    fit_rows: np.ndarray,
+    n_classes: int,
+    cs: Sequence[float],
+    folds: int = 5,
+    seed: int = 0,
+    holdout: np.ndarray | None = None,
+) -> tuple[float, dict[float, float], str]:
+    """Choose the probe's ``C`` by grouped cross-validation.
 
     The selection imitates what the final probe will face. With three or more groups, folds hold out
     whole groups (new speakers). With fewer, cross-validation over groups degenerates (two folds of
@@ -185,7 +228,12 @@ def select_and_fit(
 
     Returns
     -------
-    ProbeFit
+    c : float
+        The chosen ``C`` (ties go to the stronger regularisation).
+    scores : dict of float to float
+        Cross-validated file-level UAR of every ``C`` (empty without selection).
+    selection : str
+        How ``C`` was chosen, in words.
 
     Raises
     ------
@@ -230,12 +278,139 @@ def select_and_fit(
     else:
         chosen = cs[len(cs) // 2] if len(cs) > 1 else cs[0]
         selection = "no selection (one C, or too few groups and no devel)"
-    [(coef, intercept)] = _fit_path(features[fit_rows], labels[fit_rows], cs=[chosen], n_classes=n_classes)
-    logger.info("probe: C=%g chosen by %s; fitted on %d rows", chosen, selection, int(fit_rows.sum()))
-    return ProbeFit(
-        coef=coef.astype(np.float32), intercept=intercept.astype(np.float32), c=chosen,
-        scores=scores, selection=selection, fit_chunks=int(fit_rows.sum()),
-    )
+    return chosen, scores, selection
+
+
+#: Bytes of float64 feature copies the probe's C selection may hold (the features are copied about
+#: three times while folds are fitted). Features larger than this stay in their files: ``C`` is
+#: chosen on a stratified sample of whole files that fits, and the final head is fitted by
+#: :func:`fit_streamed`, block by block. Smaller features take the exact in-memory path.
+MEMORY_BUDGET = 2**27
+#: Bytes of float32 features read per block by :func:`fit_streamed`.
+BLOCK_BYTES = 2**24
+
+
+class _Reader:
+    """The rows of one partition's features, read by index (in memory or from feature files)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        return np.asarray(self.source.read(index), np.float32)
+
+    def blocks(self, rows: int) -> Any:
+        """``(first, features)`` of consecutive blocks of at most ``rows`` rows."""
+        for first in range(0, len(self), rows):
+            yield first, self.read(np.arange(first, min(first + rows, len(self))))
+
+
+def fit_streamed(
+    parts: Sequence[tuple[Any, np.ndarray]], *, c: float, n_classes: int, block_bytes: int = BLOCK_BYTES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the probe's logistic regression with memory that does not grow with the rows.
+
+    The same objective as the in-memory fit (scikit-learn's class-balanced multinomial logistic
+    regression with an L2 penalty on standardised features, ``C`` times the weighted log-loss plus
+    half the squared weights; the binary form for two classes), minimised by L-BFGS; every
+    evaluation of the loss and its gradient reads the features block by block. A first pass
+    computes the standardisation. Memory: one block and the weights; time: one pass over the
+    rows per L-BFGS evaluation.
+
+    Parameters
+    ----------
+    parts : sequence of (reader, labels)
+        ``reader`` has ``len()`` and ``read(index) -> (m, d)`` float32 rows; ``labels`` are their
+        class indices ``(len(reader),)``.
+    c : float
+        Inverse regularisation strength.
+    n_classes : int
+        Output classes (a class without rows is never predicted).
+    block_bytes : int
+        Bytes of float32 features per block.
+
+    Returns
+    -------
+    coef : np.ndarray [shape=(d, n_classes), dtype=float64]
+        Raw features -> logits (standardisation folded in).
+    intercept : np.ndarray [shape=(n_classes,), dtype=float64]
+    """
+    from scipy.optimize import minimize
+
+    readers = [(_Reader(source), np.asarray(labels, np.int64)) for source, labels in parts]
+    d = int(readers[0][0].read(np.arange(1)).shape[1])
+    rows = max(1, block_bytes // (4 * d))
+    all_labels = np.concatenate([labels for _, labels in readers])
+    present = np.unique(all_labels)
+    k = len(present)
+    position = np.full(n_classes, -1)
+    position[present] = np.arange(k)
+    counts = np.bincount(position[all_labels], minlength=k)
+    class_weight = len(all_labels) / (k * counts)  # scikit-learn's "balanced"
+    total_weight = float(class_weight @ counts)
+    shift = readers[0][0].read(np.arange(1))[0].astype(np.float64)  # shifted sums: no cancellation
+    sums, squares = np.zeros(d), np.zeros(d)
+    for reader, _ in readers:
+        for _, x in reader.blocks(rows):
+            centred = x - shift
+            sums += centred.sum(axis=0)
+            squares += np.square(centred, dtype=np.float64).sum(axis=0)
+    n = len(all_labels)
+    mean = shift + sums / n
+    std = np.sqrt(np.maximum(squares / n - (sums / n) ** 2, 0.0))
+    std = np.where(std > 1e-8, std, 1.0)
+    # two classes: scikit-learn fits one weight vector w with penalty |w|^2 / 2; with two softmax
+    # columns (-w/2, w/2) that penalty is |W|^2, twice the multinomial one
+    penalty = 2.0 if k == 2 else 1.0
+
+    def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        weights, bias = theta[: d * k].reshape(d, k), theta[d * k:]
+        loss, grad_w, grad_b = 0.0, np.zeros((d, k)), np.zeros(k)
+        for reader, labels in readers:
+            for first, x in reader.blocks(rows):
+                z = (x - mean) / std
+                logits = z @ weights + bias
+                logits -= logits.max(axis=1, keepdims=True)
+                log_norm = np.log(np.exp(logits).sum(axis=1))
+                target = position[labels[first:first + len(x)]]
+                w = class_weight[target]
+                loss += float(w @ (log_norm - logits[np.arange(len(x)), target]))
+                residual = np.exp(logits - log_norm[:, None])
+                residual[np.arange(len(x)), target] -= 1.0
+                residual *= w[:, None]
+                grad_w += z.T @ residual
+                grad_b += residual.sum(axis=0)
+        value = (c * loss + 0.5 * penalty * float(np.sum(weights**2))) / total_weight
+        gradient = np.concatenate([(c * grad_w + penalty * weights).ravel(), c * grad_b]) / total_weight
+        return value, gradient
+
+    result = minimize(loss_and_gradient, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                      options={"maxiter": 5000, "gtol": 1e-7, "ftol": 1e-12})
+    if not result.success:
+        logger.info("probe: the streamed fit stopped after %d iterations: %s", result.nit, result.message)
+    weights, bias = result.x[: d * k].reshape(d, k), result.x[d * k:]
+    coef = np.zeros((d, n_classes))
+    intercept = np.full(n_classes, -1e4)  # a class absent from this fit is never predicted
+    coef[:, present] = weights / std[:, None]
+    intercept[present] = bias - mean @ (weights / std[:, None])
+    return coef, intercept
+
+
+def _sample_files(file_labels: np.ndarray, *, fraction: float, seed: int) -> np.ndarray:
+    """Whole files for the C selection: ``fraction`` of each class's files (at least two), seeded.
+
+    Returns a boolean mask over the files (``file_labels`` holds one class index per file).
+    """
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(file_labels), bool)
+    for label in np.unique(file_labels):
+        ids = np.flatnonzero(file_labels == label)
+        take = min(len(ids), max(2, int(round(fraction * len(ids)))))
+        keep[rng.choice(ids, size=take, replace=False)] = True
+    return keep
 
 
 def fit_head(
@@ -296,30 +471,66 @@ def fit_head(
         raise TrainError("train.method: probe needs a head whose only weights are its output layer; set model.head.name: linear")
     pooled = tf_keras.Model(pipeline.head.input, logits.input, name="probe_features")
     parts = [("train", train)] + ([("devel", devel)] if devel is not None else [])
-    rows, labels, files, row_groups, fit_rows = [], [], [], [], []
-    offset = 0
+    n_classes = int(train.file_rows.shape[1])
     try:
+        readers, labels, files, row_groups, fit_rows, holdout = [], [], [], [], [], []
+        offset = 0
         for name, split in parts:
-            rows.append(_features(pipeline, pooled, split, batch_size=batch_size, folder=Path(features), progress=progress, description=f"features {name}"))
+            readers.append(_features(pipeline, pooled, split, batch_size=batch_size, folder=Path(features), progress=progress, description=f"features {name}"))
             labels.append(split.file_targets[split.file_index])
             files.append(split.file_index + offset)
             row_groups.append(np.asarray(groups[name])[split.file_index])
             fit_rows.append(np.full(len(split), name == "train" or final_fit))
+            holdout.append(np.full(len(split), name == "devel"))
             offset += len(split.file_targets)
+        start = time.perf_counter()
+        columns = dict(labels=np.concatenate(labels), files=np.concatenate(files), groups=np.concatenate(row_groups),
+                       fit_rows=np.concatenate(fit_rows), holdout=np.concatenate(holdout))
+        width = int(readers[0].read(np.arange(1)).shape[1])
+        n = len(columns["labels"])
+        if 3 * 8 * n * width <= MEMORY_BUDGET:
+            fit = select_and_fit(
+                features=np.concatenate([r.read(np.arange(len(r))) for r in readers]), original=np.ones(n, bool),
+                n_classes=n_classes, cs=config.c_grid, folds=config.folds, seed=seed, **columns,
+            )
+        else:
+            fit = _fit_large(readers, columns=columns, width=width, n_classes=n_classes, config=config, seed=seed)
     finally:
         shutil.rmtree(features, ignore_errors=True)
-    fit = select_and_fit(
-        features=np.concatenate(rows), labels=np.concatenate(labels), files=np.concatenate(files),
-        groups=np.concatenate(row_groups), original=np.ones(sum(len(f) for f in rows), bool),
-        fit_rows=np.concatenate(fit_rows), n_classes=int(train.file_rows.shape[1]), cs=config.c_grid,
-        folds=config.folds, seed=seed, holdout=np.concatenate([np.full(len(f), name == "devel") for (name, _), f in zip(parts, rows)]),
-    )
     logits.set_weights([fit.coef, fit.intercept])
-    return fit
+    return dataclasses.replace(fit, seconds=time.perf_counter() - start)
 
 
-def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: int, folder: Path, progress: Any, description: str) -> np.ndarray:
-    """The head's input features of a partition's chunks, batch by batch, in inference mode: float32 ``(n_chunks, d)``."""
+def _fit_large(readers: list[_Reader], *, columns: dict[str, np.ndarray], width: int, n_classes: int, config: ProbeConfig, seed: int) -> ProbeFit:
+    """The probe for features larger than :data:`MEMORY_BUDGET`: ``C`` chosen on a sample of whole files, the head streamed."""
+    labels, files = columns["labels"], columns["files"]
+    n = len(labels)
+    budget_rows = MEMORY_BUDGET // (3 * 8 * width)
+    ids, first = np.unique(files, return_index=True)
+    keep_files = _sample_files(labels[first], fraction=budget_rows / n, seed=seed)
+    sample = np.isin(files, ids[keep_files])
+    index = np.flatnonzero(sample)
+    bounds = np.cumsum([0] + [len(r) for r in readers])
+    features = np.concatenate([r.read(index[(index >= lo) & (index < hi)] - lo) for r, lo, hi in zip(readers, bounds[:-1], bounds[1:])])
+    chosen, scores, how = choose_c(
+        features=features, original=np.ones(len(index), bool), n_classes=n_classes, cs=config.c_grid,
+        folds=config.folds, seed=seed, **{key: value[sample] for key, value in columns.items()},
+    )
+    del features
+    selection = f"{how}, on a stratified sample of {int(keep_files.sum())} of {len(ids)} files ({len(index)} of {n} rows: the features exceed the probe's memory budget)"
+    parts = [(r, labels[lo:hi]) for r, lo, hi in zip(readers, bounds[:-1], bounds[1:]) if columns["fit_rows"][lo:hi].all() and hi > lo]
+    logger.info("probe: C=%g chosen by %s; fitting on %d rows, streamed", chosen, selection, sum(len(r) for r, _ in parts))
+    coef, intercept = fit_streamed(parts, c=chosen, n_classes=n_classes)
+    return ProbeFit(coef=coef.astype(np.float32), intercept=intercept.astype(np.float32), c=chosen, scores=scores,
+                    selection=selection, fit_chunks=sum(len(r) for r, _ in parts))
+
+
+def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: int, folder: Path, progress: Any, description: str) -> _Reader:
+    """The head's input features of a partition's chunks, batch by batch, in inference mode: rows ``(n_chunks, d)``.
+
+    In memory when they fit half of :data:`MEMORY_BUDGET` (or the chunks are in memory), else in
+    shard-aligned files in ``folder``, read by index.
+    """
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -328,5 +539,6 @@ def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: 
 
     context = progress(total=len(split), description=description) if progress else contextlib.nullcontext(None)
     with context as update:
-        cached = cached_features(split.source, extract=lambda audio: extract(tf.constant(audio)).numpy(), folder=folder, batch_size=batch_size, progress=update)
-    return cached.read(np.arange(len(cached)))
+        cached = cached_features(split.source, extract=lambda audio: extract(tf.constant(audio)).numpy(), folder=folder,
+                                 batch_size=batch_size, progress=update, memory_limit=MEMORY_BUDGET // 2)
+    return _Reader(cached)

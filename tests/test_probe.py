@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dsplug.errors import TrainError
-from dsplug.probe import select_and_fit
+from dsplug.probe import ProbeFit, _fit_path, fit_streamed, select_and_fit
 
 
 def _data(rng, *, n=240, d=12, k=3, groups=8, spread=1.0):
@@ -114,3 +114,55 @@ def test_a_class_smaller_than_the_folds_is_said_in_words_not_warned(caplog):
         _fit(x, y, g)
     assert not [w for w in caught if "least populated" in str(w.message)]
     assert any("smallest class has 4 files for 5 folds" in r.getMessage() for r in caplog.records)
+
+
+class _Rows:
+    """Features read by index, as the probe reads feature files too large for its memory budget."""
+
+    def __init__(self, features):
+        self.features = np.asarray(features, np.float32)
+        self.reads = []
+
+    def __len__(self):
+        return len(self.features)
+
+    def read(self, index):
+        self.reads.append(len(index))
+        return self.features[index]
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_the_streamed_fit_is_the_in_memory_fit(k):
+    """Same objective, minimised block by block: the same probabilities, with no block above the budget."""
+    rng = np.random.default_rng(7)
+    x, y, _ = _data(rng, n=300, d=16, k=k)
+    y[:3] = np.arange(3) % k  # every class present
+    x = x.astype(np.float32)
+    [(coef, intercept)] = _fit_path(x, y, cs=[0.2], n_classes=k + 1)  # one class absent: never predicted
+    first, second = _Rows(x[:170]), _Rows(x[170:])
+    streamed = fit_streamed([(first, y[:170]), (second, y[170:])], c=0.2, n_classes=k + 1, block_bytes=40 * 16 * 4)
+    test = _data(np.random.default_rng(8), n=50, d=16, k=k)[0]
+    probabilities = [ProbeFit(c_, b, 0.2, {}, "", 0).probabilities(test) for c_, b in ((coef, intercept), streamed)]
+    np.testing.assert_allclose(probabilities[1], probabilities[0], atol=2e-3)
+    assert probabilities[1][:, k].max() < 1e-6
+    assert max(first.reads + second.reads) <= 40
+
+
+def test_features_above_the_memory_budget_choose_c_on_a_sample_of_whole_files(monkeypatch):
+    from dsplug import probe
+
+    rng = np.random.default_rng(9)
+    x, y, g = _data(rng, n=600, d=8, k=3, spread=2.0)
+    files = np.repeat(np.arange(200), 3)
+    y = y[files * 3]  # a file's rows share its label
+    g = g[files * 3]
+    monkeypatch.setattr(probe, "MEMORY_BUDGET", 3 * 8 * 8 * 150)  # 150 rows of 8 features
+    columns = dict(labels=y, files=files, groups=g, fit_rows=np.ones(600, bool), holdout=np.zeros(600, bool))
+    config = probe.ProbeConfig(c_grid=[0.01, 0.1, 1.0], folds=4)
+    fit = probe._fit_large([_Rows(x[:300]), _Rows(x[300:])], columns=columns, width=8, n_classes=3, config=config, seed=0)
+    assert "stratified sample of" in fit.selection and "of 200 files" in fit.selection
+    sampled = int(fit.selection.split("(")[-1].split(" of ")[0])
+    assert 120 <= sampled <= 160 and sampled % 3 == 0  # whole files, about the budget
+    assert fit.fit_chunks == 600
+    reference = _fit(x, y, g, cs=(fit.c,))
+    np.testing.assert_allclose(fit.probabilities(x), reference.probabilities(x), atol=2e-3)
