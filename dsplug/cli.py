@@ -27,6 +27,7 @@ import typer
 
 from dsplug.command import Command, Group, SetCommand
 from dsplug.version import __version__
+from dsplug.console import quiet_finalizers, refusal
 from dsplug.errors import TRAIN_MODULES, DsplugError, RecipeError, install_extra, missing_module_hint
 
 app = typer.Typer(
@@ -105,6 +106,7 @@ def _setup(debug: bool) -> None:
 
 
 def _fail(err: BaseException, *, message: str | None = None, code: int = 2) -> None:
+    quiet_finalizers(err)
     if _state["debug"]:
         import traceback
 
@@ -135,13 +137,11 @@ def _errors() -> Iterator[None]:
         if err.name and err.name.split(".")[0] in TRAIN_MODULES:
             _fail(err, message=f"this command needs the training dependencies: {missing_module_hint(err)}")
         _fail(err, message=f"internal error: {err} (a bug in dsplug or a broken install; rerun with --debug)", code=3)
-    except OSError as err:  # the machine refused: disk full, permissions, a vanished file
-        where = f"{err.filename}: " if err.filename else ""
-        _fail(err, message=f"{where}{err.strerror or err}; free space or fix the path, then run the command again")
     except MemoryError as err:
         _fail(err, message="out of memory; use fewer or shorter files, a smaller batch (train.batch_size) or a machine with more memory")
-    except Exception as err:  # noqa: BLE001  a bug: still one line, the traceback with --debug
-        _fail(err, message=f"internal error: {type(err).__name__}: {err} (a bug in dsplug: rerun with --debug and report it)", code=3)
+    except Exception as err:  # noqa: BLE001  the machine refused (disk full, permissions), else a bug: one line
+        line = refusal(err)
+        _fail(err, message=line or f"internal error: {type(err).__name__}: {err} (a bug in dsplug: rerun with --debug and report it)", code=2 if line else 3)
 
 
 @app.callback()
@@ -409,7 +409,7 @@ def export_cmd(
             find_bundle(mediapipe)
             check_writable_dir(web, what="web app folder (--web)")
         asked = bool(quantize) or full_integer or any(v is not None for v in (prune, representative, prune_epochs, qat_epochs, int8_float_threshold))
-        result = run.export_summary() if web is not None and not asked else None
+        result = run.reusable_export() if web is not None and not asked else None
         reused = result is not None
         if reused:  # --web alone: the run's models as they are
             typer.echo(f"using the models the run exported: {', '.join(result['models'])}")

@@ -25,6 +25,8 @@ import threading
 import warnings
 from collections.abc import Iterator
 
+logger = logging.getLogger(__name__)
+
 #: Lines of native start-up and conversion notes (glog/absl prefixes and known chatter).
 NOISE = re.compile(
     rb"^(?:[IWE]\d{4} \d\d:\d\d:\d\d[.\d]* +\d+ [\w.]+:\d+\]"  # absl/glog: I0000 00:00:17.9 1234 port.cc:153]
@@ -62,6 +64,29 @@ def _is_real_stderr() -> bool:
         return sys.stderr.fileno() == 2
     except (AttributeError, OSError, ValueError):  # a captured stream (tests) has no descriptor
         return False
+
+
+def quiet_finalizers(err: BaseException) -> None:
+    """After a full disk, the writer's objects (an h5py file) repeat the complaint with a traceback
+    when they are freed at exit: the command has said it in one line, so log those at debug level."""
+    from dsplug.artifacts import is_disk_full
+
+    if is_disk_full(err):
+        sys.unraisablehook = lambda unraisable: logger.debug("ignored in %r: %s", unraisable.object, unraisable.exc_value)
+        sys.excepthook = lambda kind, value, tb: logger.debug("after a full disk: %s: %s", kind.__name__, value)
+
+
+def refusal(err: BaseException) -> str | None:
+    """The one line for an error the machine raised rather than dsplug (a full disk, a denied or
+    vanished path), or None for anything else (a bug)."""
+    from dsplug.artifacts import disk_full_message, disk_full_path, is_disk_full
+
+    if is_disk_full(err):
+        return disk_full_message(disk_full_path(err))
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror or err}; free space or fix the path, then run the command again"
+    return None
 
 
 @contextlib.contextmanager

@@ -61,6 +61,10 @@ class SweepError(DsplugError):
     """A sweep cannot be prepared, run, submitted or summarised."""
 
 
+class DiskFullError(DsplugError, OSError):
+    """The disk (or the user's quota) filled while a file was written; nothing half-written was kept."""
+
+
 #: Top-level modules of the ``train`` extra; the base install (the inference runtime) has none.
 TRAIN_MODULES = frozenset({"tensorflow", "tf_keras", "tensorflow_model_optimization", "librosa", "matplotlib", "sklearn"})
 

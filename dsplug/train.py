@@ -3,7 +3,7 @@
 Phase 1 trains the head with the backbone frozen (BatchNorm in inference mode). Phase 2
 unfreezes the top ``train.phase2.finetune_layers`` backbone layers and continues at a tenth of
 the learning rate. After every epoch the devel UAR (file level) is measured; the best weights
-are kept (``checkpoints/best.weights.h5``) and restored at the end. The last state is saved
+are kept (``checkpoints/best-NNNN.*``, a TensorFlow checkpoint) and restored at the end. The last state is saved
 every epoch so an interrupted run resumes where it stopped.
 
 Each training step with augmentation: per-sample losses are computed on the clean batch
@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import csv_text, read_json, write_atomic
+from dsplug.artifacts import csv_text, read_json, write_atomic, writing
 from dsplug.data import MEMORY_LIMIT, ChunkSource, LabelledChunks, cached_features, indexed_dataset
 from dsplug.distribute import input_pipelines
 from dsplug.errors import TrainError
@@ -347,11 +346,13 @@ class Trainer:
         state and its checkpoint intact. Older prefixes are removed afterwards.
         """
         prefix = f"last-{len(state['history']):04d}-{state['phase']}"
-        checkpoint.write(str(self.ckpt_dir / prefix))
+        with writing(self.ckpt_dir / prefix, leftovers=lambda: self.ckpt_dir.glob(f"{prefix}[._]*")):  # shards and the _temp folder
+            checkpoint.write(str(self.ckpt_dir / prefix))
         state["checkpoint"] = prefix
         write_atomic(self.ckpt_dir / "state.json", json.dumps(state, indent=1))
-        for old in self.ckpt_dir.glob("last-*"):
-            if not old.name.startswith(prefix + "."):
+        best = state.get("best_checkpoint")
+        for old in [*self.ckpt_dir.glob("last-*"), *self.ckpt_dir.glob("best-*")]:
+            if not old.name.startswith((prefix + ".", f"{best}.")):
                 old.unlink(missing_ok=True)
 
     def _load_state(self, recipe_hash: str) -> dict[str, Any] | None:
@@ -376,19 +377,42 @@ class Trainer:
     def _restore(self, state: dict[str, Any], *, model_only: bool, checkpoint: tf.train.Checkpoint) -> None:
         """Load the last saved weights (and the optimizer's state within a phase)."""
         target = tf.train.Checkpoint(model=self.pipeline.classifier) if model_only else checkpoint
+        self._read(target, state["checkpoint"])
+
+    def _read(self, target: tf.train.Checkpoint, prefix: str) -> None:
         try:
-            target.read(str(self.ckpt_dir / state["checkpoint"])).expect_partial()
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            target.read(str(self.ckpt_dir / prefix)).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise TrainError(
-                f"the checkpoint {self.ckpt_dir / state['checkpoint']} is damaged or does not fit this "
+                f"the checkpoint {self.ckpt_dir / prefix} is damaged or does not fit this "
                 f"model ({type(err).__name__}); delete {self.ckpt_dir} to train from the start"
             ) from err
 
-    def _save_best(self, path: Path) -> None:
-        """Save the best weights atomically (temporary file, then rename)."""
-        part = path.with_name("best-part.weights.h5")  # the suffix picks the format
-        self.pipeline.classifier.save_weights(str(part))
-        os.replace(part, path)
+    def _save_best(self, state: dict[str, Any], epoch: int) -> None:
+        """Save the best weights under a new prefix; ``state.json``, written next, is the commit point."""
+        prefix = f"best-{epoch:04d}"
+        with writing(self.ckpt_dir / prefix, leftovers=lambda: self.ckpt_dir.glob(f"{prefix}[._]*")):
+            tf.train.Checkpoint(model=self.pipeline.classifier).write(str(self.ckpt_dir / prefix))
+        state["best_checkpoint"] = prefix
+
+    def _reseed(self, epoch: int) -> None:
+        """Seed every random layer (Dropout, stochastic depth) from the run's seed and ``epoch``.
+
+        Keras' layers draw from a generator whose state lives in the process: a resumed run would
+        draw other dropout masks than the run left alone. Each epoch therefore starts every such
+        layer's generator from ``(seed, epoch, layer)``, so an epoch's masks depend on nothing
+        that a kill loses. (With several replicas the layers keep Keras' own generators.)
+        """
+        if self.replicas > 1:
+            return
+        layers = [layer for layer in self.pipeline.classifier.submodules if getattr(layer, "_random_generator", None) is not None]
+        for number, layer in enumerate(layers):
+            generator = layer._random_generator
+            if generator._rng_type == generator.RNG_LEGACY_STATEFUL:  # process-state draws: use a resettable generator
+                generator._rng_type, generator._built = generator.RNG_STATEFUL, False
+            generator._maybe_init()  # falls back to the legacy draws where a generator cannot work
+            if generator._generator is not None:
+                generator._generator.reset_from_seed(int(np.random.SeedSequence([self.seed, epoch, number]).generate_state(1)[0]))
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: LabelledChunks, devel: LabelledChunks | None, *, recipe_hash: str) -> TrainResult:
@@ -413,7 +437,6 @@ class Trainer:
         }
         if state["done"]:
             logger.info("training already finished in %s; reusing it", self.ckpt_dir)
-        best_path = self.ckpt_dir / "best.weights.h5"
         history: list[dict[str, Any]] = state["history"]
         phase2_start = sum(1 for h in history if h["phase"] == 1)
         for spec in self._phases():
@@ -436,6 +459,7 @@ class Trainer:
                     break
                 global_epoch = len(history) + 1
                 start = time.perf_counter()
+                self._reseed(global_epoch)
                 loss = self._epoch(step, inputs, train, weights, global_epoch, f"phase {phase} epoch {epoch}/{epochs}")
                 row: dict[str, Any] = {"epoch": global_epoch, "phase": phase, "lr": self._lr(spec["lr"]), "loss": loss}
                 if devel is not None:
@@ -447,7 +471,7 @@ class Trainer:
                 score = row.get("devel_score", global_epoch)  # without devel: the last epoch
                 if score > state["best_score"]:
                     state.update(best_score=score, best_epoch=global_epoch, stale=0)
-                    self._save_best(best_path)
+                    self._save_best(state, global_epoch)
                 else:
                     state["stale"] = state.get("stale", 0) + 1
                 logger.info("epoch %d (phase %d): %s", global_epoch, phase, _fmt(row))
@@ -462,8 +486,8 @@ class Trainer:
             shutil.rmtree(self.ckpt_dir / "features", ignore_errors=True)  # phase 1's cache is not read again
         state["done"] = True
         self._save_state(state, tf.train.Checkpoint(model=self.pipeline.classifier))
-        if best_path.is_file():
-            self.pipeline.classifier.load_weights(str(best_path))
+        if state.get("best_checkpoint"):
+            self._read(tf.train.Checkpoint(model=self.pipeline.classifier), state["best_checkpoint"])
         return TrainResult(history, int(state["best_epoch"]), float(state["best_score"]), phase2_start)
 
     def _epoch(self, step: Callable[..., tf.Tensor], inputs: ChunkSource, train: LabelledChunks, weights: np.ndarray, epoch: int, label: str) -> float:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import logging
 import math
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dsplug.errors import DataError, DsplugError, RunError
+from dsplug.errors import DataError, DiskFullError, DsplugError, RunError
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,68 @@ PathLike = str | os.PathLike[str]
 # --------------------------------------------------------------------------------------------
 # atomic writes
 # --------------------------------------------------------------------------------------------
+
+#: What a full disk (or quota) says, in ``errno`` and in the text of TensorFlow's and HDF5's errors.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|errno = 28\b")
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether ``err`` (or an exception it was raised from) says the disk or quota is full."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS or _DISK_FULL_TEXT.search(str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def disk_full_message(path: PathLike | None) -> str:
+    """The one line a full disk gets: the path being written and the fix."""
+    where = f"{path}: " if path else ""
+    return (f"{where}the disk is full (no space left on the device); nothing half-written was kept: free space on "
+            "that disk (or write elsewhere: --out, -o, data.cache_dir), then run the command again")
+
+
+def disk_full_path(err: BaseException) -> str | None:
+    """The file a disk-full error names in its text (TensorFlow and HDF5 give no ``filename``), if any."""
+    if isinstance(err, OSError) and err.filename:
+        return str(err.filename)
+    found = re.search(r"filename = '([^']+)'|(/[^\s;:'\"]+)", str(err))
+    return (found.group(1) or found.group(2)) if found else None
+
+
+@contextlib.contextmanager
+def writing(path: PathLike, *, leftovers: Sequence[PathLike] | Callable[[], Iterable[PathLike]] = ()) -> Iterator[None]:
+    """Write ``path`` inside this block: on any error remove ``leftovers``; a full disk names ``path``.
+
+    Parameters
+    ----------
+    path : path
+        What the block writes (named in the error).
+    leftovers : sequence of path, or a callable returning them
+        Files or folders that are only half-written if the block fails (temporary files,
+        checkpoint shards); removed on every error, interrupts included.
+
+    Raises
+    ------
+    DiskFullError
+        The disk or quota filled (``ENOSPC``/``EDQUOT``, also inside TensorFlow or h5py errors).
+    """
+    try:
+        yield
+    except BaseException as err:
+        for leftover in (leftovers() if callable(leftovers) else leftovers):
+            target = Path(leftover)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    target.unlink(missing_ok=True)
+        if not isinstance(err, (KeyboardInterrupt, DiskFullError)) and is_disk_full(err):
+            raise DiskFullError(disk_full_message(path)) from err
+        raise
 
 
 def write_atomic(path: PathLike, content: str | bytes) -> Path:
@@ -46,19 +112,24 @@ def write_atomic(path: PathLike, content: str | bytes) -> Path:
         ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared results (reports, models) from others
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        with writing(target, leftovers=[tmp]):
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared results (reports, models) from others
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
     return target
+
+
+def write_figure(figure: Any, path: PathLike, *, dpi: int) -> Path:
+    """Save a matplotlib figure to ``path`` atomically (format from the suffix, PNG without one)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=dpi)
+    return write_atomic(path, buffer.getvalue())
 
 
 def csv_text(rows: Iterable[Mapping[str, Any]], *, columns: Sequence[str]) -> str:

@@ -87,7 +87,7 @@ class RunDir:
         """The exported ``model*.tflite`` files, sorted by name."""
         return sorted(self.path.glob("model*.tflite"))
 
-    def export_summary(self) -> dict[str, Any] | None:
+    def reusable_export(self) -> dict[str, Any] | None:
         """``export.json`` when it is readable and every model it lists is in the run, else None
         (``dsplug export --web`` alone then reuses the models instead of exporting again)."""
         try:

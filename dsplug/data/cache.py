@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dsplug.artifacts import write_json
+from dsplug.artifacts import write_json, writing
 from dsplug.audio import HOST_PAD_MODE, RESAMPLE_QUALITY
 from dsplug.recipe.schema import DataConfig
 
@@ -173,7 +173,8 @@ class RecordWriter:
         storage type); returns how many."""
         data = records if isinstance(records, bytes) else np.ascontiguousarray(records, dtype=np.dtype(self.dtype).newbyteorder("<")).tobytes()
         count = len(data) // record_bytes(self.record_shape, self.dtype)
-        self.handle.write(data)
+        with writing(self.folder, leftovers=[self.temporary]):
+            self.handle.write(data)
         self.records += count
         return count
 
@@ -183,19 +184,21 @@ class RecordWriter:
 
     def finish(self, name: str) -> Shard:
         """Commit the shard as ``name``: fsync, rename, then its description (atomically)."""
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
+        with writing(self.folder, leftovers=[self.temporary]):
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
         target = self.folder / f"{name}.bin"
         existing = read_shard(target, dtype=self.dtype, record_shape=self.record_shape)
         if existing is not None and existing.files == self.files:  # written meanwhile by another run
             self.temporary.unlink(missing_ok=True)
             return existing
         os.replace(self.temporary, target)
-        write_json(target.with_suffix(".json"), {
-            "format": CACHE_FORMAT, "dtype": self.dtype, "record_shape": list(self.record_shape),
-            "records": self.records, "files": [list(f) for f in self.files],
-        })
+        with writing(target, leftovers=[target]):  # a shard without its description is never read: remove it
+            write_json(target.with_suffix(".json"), {
+                "format": CACHE_FORMAT, "dtype": self.dtype, "record_shape": list(self.record_shape),
+                "records": self.records, "files": [list(f) for f in self.files],
+            })
         return Shard(target, list(self.files), self.records)
 
     def abandon(self) -> None:

@@ -16,10 +16,11 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsplug.artifacts import ModelMetadata, write_atomic
+from dsplug.artifacts import ModelMetadata, writing
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,18 @@ def _model_entry(path: Path) -> dict[str, object]:
             "pruned": meta.pruning is not None, "bytes": path.stat().st_size}
 
 
+def _swap(new: Path, target: Path) -> None:
+    """Put the folder ``new`` at ``target``; an earlier app there is removed once the new one is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_web_app(models: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, bundle: str | os.PathLike[str] | None = None) -> Path:
     """Write the static web app for ``models`` into the folder ``out``.
 
@@ -136,16 +149,20 @@ def write_web_app(models: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     if target.exists() and any(target.iterdir()) and not (target / "models.json").is_file():
         raise ExportError(f"{target} exists and is not a dsplug web app; choose an empty or new folder for --web")
     entries = [_model_entry(Path(m)) for m in models]
-    shutil.rmtree(target / "models", ignore_errors=True)
-    (target / "models").mkdir(parents=True)
-    for model in models:
-        shutil.copyfile(model, target / "models" / Path(model).name)
-    for name in BUNDLE_FILES:
-        (target / "mediapipe" / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, target / "mediapipe" / name)
-    page = importlib.resources.files("dsplug.deploy") / "webapp"
-    for name in PAGE_FILES:
-        write_atomic(target / name, (page / name).read_bytes())
-    write_atomic(target / "models.json", json.dumps(entries, indent=2) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    with writing(target, leftovers=[part]):  # built aside, then swapped in: never half-written
+        (part / "models").mkdir()
+        for model in models:
+            shutil.copyfile(model, part / "models" / Path(model).name)
+        for name in BUNDLE_FILES:
+            (part / "mediapipe" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, part / "mediapipe" / name)
+        page = importlib.resources.files("dsplug.deploy") / "webapp"
+        for name in PAGE_FILES:
+            (part / name).write_bytes((page / name).read_bytes())
+        (part / "models.json").write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+        os.chmod(part, 0o755)
+        _swap(part, target)
     logger.info("wrote the web app %s (%d model(s), MediaPipe from %s)", target, len(entries), source)
     return target

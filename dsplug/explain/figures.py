@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dsplug.artifacts import write_figure
+
 if TYPE_CHECKING:
     from dsplug.explain.examples import Example
     from dsplug.recipe.schema import Recipe
@@ -123,7 +125,7 @@ def plot_explanation(
     fig.suptitle(f"{title}\npredicted {classes[int(order[0])]}; p: {shown}", fontsize=10)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)
     return path
 
 
@@ -205,5 +207,5 @@ def plot_example_grid(
     )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)
     return path

@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dsplug.artifacts import write_figure
 from dsplug.frontend.layers import image_freq_axis
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def plot_images(
             ax = fig.add_subplot()
             _draw(ax, image, start=start, chunk_seconds=chunk_seconds, ticks=ticks)
             ax.set_title(f"{title}  [{start:.2f}-{start + chunk_seconds:.2f} s]", fontsize=9)
-            fig.savefig(path, dpi=100)
+            write_figure(fig, path, dpi=100)
             written.append(path)
         return written
 
@@ -189,5 +190,5 @@ def plot_images(
         _draw(ax, images[i], start=starts_arr[i], chunk_seconds=chunk_seconds, ticks=ticks)
         ax.set_title(f"chunk {i}: {starts_arr[i]:.2f} s", fontsize=8)
     fig.suptitle(title)
-    fig.savefig(out_path, dpi=100)
+    write_figure(fig, out_path, dpi=100)
     return [out_path]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from dsplug.artifacts import write_figure
 from dsplug.errors import DataError
 from dsplug.evaluate import check_confusion
 
@@ -48,8 +49,7 @@ def _new_figure(*, width: float, height: float) -> Any:
 def _save(figure: Any, path: PathLike, *, what: str) -> None:
     """Write ``figure`` to ``path`` at 120 dpi (format from the suffix; parent folders are created)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
+    write_figure(figure, out, dpi=120)
     logger.debug("wrote %s to %s", what, out)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dsplug import data as data_stage
-from dsplug.artifacts import RunDir, write_atomic
+from dsplug.artifacts import RunDir, write_atomic, writing
 from dsplug.distribute import chief_from_environment
 from dsplug.errors import DataError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe
@@ -283,7 +284,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
             final_fit=recipe.train.final_fit, seed=recipe.seed, batch_size=recipe.train.batch_size,
             features=run_dir / RunDir.CHECKPOINTS / "features", progress=reporter.progress,
         )
-        RunDir(run_dir).write_probe({"c": fit.c, "selection": fit.selection, "scores": fit.scores, "fit_chunks": fit.fit_chunks, "final_fit": recipe.train.final_fit})
+        RunDir(run_dir).write_probe({"c": fit.c, "selection": fit.selection, "scores": fit.scores, "fit_chunks": fit.fit_chunks, "final_fit": recipe.train.final_fit, "seconds": round(fit.seconds, 3)})
         figures.plot_probe(run_dir / "training.png", scores=fit.scores, chosen=fit.c, title=recipe.name)
         training = (
             f"linear probe on frozen features (taps: {recipe.model.taps}): C = {fit.c:g} chosen by {fit.selection}; "
@@ -384,7 +385,10 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
     recipe = point.recipe
     run = RunDir(run_dir)
     reporter.info("exporting: model.keras, then TFLite (the conversion takes a while for large backbones)")
-    pipeline.end_to_end.save(run / RunDir.KERAS_MODEL)
+    keras_model, part = run / RunDir.KERAS_MODEL, run / f".part-{RunDir.KERAS_MODEL}"  # Keras needs the suffix
+    with writing(keras_model, leftovers=[part]):
+        pipeline.end_to_end.save(part)
+        os.replace(part, keras_model)
     wanted = recipe.export
     if wanted.quantize or wanted.prune is not None:  # float32 and the quantised/pruned models, with parity
         exported = deploy.export_run(run, config=wanted, progress=reporter.progress)

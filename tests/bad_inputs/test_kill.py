@@ -1,8 +1,10 @@
-"""Kill tests: a run killed (SIGKILL) during an epoch, and again while exporting, then rerun, ends
-exactly as the same run left alone: the same history, metrics and model outputs.
+"""Kill tests: a run killed during phase 1 (SIGTERM), after epoch 2 of phase 2 (SIGKILL) and while
+exporting (SIGKILL), then rerun, ends exactly as the same run left alone: the same history,
+metrics and model outputs.
 
-The runs are tiny and deterministic (a small CNN on 32x32 images, no dropout, no augmentation)
-and run as ``python -m dsplug.cli run`` in subprocesses. The data set holds one undecodable file
+The runs are tiny (a small CNN on 32x32 images) but train as users train: dropout in the head,
+SapAugment with CutMix and SpecAugment, and phase 2 fine-tuning every layer. They run as
+``python -m dsplug.cli run`` in subprocesses. The data set holds one undecodable file
 (``data.on_bad_file: skip``) and one repeated row, so the same runs also show that a skipped file
 is counted as skipped everywhere and that doubtful rows are recorded in ``data.json``.
 """
@@ -33,16 +35,15 @@ data: {manifest: m.csv, chunk_seconds: 0.5, hop_seconds: 0.125, on_bad_file: ski
 frontend: {image_size: [32, 32], n_mels: 32}
 model:
   backbone: {name: tinyconv, weights: none, width: 8}
-  head: {name: mlp, units: 16, dropout: 0.0}
+  head: {name: mlp, units: 16, dropout: 0.25}
 train:
   batch_size: 8
   optimizer: adam
   lr: 0.003
   cache_features: false
-  early_stopping: 2
-  phase1: {epochs: 4}
+  phase1: {epochs: 3}
   phase2: {epochs: 3, finetune_layers: all}
-augment: {policy: none}
+augment: {policy: sapaugment, p_min: 0.5, p_max: 0.9}
 evaluate: {bootstrap: 20}
 """
 
@@ -76,8 +77,8 @@ def run_to_end(recipe: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def kill_when(recipe: Path, out: Path, ready: Callable[[], bool]) -> None:
-    """Start a run and SIGKILL it as soon as ``ready()`` holds (it must not finish first)."""
+def kill_when(recipe: Path, out: Path, ready: Callable[[], bool], *, sig: int = signal.SIGKILL) -> None:
+    """Start a run and send it ``sig`` as soon as ``ready()`` holds (it must not finish first)."""
     process = subprocess.Popen(command(recipe, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment(recipe.parent))
     deadline = time.monotonic() + 600
     try:
@@ -85,11 +86,12 @@ def kill_when(recipe: Path, out: Path, ready: Callable[[], bool]) -> None:
             assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read()[-2000:]}"
             assert time.monotonic() < deadline, "the run never reached the point to kill it at"
             time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(sig)
+        process.wait(timeout=60)
     finally:
         process.kill()
         process.wait()
-    assert process.returncode == -signal.SIGKILL
+    assert process.returncode == -sig
     assert json.loads((out / "run.json").read_text())["finished"] is False
 
 
@@ -144,17 +146,22 @@ def test_skipped_files_and_doubtful_rows_are_recorded_everywhere(reference):
     assert metrics["test"]["n"] == 4 and set(metrics) == {"devel", "test"}
 
 
-def test_killed_during_an_epoch_and_during_export_the_rerun_equals_the_run_left_alone(reference):
+def test_killed_in_both_phases_and_during_export_the_rerun_equals_the_run_left_alone(reference):
     recipe, expected, _ = reference
     out = recipe.parent / "killed"
 
-    def mid_training() -> bool:
-        saved = state(out)
-        return bool(saved and len(saved["history"]) >= 2 and not saved["done"])
+    def after(epochs: int, phase: int) -> Callable[[], bool]:
+        def ready() -> bool:
+            saved = state(out)
+            return bool(saved and sum(h["phase"] == phase for h in saved["history"]) >= epochs and not saved["done"])
+        return ready
 
-    kill_when(recipe, out, mid_training)
+    kill_when(recipe, out, after(1, phase=1), sig=signal.SIGTERM)
+    assert [h["phase"] for h in state(out)["history"]][:1] == [1]
+    kill_when(recipe, out, after(2, phase=2))
     killed_at = state(out)
     assert killed_at is not None and not killed_at["done"] and not (out / "model.keras").exists()
+    assert [h["phase"] for h in killed_at["history"]] in ([1, 1, 1, 2, 2], [1, 1, 1, 2, 2, 2])
 
     kill_when(recipe, out, lambda: (out / "model.keras").is_file() and not (out / "export.json").is_file())
     assert state(out)["done"] and len(state(out)["history"]) > len(killed_at["history"])
