@@ -228,6 +228,33 @@ case("resume", "checkpoint-missing", resume_with(None), "names the checkpoint 'l
 case("resume", "checkpoint-damaged", resume_with(None, checkpoint=b"\x00garbage" * 10), "checkpoint", "is damaged or does not fit", "delete")
 
 
+def real_checkpoint(damage: str) -> Callable:
+    """A real TensorFlow checkpoint (a small model's weights and Adam state), then damaged: bits
+    flipped in its index (once an IndexError inside the restore), or its data file truncated."""
+    def build(folder: Path) -> list[str]:
+        import tensorflow as tf
+        import tf_keras
+
+        args = resume_with(None)(folder)
+        model = tf_keras.Sequential([tf_keras.layers.Dense(4, input_shape=(3,)), tf_keras.layers.Dense(2)])
+        prefix = folder / "out" / "checkpoints" / "last-0001-1"
+        tf.train.Checkpoint(model=model, optimizer=tf_keras.optimizers.Adam()).write(str(prefix))
+        index, data = Path(f"{prefix}.index"), Path(f"{prefix}.data-00000-of-00001")
+        if damage == "index-bits":
+            raw = bytearray(index.read_bytes())
+            for at in range(8, len(raw) - 48, 7):
+                raw[at] ^= 0x5A
+            index.write_bytes(bytes(raw))
+        else:
+            data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 3])
+        return args
+    return build
+
+
+case("resume", "checkpoint-index-bits-flipped", real_checkpoint("index-bits"), "checkpoint", "is damaged or does not fit", "delete")
+case("resume", "checkpoint-data-truncated", real_checkpoint("truncated"), "checkpoint", "is damaged or does not fit", "delete")
+
+
 # --------------------------------------------------------------------------- sweep folders
 def sweep_over_other_run(folder: Path) -> list[str]:
     recipe = valid(folder)
