@@ -229,7 +229,9 @@ def choose_c(
     Returns
     -------
     c : float
-        The chosen ``C`` (ties go to the stronger regularisation).
+        The chosen ``C`` (ties go to the stronger regularisation). When the best ``C`` is the
+        grid's largest, the grid grows by one step of its own ratio, up to :data:`GRID_GROWTH`
+        times, while the new value wins.
     scores : dict of float to float
         Cross-validated file-level UAR of every ``C`` (empty without selection).
     selection : str
@@ -262,24 +264,40 @@ def choose_c(
         held_out = []
         how = ""
     if len(cs) > 1 and held_out:
-        pooled = np.zeros((len(cs), n, n_classes), np.float32)
-        for held in held_out:
-            train_rows = ~held
-            if len(np.unique(labels[train_rows])) < 2:
-                continue
-            for i, (coef, intercept) in enumerate(_fit_path(features[train_rows], labels[train_rows], cs=cs, n_classes=n_classes)):
-                pooled[i, held] = ProbeFit(coef, intercept, 0.0, {}, "", 0).probabilities(features[held])
-        scored = original & (pooled[0].sum(axis=1) > 0)
-        for i, c in enumerate(cs):
-            scores[c] = _file_uar(pooled[i, scored], files=files[scored], labels=labels[scored])
+
+        def cross_validate(grid: list[float]) -> None:
+            pooled = np.zeros((len(grid), n, n_classes), np.float32)
+            for held in held_out:
+                train_rows = ~held
+                if len(np.unique(labels[train_rows])) < 2:
+                    continue
+                for i, (coef, intercept) in enumerate(_fit_path(features[train_rows], labels[train_rows], cs=grid, n_classes=n_classes)):
+                    pooled[i, held] = ProbeFit(coef, intercept, 0.0, {}, "", 0).probabilities(features[held])
+            scored = original & (pooled[0].sum(axis=1) > 0)
+            for i, c in enumerate(grid):
+                scores[c] = _file_uar(pooled[i, scored], files=files[scored], labels=labels[scored])
+
+        cross_validate(cs)
+        grown = []
+        for _ in range(GRID_GROWTH):  # the best C at the grid's top: one more step beyond it, while it wins
+            ranked = sorted(scores)
+            best = max(scores.values())
+            if min(c for c, s in scores.items() if s >= best - 1e-9) != ranked[-1]:  # ties: stronger regularisation
+                break
+            grown.append(float(f"{ranked[-1] ** 2 / ranked[-2]:.3g}"))
+            cross_validate([grown[-1]])
         best = max(scores.values())
-        chosen = min(c for c, s in scores.items() if s >= best - 1e-9)  # ties: stronger regularisation
-        selection = f"{how} (file-level UAR {best:.3f})"
+        chosen = min(c for c, s in scores.items() if s >= best - 1e-9)
+        beyond = f"; the grid grew to {', '.join(f'{c:g}' for c in grown)}: its best C was at the top" if grown else ""
+        selection = f"{how} (file-level UAR {best:.3f}{beyond})"
     else:
         chosen = cs[len(cs) // 2] if len(cs) > 1 else cs[0]
         selection = "no selection (one C, or too few groups and no devel)"
     return chosen, scores, selection
 
+
+#: Steps the C grid grows beyond its top when the best C is there (each one step of the grid's own ratio).
+GRID_GROWTH = 3
 
 #: Bytes of float64 feature copies the probe's C selection may hold (the features are copied about
 #: three times while folds are fitted). Features larger than this stay in their files: ``C`` is

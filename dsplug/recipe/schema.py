@@ -231,7 +231,8 @@ class ProbeConfig(Section):
         default_factory=lambda: [float(f"{c:.3g}") for c in (10 ** (k / 2) for k in range(-12, 3))],
         min_length=1,
         description="Candidate inverse L2 strengths C; the best by cross-validated file-level UAR wins "
-        "(ties: the smaller C).",
+        "(ties: the smaller C). When the best is the largest, the grid grows by up to 3 steps of its "
+        "own ratio while the new C wins.",
     )
 
 
