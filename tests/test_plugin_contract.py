@@ -23,7 +23,8 @@ from dsplug.testing import check_augmentation, check_backbone, check_colormap, c
 
 BUILTIN = sorted([*keras_apps.SPECS, "squeezenet_v1"])
 #: The slowest to convert and save on 2 CPU cores (tens of seconds each); still run in CI.
-HEAVY = {"densenet169", "densenet201", "inception_resnet_v2", "nasnet_large", "nasnet_mobile"}
+HEAVY = {"densenet121", "densenet169", "densenet201", "efficientnet_lite2", "inception_resnet_v2", "inception_v3",
+         "nasnet_large", "nasnet_mobile", "resnet50", "vgg19", "xception"}
 #: Options that keep a plugin's check small (its defaults build a much larger model).
 OPTIONS = {"lean": {"lstm_units": 8, "projection": 16, "heads": 2}}
 
