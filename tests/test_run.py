@@ -434,3 +434,22 @@ def test_stage_ends_and_taps_of_a_residual_backbone():
     assert model.output_shape[-1] == 2 * sum(backbone.get_layer(t).output_shape[-1] for t in taps)
     with pytest.raises(RecipeError, match="no layer 'nope'.*stage ends are"):
         tap_layers(backbone, taps=["nope"])
+
+
+def test_the_python_api_runs_a_recipe_as_the_command_line_does(tiny, tmp_path):
+    import dsplug
+    from dsplug.errors import RecipeError
+
+    short = ["train.phase1.epochs=1", "train.phase2.epochs=0"]
+    result = dsplug.run(tiny, overrides=short, run_dir=tmp_path / "api")
+    assert len(result.metrics["test"]["uar_ci95"]) == 2  # what docs/api.md prints
+    assert result.run_dir == tmp_path / "api" and not result.reused
+    assert result.metrics == json.loads((result.run_dir / "metrics.json").read_text())
+    assert result.export == json.loads((result.run_dir / "export.json").read_text())
+    assert result.test_uar == result.metrics["test"]["uar"] and 0.0 <= result.test_uar <= 1.0
+    assert result.data == json.loads((result.run_dir / "data.json").read_text()) and result.data["partitions"]["test"]["files"] > 0
+    again = dsplug.run(tiny, overrides=short, run_dir=tmp_path / "api")  # a finished run is a record
+    assert again.reused and again.metrics == result.metrics
+    with pytest.raises(RecipeError, match=r"sweeps 2 points .*dsplug sweep"):
+        dsplug.run(tiny, overrides=[*short, "seed=[1,2]"], run_dir=tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()

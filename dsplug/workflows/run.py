@@ -8,6 +8,7 @@ progress bars while library code stays free of printing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 from dsplug import data as data_stage
 from dsplug.artifacts import RunDir, write_atomic, writing
 from dsplug.distribute import chief_from_environment
-from dsplug.errors import DataError, RunError
+from dsplug.errors import DataError, RecipeError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.preflight import preflight
 
@@ -154,6 +155,59 @@ def plan_runs(recipe: str | Path, *, overrides: list[str], out: str | Path | Non
         RunDir(run_dir).check_recipe(point.hash)
         preflight(point.recipe, source=str(recipe))
     return planned
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What :func:`dsplug.run` produced; every file is in ``run_dir``.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run directory (``model.tflite``, ``report.html``, ``metrics.json`` ...).
+    metrics : dict
+        ``metrics.json``: per evaluated partition (``devel``, ``test``) the task's metrics with
+        their confidence intervals (``uar``, ``accuracy``, ... for classification).
+    data : dict
+        ``data.json``: files, chunks and skipped files per partition.
+    export : dict
+        ``export.json``: the exported models with their sizes and parity.
+    reused : bool
+        The run had finished before: it was reported again, not rerun.
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    export: dict[str, Any]
+    reused: bool
+
+    @property
+    def test_uar(self) -> float | None:
+        """Test UAR (file level) of a classifier; None without a test partition or for other tasks."""
+        value = self.metrics.get("test", {}).get("uar")
+        return None if value is None else float(value)
+
+
+def run_recipe(recipe: str | Path, *, overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None,
+               reporter: Reporter | None = None) -> RunResult:
+    """Run one recipe file as ``dsplug run`` does (see :func:`dsplug.run`).
+
+    Raises
+    ------
+    RecipeError
+        The recipe (with ``overrides``) sweeps several points: run them with ``dsplug sweep``.
+    """
+    planned = plan_runs(recipe, overrides=list(overrides), out=run_dir)
+    if len(planned) > 1:
+        raise RecipeError(
+            f"{recipe}: the recipe sweeps {len(planned)} points ({', '.join(p.slug for p, _ in planned[:3])}"
+            f"{', ...' if len(planned) > 3 else ''}); dsplug.run runs one: give single values, or run them with `dsplug sweep`"
+        )
+    [(point, folder)] = planned
+    result = run_point(point, run_dir=folder, reporter=reporter)
+    return RunResult(run_dir=Path(result["run_dir"]), metrics=result["metrics"], data=result["data"],
+                     export=result.get("export") or {}, reused=bool(result.get("reused")))
 
 
 def check_recipe_file(recipe: str | Path, *, overrides: list[str]) -> tuple[list[RecipePoint], data_stage.Manifest, list[str]]:
