@@ -309,7 +309,7 @@ def measure_init_run(hours: float, *, out: Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"hours", "files", "chunks", "peak_mb", "seconds", "probe_seconds", "selection", "test_uar"}``.
+        ``{"hours", "files", "peak_mb", "seconds", "probe_seconds", "selection", "test_uar"}``.
     """
     folder = out / f"init-{hours:g}h"
     manifest = build_manifest(folder, hours=hours, file_seconds=INIT_FILE_SECONDS)

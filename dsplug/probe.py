@@ -126,6 +126,12 @@ def _file_uar(probs: np.ndarray, *, files: np.ndarray, labels: np.ndarray) -> fl
     return float(np.mean(recalls))
 
 
+def _best_c(scores: dict[float, float]) -> float:
+    """The ``C`` with the best score; ties go to the stronger regularisation (the smaller ``C``)."""
+    best = max(scores.values())
+    return min(c for c, score in scores.items() if score >= best - 1e-9)
+
+
 def _folds(files: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -> list[np.ndarray]:
     """Held-out files of each fold: whole groups, classes spread as evenly as the groups allow."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -281,13 +287,11 @@ def choose_c(
         grown = []
         for _ in range(GRID_GROWTH):  # the best C at the grid's top: one more step beyond it, while it wins
             ranked = sorted(scores)
-            best = max(scores.values())
-            if min(c for c, s in scores.items() if s >= best - 1e-9) != ranked[-1]:  # ties: stronger regularisation
+            if _best_c(scores) != ranked[-1]:
                 break
             grown.append(float(f"{ranked[-1] ** 2 / ranked[-2]:.3g}"))
             cross_validate([grown[-1]])
-        best = max(scores.values())
-        chosen = min(c for c, s in scores.items() if s >= best - 1e-9)
+        chosen, best = _best_c(scores), max(scores.values())
         beyond = f"; the grid grew to {', '.join(f'{c:g}' for c in grown)}: its best C was at the top" if grown else ""
         selection = f"{how} (file-level UAR {best:.3f}{beyond})"
     else:
@@ -308,24 +312,6 @@ MEMORY_BUDGET = 2**27
 BLOCK_BYTES = 2**24
 
 
-class _Reader:
-    """The rows of one partition's features, read by index (in memory or from feature files)."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def read(self, index: np.ndarray) -> np.ndarray:
-        return np.asarray(self.source.read(index), np.float32)
-
-    def blocks(self, rows: int) -> Any:
-        """``(first, features)`` of consecutive blocks of at most ``rows`` rows."""
-        for first in range(0, len(self), rows):
-            yield first, self.read(np.arange(first, min(first + rows, len(self))))
-
-
 def fit_streamed(
     parts: Sequence[tuple[Any, np.ndarray]], *, c: float, n_classes: int, block_bytes: int = BLOCK_BYTES,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -340,9 +326,10 @@ def fit_streamed(
 
     Parameters
     ----------
-    parts : sequence of (reader, labels)
-        ``reader`` has ``len()`` and ``read(index) -> (m, d)`` float32 rows; ``labels`` are their
-        class indices ``(len(reader),)``.
+    parts : sequence of (source, labels)
+        ``source`` is a chunk source of feature rows (:class:`~dsplug.data.ChunkSet` or
+        :class:`~dsplug.data.ShardSet`: ``len()``, ``read(index)`` and ``batches(batch_size=)``
+        of float32 ``(m, d)`` rows); ``labels`` are their class indices ``(len(source),)``.
     c : float
         Inverse regularisation strength.
     n_classes : int
@@ -358,8 +345,9 @@ def fit_streamed(
     """
     from scipy.optimize import minimize
 
-    readers = [(_Reader(source), np.asarray(labels, np.int64)) for source, labels in parts]
-    d = int(readers[0][0].read(np.arange(1)).shape[1])
+    readers = [(source, np.asarray(labels, np.int64)) for source, labels in parts]
+    shift = np.asarray(readers[0][0].read(np.arange(1))[0], np.float64)  # shifted sums: no cancellation
+    d = len(shift)
     rows = max(1, block_bytes // (4 * d))
     all_labels = np.concatenate([labels for _, labels in readers])
     present = np.unique(all_labels)
@@ -369,10 +357,9 @@ def fit_streamed(
     counts = np.bincount(position[all_labels], minlength=k)
     class_weight = len(all_labels) / (k * counts)  # scikit-learn's "balanced"
     total_weight = float(class_weight @ counts)
-    shift = readers[0][0].read(np.arange(1))[0].astype(np.float64)  # shifted sums: no cancellation
     sums, squares = np.zeros(d), np.zeros(d)
     for reader, _ in readers:
-        for _, x in reader.blocks(rows):
+        for x in reader.batches(batch_size=rows):
             centred = x - shift
             sums += centred.sum(axis=0)
             squares += np.square(centred, dtype=np.float64).sum(axis=0)
@@ -388,7 +375,7 @@ def fit_streamed(
         weights, bias = theta[: d * k].reshape(d, k), theta[d * k:]
         loss, grad_w, grad_b = 0.0, np.zeros((d, k)), np.zeros(k)
         for reader, labels in readers:
-            for first, x in reader.blocks(rows):
+            for first, x in zip(range(0, len(reader), rows), reader.batches(batch_size=rows)):
                 z = (x - mean) / std
                 logits = z @ weights + bias
                 logits -= logits.max(axis=1, keepdims=True)
@@ -504,7 +491,7 @@ def fit_head(
         start = time.perf_counter()
         columns = dict(labels=np.concatenate(labels), files=np.concatenate(files), groups=np.concatenate(row_groups),
                        fit_rows=np.concatenate(fit_rows), holdout=np.concatenate(holdout))
-        width = int(readers[0].read(np.arange(1)).shape[1])
+        [width] = readers[0].record_shape
         n = len(columns["labels"])
         if 3 * 8 * n * width <= MEMORY_BUDGET:
             fit = select_and_fit(
@@ -519,7 +506,7 @@ def fit_head(
     return dataclasses.replace(fit, seconds=time.perf_counter() - start)
 
 
-def _fit_large(readers: list[_Reader], *, columns: dict[str, np.ndarray], width: int, n_classes: int, config: ProbeConfig, seed: int) -> ProbeFit:
+def _fit_large(readers: list[Any], *, columns: dict[str, np.ndarray], width: int, n_classes: int, config: ProbeConfig, seed: int) -> ProbeFit:
     """The probe for features larger than :data:`MEMORY_BUDGET`: ``C`` chosen on a sample of whole files, the head streamed."""
     labels, files = columns["labels"], columns["files"]
     n = len(labels)
@@ -543,11 +530,11 @@ def _fit_large(readers: list[_Reader], *, columns: dict[str, np.ndarray], width:
                     selection=selection, fit_chunks=sum(len(r) for r, _ in parts))
 
 
-def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: int, folder: Path, progress: Any, description: str) -> _Reader:
+def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: int, folder: Path, progress: Any, description: str) -> Any:
     """The head's input features of a partition's chunks, batch by batch, in inference mode: rows ``(n_chunks, d)``.
 
     In memory when they fit half of :data:`MEMORY_BUDGET` (or the chunks are in memory), else in
-    shard-aligned files in ``folder``, read by index.
+    shard-aligned files in ``folder``: a :class:`~dsplug.data.ChunkSet` or :class:`~dsplug.data.ShardSet`.
     """
     import tensorflow as tf
 
@@ -559,4 +546,4 @@ def _features(pipeline: Any, pooled: Any, split: LabelledChunks, *, batch_size: 
     with context as update:
         cached = cached_features(split.source, extract=lambda audio: extract(tf.constant(audio)).numpy(), folder=folder,
                                  batch_size=batch_size, progress=update, memory_limit=MEMORY_BUDGET // 2)
-    return _Reader(cached)
+    return cached

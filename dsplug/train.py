@@ -346,8 +346,7 @@ class Trainer:
         state and its checkpoint intact. Older prefixes are removed afterwards.
         """
         prefix = f"last-{len(state['history']):04d}-{state['phase']}"
-        with writing(self.ckpt_dir / prefix, leftovers=lambda: self.ckpt_dir.glob(f"{prefix}[._]*")):  # shards and the _temp folder
-            checkpoint.write(str(self.ckpt_dir / prefix))
+        self._write(checkpoint, prefix)
         state["checkpoint"] = prefix
         write_atomic(self.ckpt_dir / "state.json", json.dumps(state, indent=1))
         best = state.get("best_checkpoint")
@@ -391,9 +390,13 @@ class Trainer:
     def _save_best(self, state: dict[str, Any], epoch: int) -> None:
         """Save the best weights under a new prefix; ``state.json``, written next, is the commit point."""
         prefix = f"best-{epoch:04d}"
-        with writing(self.ckpt_dir / prefix, leftovers=lambda: self.ckpt_dir.glob(f"{prefix}[._]*")):
-            tf.train.Checkpoint(model=self.pipeline.classifier).write(str(self.ckpt_dir / prefix))
+        self._write(tf.train.Checkpoint(model=self.pipeline.classifier), prefix)
         state["best_checkpoint"] = prefix
+
+    def _write(self, checkpoint: tf.train.Checkpoint, prefix: str) -> None:
+        """Write ``checkpoint`` under ``prefix``; on any error its files and ``_temp`` folder are removed."""
+        with writing(self.ckpt_dir / prefix, leftovers=lambda: self.ckpt_dir.glob(f"{prefix}[._]*")):
+            checkpoint.write(str(self.ckpt_dir / prefix))
 
     def _reseed(self, epoch: int) -> None:
         """Seed every random layer (Dropout, stochastic depth) from the run's seed and ``epoch``.

@@ -117,7 +117,7 @@ def test_a_class_smaller_than_the_folds_is_said_in_words_not_warned(caplog):
 
 
 class _Rows:
-    """Features read by index, as the probe reads feature files too large for its memory budget."""
+    """Features read by index or in blocks, as the probe reads feature files too large for its memory budget."""
 
     def __init__(self, features):
         self.features = np.asarray(features, np.float32)
@@ -129,6 +129,10 @@ class _Rows:
     def read(self, index):
         self.reads.append(len(index))
         return self.features[index]
+
+    def batches(self, *, batch_size):
+        for first in range(0, len(self), batch_size):
+            yield self.read(np.arange(first, min(first + batch_size, len(self))))
 
 
 @pytest.mark.parametrize("k", [2, 5])

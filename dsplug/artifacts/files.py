@@ -112,16 +112,17 @@ def write_atomic(path: PathLike, content: str | bytes) -> Path:
         ``path``.
     """
     target = Path(path)
-    with writing(target):
+    temporary: list[str] = []  # read by writing() only if the block fails
+    with writing(target, leftovers=temporary):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        with writing(target, leftovers=[tmp]):
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared results (reports, models) from others
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
+        temporary.append(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared results (reports, models) from others
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
     return target
 
 

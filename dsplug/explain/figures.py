@@ -123,10 +123,7 @@ def plot_explanation(
     order = np.argsort(probs)[::-1][:6]
     shown = ", ".join(f"{classes[i]} {probs[i]:.2f}" for i in order)
     fig.suptitle(f"{title}\npredicted {classes[int(order[0])]}; p: {shown}", fontsize=10)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_figure(fig, path, dpi=100)
-    return path
+    return write_figure(fig, out, dpi=100)
 
 
 def plot_example_grid(
@@ -205,7 +202,4 @@ def plot_example_grid(
         f"{method} for the predicted class (red: for, blue: against)",
         fontsize=9,
     )
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_figure(fig, path, dpi=100)
-    return path
+    return write_figure(fig, out, dpi=100)

@@ -154,8 +154,7 @@ def plot_images(
     ticks = freq_ticks(
         images.shape[1], n_mels=n_mels, sample_rate=sample_rate, fmin=fmin, fmax=fmax
     )
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path = Path(out)  # write_figure creates the parent folders
 
     if not grid:
         written = []
