@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from dsplug.errors import DsplugError, PluginError, RecipeError, WeightsError
+from dsplug.task import Task, TaskName
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
     import tensorflow as tf
@@ -53,6 +54,8 @@ __all__ = [
     "Plugin",
     "PluginError",
     "RecipeError",
+    "Task",
+    "TaskName",
     "TorchWeights",
     "WeightSource",
     "WeightsError",
@@ -71,7 +74,6 @@ GROUPS: dict[str, str] = {
     "heads": "dsplug.heads",
 }
 
-Task = Literal["classification", "multilabel", "regression"]
 
 
 class Options(BaseModel):
@@ -395,11 +397,11 @@ class Head(Plugin):
     Class attributes
     ----------------
     tasks : tuple[str, ...]
-        The tasks it supports: ``classification`` (softmax), ``multilabel`` (sigmoid),
+        The tasks it supports, by name: ``classification`` (softmax), ``multilabel`` (sigmoid),
         ``regression`` (linear).
     """
 
-    tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
+    tasks: ClassVar[tuple[TaskName, ...]] = ("classification", "multilabel")
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Add the head's layers (Keras functional API) on top of ``features``.
@@ -410,8 +412,9 @@ class Head(Plugin):
             The backbone's feature maps.
         num_outputs : int
             Number of classes (or regression targets).
-        task : str
-            One of :attr:`tasks`; decides the output activation.
+        task : Task
+            One of :attr:`tasks` (a :class:`dsplug.task.Task`, equal to its name); its
+            ``activation`` is the output activation.
 
         Returns
         -------

@@ -34,6 +34,7 @@ from dsplug.errors import TrainError
 from dsplug.evaluate import selection_score
 from dsplug.model import Pipeline, predict_batches
 from dsplug.recipe.schema import TrainConfig
+from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,12 @@ class TrainResult:
     phase2_start: int
 
 
-def per_sample_loss(task: str, targets: tf.Tensor, outputs: tf.Tensor, *, label_smoothing: float) -> tf.Tensor:
-    """Loss of each sample, shape (batch,)."""
-    if task == "classification":
-        fn = tf_keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction="none")
-    elif task == "multilabel":
-        fn = tf_keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing, reduction="none")
-    else:
-        fn = tf_keras.losses.MeanSquaredError(reduction="none")
-    return fn(targets, outputs)
+def per_sample_loss(task: Task, targets: tf.Tensor, outputs: tf.Tensor, *, label_smoothing: float) -> tf.Tensor:
+    """The task's loss of each sample, shape (batch,)."""
+    return Task(task).loss(label_smoothing=label_smoothing, reduction="none")(targets, outputs)
 
 
-def sample_weights(targets: np.ndarray, *, balance: Balance, task: str, counts: np.ndarray | None = None) -> np.ndarray:
+def sample_weights(targets: np.ndarray, *, balance: Balance, task: Task, counts: np.ndarray | None = None) -> np.ndarray:
     """Loss weights: 1, or inverse class frequency (in chunks) with ``balance="class_weights"``.
 
     Parameters
@@ -84,8 +79,8 @@ def sample_weights(targets: np.ndarray, *, balance: Balance, task: str, counts: 
         chunk, or one per file with ``counts``.
     balance : {"none", "oversample", "class_weights"}
         ``data.balance`` of the recipe.
-    task : str
-        ``classification``, ``multilabel`` or ``regression``.
+    task : Task
+        Class weights apply where each item has one class (:attr:`Task.exclusive`).
     counts : np.ndarray [shape=(n,)], optional
         Chunks each row stands for (its file's chunks); default 1 each.
 
@@ -94,7 +89,7 @@ def sample_weights(targets: np.ndarray, *, balance: Balance, task: str, counts: 
     np.ndarray [shape=(n,), dtype=float32]
         The weight of each row (of each of its chunks).
     """
-    if balance != "class_weights" or task != "classification":
+    if balance != "class_weights" or not Task(task).exclusive:
         return np.ones(len(targets), np.float32)
     counts = np.ones(len(targets)) if counts is None else np.asarray(counts, np.float64)
     per_class_chunks = counts @ targets
@@ -102,7 +97,7 @@ def sample_weights(targets: np.ndarray, *, balance: Balance, task: str, counts: 
     return (targets @ per_class).astype(np.float32)
 
 
-def epoch_order(targets: np.ndarray, *, seed: int, balance: Balance, task: str, epoch: int) -> np.ndarray:
+def epoch_order(targets: np.ndarray, *, seed: int, balance: Balance, task: Task, epoch: int) -> np.ndarray:
     """Chunk indices of one epoch: a seeded shuffle, oversampled with ``balance="oversample"``.
 
     Parameters
@@ -113,12 +108,12 @@ def epoch_order(targets: np.ndarray, *, seed: int, balance: Balance, task: str, 
         The order depends on both (every epoch differs, every run repeats).
     balance : {"none", "oversample", "class_weights"}
         With ``oversample`` every class is drawn as often as the largest one.
-    task : str
-        Oversampling applies to classification only.
+    task : Task
+        Oversampling applies where each item has one class (:attr:`Task.exclusive`).
     """
     rng = np.random.default_rng([seed, epoch])
     n = len(targets)
-    if balance == "oversample" and task == "classification":
+    if balance == "oversample" and Task(task).exclusive:
         labels = targets.argmax(axis=1)
         largest = np.bincount(labels).max()
         parts = [rng.choice(np.flatnonzero(labels == c), largest, replace=True) for c in np.unique(labels)]
@@ -139,8 +134,8 @@ class Trainer:
         The recipe's ``train`` section.
     pipeline : Pipeline
         The model parts.
-    task : {"classification", "multilabel", "regression"}
-        What the outputs mean (the loss and the devel score follow from it).
+    task : Task or its name
+        What the outputs mean (the loss, the devel score and class balancing follow from it).
     checkpoints : path
         Folder for ``state.json``, the last and the best weights (resume reads it), and, while
         phase 1 runs on chunks on disk, its cached features (``features/``).
@@ -168,7 +163,7 @@ class Trainer:
         *,
         config: TrainConfig,
         pipeline: Pipeline,
-        task: str,
+        task: Task | str,
         checkpoints: str | Path,
         augmentations: Sequence[Any] = (),
         policy: Any = None,
@@ -187,7 +182,7 @@ class Trainer:
             raise TrainError("augmentations need a policy that sets their strengths (augment.policy: sapaugment)")
         self.config = config
         self.pipeline = pipeline
-        self.task = task
+        self.task = Task(task)
         self.seed = seed
         self.balance = balance
         self.pretrained = pretrained
@@ -515,7 +510,7 @@ class Trainer:
 
     @property
     def _oversamples(self) -> bool:
-        return self.balance == "oversample" and self.task == "classification"
+        return self.balance == "oversample" and self.task.exclusive
 
     def _order(self, train: LabelledChunks, *, epoch: int) -> np.ndarray:
         return epoch_order(train.targets, seed=self.seed, balance=self.balance, task=self.task, epoch=epoch)

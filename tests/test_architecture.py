@@ -25,7 +25,7 @@ PACKAGE = ROOT / "dsplug"
 #: (rank, names): a module's rank is that of its first dotted component under dsplug.
 RANKS: dict[str, float] = {
     "errors": 0, "version": 0,
-    "api": 1,
+    "api": 1, "task": 1,
     "registry": 2, "audio": 2, "artifacts": 2, "weights": 2,
     "recipe": 3,
     "frontend": 4, "backbones": 4, "heads": 4, "augment": 4, "distribute": 4, "runtime": 4,

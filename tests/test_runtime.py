@@ -400,8 +400,8 @@ def test_runtime_needs_no_tensorflow_or_librosa(model, run_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == [] and result["windows"] > 0
-    # no training code either: the runtime, audio I/O, the exported model's description, errors
-    runtime_modules = {"dsplug", "dsplug.version", "dsplug.artifacts", "dsplug.audio", "dsplug.errors", "dsplug.runtime"}
+    # no training code either: the runtime, audio I/O, the exported model's description, its task, errors
+    runtime_modules = {"dsplug", "dsplug.version", "dsplug.artifacts", "dsplug.audio", "dsplug.errors", "dsplug.runtime", "dsplug.task"}
     assert {m for m in result["dsplug"] if not m.startswith(("dsplug.runtime.", "dsplug.artifacts."))} <= runtime_modules, result["dsplug"]
     assert result["notes"] == ["resampled from 44100 Hz to 16000 Hz"]
     [here] = runtime.predict_files(model, [LONG])

@@ -41,17 +41,14 @@ from dsplug.artifacts.files import (
 )
 from dsplug.artifacts.metadata import (
     CARD_FILE,
-    MULTILABEL_THRESHOLD,
     PREDICTION_COLUMNS,
     ModelMetadata,
     OutputInfo,
     Quantize,
-    Task,
     TensorInfo,
-    decide,
-    output_columns,
     predictions_csv,
 )
+from dsplug.task import MULTILABEL_THRESHOLD, Task
 from dsplug.artifacts.rundir import RunDir
 
 __all__ = [
@@ -69,11 +66,9 @@ __all__ = [
     "check_output_file",
     "check_writable_file",
     "csv_text",
-    "decide",
     "disk_full_message",
     "disk_full_path",
     "is_disk_full",
-    "output_columns",
     "predictions_csv",
     "read_json",
     "to_jsonable",

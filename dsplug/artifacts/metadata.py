@@ -14,21 +14,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dsplug.version import __version__
 from dsplug.artifacts import tflite_metadata
 from dsplug.artifacts.files import PathLike, read_json, to_jsonable
 from dsplug.errors import DataError, ExportError
+from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
 
-Task = Literal["classification", "multilabel", "regression"]
 Quantize = Literal["none", "dynamic", "float16", "int8", "qat"]
-
-#: Threshold above which a class is "on" in a multi-label prediction.
-MULTILABEL_THRESHOLD = 0.5
 
 #: The model card packed inside an exported ``.tflite`` (the sidecar's content).
 CARD_FILE = "dsplug.json"
@@ -141,7 +137,7 @@ class ModelMetadata(BaseModel):
                 f"input shape {self.input.shape} does not hold chunk_seconds={self.chunk_seconds} at "
                 f"{self.sample_rate} Hz ([1, {expected}])"
             )
-        if self.task != "regression" and self.output.shape[-1] != len(self.classes):
+        if self.task.has_classes and self.output.shape[-1] != len(self.classes):
             raise ValueError(f"{self.output.shape[-1]} outputs but {len(self.classes)} classes")
         repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
         if repeated:
@@ -188,12 +184,12 @@ class ModelMetadata(BaseModel):
     ) -> ModelMetadata:
         """The metadata of a model trained from a recipe (shapes derived from the audio settings)."""
         samples = round(chunk_seconds * sample_rate)
-        what = {"classification": "classifies", "multilabel": "tags", "regression": "rates"}[task]
+        task = Task(task)
         return cls(
             name=name,
             description=(
-                f"dsplug {__version__}: {what} {chunk_seconds:g} s chunks of mono {sample_rate} Hz audio"
-                + (f" into {', '.join(classes)}" if task != "regression" else "")
+                f"dsplug {__version__}: {task.verb} {chunk_seconds:g} s chunks of mono {sample_rate} Hz audio"
+                + (f" into {', '.join(classes)}" if task.has_classes else "")
                 + f" ({backbone}, recipe {recipe_hash})"
             ),
             recipe_hash=recipe_hash,
@@ -207,7 +203,7 @@ class ModelMetadata(BaseModel):
             input=TensorInfo(shape=[1, samples]),
             output=OutputInfo(
                 shape=[1, max(len(classes), 1)],
-                meaning="values" if task == "regression" else "probabilities",
+                meaning=task.output_meaning,
             ),
             backbone=backbone,
             quantize=quantize,
@@ -260,7 +256,7 @@ class ModelMetadata(BaseModel):
     @property
     def labels(self) -> list[str]:
         """Names of the outputs as the TFLite metadata lists them (the classes; value names for regression)."""
-        return output_columns(self.classes, task=self.task, k=self.n_outputs) if self.task == "regression" else list(self.classes)
+        return list(self.classes) if self.task.has_classes else self.task.output_columns(self.classes, k=self.n_outputs)
 
     def to_tflite(self, model: bytes, *, source: str = "the model") -> bytes:
         """``model`` (a ``.tflite`` flatbuffer) with this description embedded as TFLite Model Metadata.
@@ -282,7 +278,7 @@ class ModelMetadata(BaseModel):
             version=f"dsplug {self.dsplug_version}, recipe {self.recipe_hash or '-'}, quantize {self.quantize}",
             author="dsplug", custom={key: getattr(self, key) for key in CUSTOM_FIELDS},
             files={CARD_FILE: ("dsplug model card (the model.json sidecar), see dsplug's docs/deployment.md", card)},
-            scores=self.task != "regression", source=source,
+            scores=self.task.has_classes, source=source,
         )
         self.from_tflite(tagged, source=source)  # what a runtime will read: refuse it here if it fails
         return tagged
@@ -363,7 +359,7 @@ class ModelMetadata(BaseModel):
         n_out = int(output_shape[-1])
         if n_out != self.n_outputs:
             declared = (
-                f"declares {self.n_outputs}" if self.task == "regression" else f"lists {len(self.classes)} classes"
+                f"lists {len(self.classes)} classes" if self.task.has_classes else f"declares {self.n_outputs}"
             )
             raise ExportError(
                 f"the metadata does not belong to {model}: the model has {n_out} outputs but the "
@@ -375,24 +371,6 @@ class ModelMetadata(BaseModel):
 # --------------------------------------------------------------------------------------------
 # predictions
 # --------------------------------------------------------------------------------------------
-
-
-def output_columns(classes: Sequence[str], *, task: str, k: int) -> list[str]:
-    """Output column names: ``prob_<class>``, or ``value`` / ``value_<name>`` for regression."""
-    if task != "regression":
-        return [f"prob_{c}" for c in classes]
-    if len(classes) == k:
-        return [f"value_{c}" for c in classes] if k > 1 else ["value"]
-    return ["value"] if k == 1 else [f"value_{i}" for i in range(k)]
-
-
-def decide(outputs: np.ndarray, *, classes: Sequence[str], task: str) -> str:
-    """The label of one output row: arg-max class, the classes above 0.5 (";"-joined), or the value(s)."""
-    if task == "classification":
-        return classes[int(np.argmax(outputs))]
-    if task == "multilabel":
-        return ";".join(c for c, p in zip(classes, outputs) if p > MULTILABEL_THRESHOLD)
-    return ";".join(f"{float(v):.6g}" for v in outputs)
 
 
 PREDICTION_COLUMNS = ("file", "level", "start", "end", "label", "predicted")
@@ -411,7 +389,7 @@ def predictions_csv(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str]
         Each with the keys of :data:`PREDICTION_COLUMNS` (missing ones are empty) and
         ``outputs``: the row's values, one per output column.
     columns : sequence of str
-        The output column names (:func:`output_columns`).
+        The output column names (:meth:`dsplug.task.Task.output_columns`).
     extra : sequence of str
         More columns after the outputs (``top1, top1_prob, ...`` of ``dsplug predict --top-k``);
         a row gives their cells under the key ``extra`` (empty when it has none).

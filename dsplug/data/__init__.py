@@ -30,10 +30,8 @@ from dsplug.data.manifest import (
     Item,
     Manifest,
     check_evaluable,
-    item_labels,
     load_manifest,
     manifest_for,
-    split_labels,
 )
 from dsplug.data.shards import ShardSet, shard_chunks
 from dsplug.data.source import MEMORY_LIMIT, ChunkSource, StorageChoice, choose_storage, combine_sources, decode_for
@@ -65,13 +63,11 @@ __all__ = [
     "durations",
     "format_summary",
     "indexed_dataset",
-    "item_labels",
     "load_manifest",
     "manifest_for",
     "scan_folder",
     "shard_chunks",
     "skipped_csv",
-    "split_labels",
     "stratified_group_split",
     "summarize",
     "with_skipped",

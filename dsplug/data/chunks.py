@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from dsplug.audio import Chunks, chunk_signal, load_audio
-from dsplug.data.manifest import Item, Manifest, item_labels
+from dsplug.data.manifest import Item, Manifest
 from dsplug.errors import AudioError, DataError
 
 logger = logging.getLogger(__name__)
@@ -302,12 +302,12 @@ def check_decoded(manifest: Manifest, train: ChunkSet) -> None:
     DataError
         Naming the classes left without training files and how many files of each were skipped.
     """
-    if manifest.task == "regression":
+    if not manifest.task.has_classes:
         return
-    counts = Counter(lab for item in train.files for lab in item_labels(item, manifest.task))
+    counts = Counter(lab for item in train.files for lab in manifest.task.labels_of(item.label))
     empty = [name for name in manifest.classes if counts[name] == 0]
     if empty:
-        lost = Counter(lab for item, _ in train.skipped for lab in item_labels(item, manifest.task))
+        lost = Counter(lab for item, _ in train.skipped for lab in manifest.task.labels_of(item.label))
         raise DataError(
             f"manifest {manifest.source}: after skipping undecodable files, class(es) "
             + ", ".join(f"{name!r} ({lost[name]} skipped)" for name in empty)

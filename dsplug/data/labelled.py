@@ -48,12 +48,7 @@ class LabelledChunks:
     def of(cls, source: ChunkSet | ShardSet, *, manifest: Manifest) -> LabelledChunks:
         """The chunks of ``source`` with their files' targets from ``manifest`` (its task and classes)."""
         file_targets = manifest.targets(source.files)
-        if manifest.task == "classification":
-            rows = np.eye(len(manifest.classes), dtype=np.float32)[file_targets]
-        elif manifest.task == "multilabel":
-            rows = file_targets.astype(np.float32)
-        else:
-            rows = file_targets.reshape(-1, 1).astype(np.float32)
+        rows = manifest.task.target_rows(file_targets, n_classes=len(manifest.classes))
         return cls(source=source, file_targets=file_targets, file_rows=rows)
 
     def __len__(self) -> int:

@@ -13,18 +13,18 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from dsplug.data.folders import compile_group_pattern, group_of, scan_folder
 from dsplug.errors import DataError
 from dsplug.recipe.schema import DataConfig
+from dsplug.task import Task, TaskName
 
 logger = logging.getLogger(__name__)
 
 PARTITIONS = ("train", "devel", "test")
-Task = Literal["classification", "multilabel", "regression"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +64,8 @@ class Manifest:
         All rows, each with its partition.
     classes : list[str]
         Class names in output order (empty for regression).
-    task : str
-        ``classification``, ``multilabel`` or ``regression``.
+    task : Task
+        What the labels are (:class:`dsplug.task.Task`).
     split_from : str
         ``column`` if partitions came from the manifest (its column or its partition folders),
         ``seeded split`` otherwise.
@@ -93,27 +93,13 @@ class Manifest:
             ``(n,) int64`` class indices (classification), ``(n, k) float32`` multi-hot
             (multilabel), or ``(n,) float32`` values (regression).
         """
-        if self.task == "regression":
-            return np.array([float(item.label) for item in items], dtype=np.float32)
-        index = {name: i for i, name in enumerate(self.classes)}
-        if self.task == "classification":
-            return np.array([index[item.label] for item in items], dtype=np.int64)
-        hot = np.zeros((len(items), len(self.classes)), dtype=np.float32)
-        for row, item in enumerate(items):
-            for label in split_labels(item.label):
-                hot[row, index[label]] = 1.0
-        return hot
-
-
-def split_labels(label: str) -> list[str]:
-    """Split a multi-label cell (``"dog; bark"`` -> ``["dog", "bark"]``)."""
-    return [part.strip() for part in label.split(";") if part.strip()]
+        return self.task.targets([item.label for item in items], classes=self.classes)
 
 
 def load_manifest(
     path: str | Path,
     *,
-    task: Task = "classification",
+    task: Task | TaskName = Task.CLASSIFICATION,
     classes: Sequence[str] | None = None,
     split: tuple[float, float] = (0.15, 0.15),
     seed: int = 0,
@@ -126,8 +112,8 @@ def load_manifest(
     ----------
     path : path
         The manifest CSV, or a folder of class folders (see :mod:`dsplug.data.folders`).
-    task : {"classification", "multilabel", "regression"}
-        How labels are read.
+    task : Task or its name
+        How labels are read (:meth:`dsplug.task.Task.labels_of`).
     classes : sequence of str, optional
         Class names in output order; default: the sorted labels found in the data. A label not
         in this list is an error.
@@ -154,6 +140,7 @@ def load_manifest(
         fewer than two classes, empty class or partition, nothing to evaluate on, a group column
         together with ``group_pattern``, a file name ``group_pattern`` does not match.
     """
+    task = Task(task)
     try:
         source = Path(path).expanduser().resolve()
     except (RuntimeError, OSError) as err:  # a symbolic-link loop
@@ -196,7 +183,7 @@ def load_manifest(
             classes = list(dict.fromkeys(classes))
         unknown = sorted(set(found_classes) - set(classes))
         if unknown:
-            bad = next(i for i in items if any(lab in unknown for lab in item_labels(i, task)))
+            bad = next(i for i in items if any(lab in unknown for lab in task.labels_of(i.label)))
             raise DataError(
                 f"manifest {source}, line {bad.row}: label {unknown[0]!r} is not in data.classes "
                 f"({', '.join(classes)}); add it to data.classes or fix the label"
@@ -205,7 +192,7 @@ def load_manifest(
     else:
         class_list = found_classes
 
-    if task == "classification" and len(class_list) < 2:
+    if task.exclusive and len(class_list) < 2:
         raise DataError(
             f"manifest {source}: classification needs at least two classes, found "
             f"{', '.join(map(repr, class_list))}; add files of other classes"
@@ -340,8 +327,8 @@ def _doubtful_rows(items: Sequence[Item], *, task: Task) -> list[str]:
         shown = "; ".join("lines " + ", ".join(map(str, lines)) for lines in repeated[:3])
         more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
         warnings.append(f"{len(repeated)} file(s) listed more than once ({shown}{more}); each copy is used")
-    if task != "regression":
-        labels = sorted({label for item in items for label in item_labels(item, task)})
+    if task.has_classes:
+        labels = sorted({label for item in items for label in task.labels_of(item.label)})
         by_case: dict[str, list[str]] = {}
         for label in labels:
             by_case.setdefault(label.casefold(), []).append(label)
@@ -355,22 +342,15 @@ def _doubtful_rows(items: Sequence[Item], *, task: Task) -> list[str]:
     return warnings
 
 
-def item_labels(item: Item, task: Task) -> list[str]:
-    """The labels of one row: its ``;``-separated classes (multi-label), else its label as one item."""
-    if task == "multilabel":
-        return split_labels(item.label)
-    return [item.label]
-
-
 def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]:
-    if task == "multilabel":
+    if task.multilabel:
         for item in items:
-            if not split_labels(item.label):
+            if not task.labels_of(item.label):
                 raise DataError(
                     f"manifest {source}, line {item.row}: label {item.label!r} names no class (multi-label rows hold "
                     "';'-separated class names, e.g. dog;bark)"
                 )
-    if task == "regression":
+    if not task.has_classes:
         for item in items:
             try:
                 value = float(item.label)
@@ -382,7 +362,7 @@ def _classes_of(items: Sequence[Item], *, task: Task, source: Path) -> list[str]
             if not math.isfinite(value):
                 raise DataError(f"manifest {source}, line {item.row}: label {item.label!r} is not finite")
         return []
-    return sorted({label for item in items for label in item_labels(item, task)})
+    return sorted({label for item in items for label in task.labels_of(item.label)})
 
 
 def _check_partitions(manifest: Manifest) -> None:
@@ -392,9 +372,9 @@ def _check_partitions(manifest: Manifest) -> None:
             f"manifest {manifest.source}: the train partition is empty; mark rows with "
             "partition=train or remove the partition column to split automatically"
         )
-    if manifest.task == "regression":
+    if not manifest.task.has_classes:
         return
-    counts = Counter(lab for item in train for lab in item_labels(item, manifest.task))
+    counts = Counter(lab for item in train for lab in manifest.task.labels_of(item.label))
     empty = [name for name in manifest.classes if counts[name] == 0]
     if empty:
         raise DataError(

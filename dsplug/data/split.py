@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsplug.data.manifest import Item, Task, item_labels
+from dsplug.data.manifest import Item
+from dsplug.task import Task
 from dsplug.errors import DataError
 
 #: Most folds of the split (the fractions' resolution is 1/MAX_FOLDS).
@@ -38,14 +39,14 @@ MAX_FOLDS = 20
 
 def _strata(items: Sequence[Item], *, task: Task) -> np.ndarray:
     """The class each file is stratified by (see the module docstring), as integer codes."""
-    if task == "regression":
+    if not task.has_classes:
         values = np.array([float(item.label) for item in items])
         bins = int(min(5, max(1, len(values) // 10)))
         edges = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]) if bins > 1 else np.array([])
         return np.searchsorted(edges, values, side="right")
-    if task == "multilabel":
-        counts = Counter(lab for item in items for lab in item_labels(item, task))
-        keys = [min(item_labels(item, task), key=lambda lab: (counts[lab], lab)) for item in items]
+    if task.multilabel:
+        counts = Counter(lab for item in items for lab in task.labels_of(item.label))
+        keys = [min(task.labels_of(item.label), key=lambda lab: (counts[lab], lab)) for item in items]
     else:
         keys = [item.label for item in items]
     names = {name: i for i, name in enumerate(sorted(set(keys)))}
@@ -74,7 +75,7 @@ def stratified_group_split(
     ----------
     items : sequence of Item
         Manifest rows (their ``partition`` is ignored).
-    task : {"classification", "multilabel", "regression"}
+    task : Task or its name
         What is stratified (see the module docstring).
     devel, test : float
         Fractions of the files (in (0, 1), summing below 1).
@@ -95,6 +96,7 @@ def stratified_group_split(
     DataError
         Fewer than three groups (or files, without groups).
     """
+    task = Task(task)
     keys = np.array([item.group or f"file:{item.path}" for item in items])
     names, groups = np.unique(keys, return_inverse=True)
     if len(names) < 3:
@@ -123,9 +125,9 @@ def _roles(items: Sequence[Item], fold: np.ndarray, *, n_folds: int, n_test: int
     never a class's last fold left in train, then most classes not yet in that partition, then a
     seeded order."""
     classes: list[set[str]] = [set() for _ in range(n_folds)]
-    if task != "regression":
+    if task.has_classes:
         for item, f in zip(items, fold):
-            classes[int(f)].update(item_labels(item, task))
+            classes[int(f)].update(task.labels_of(item.label))
     rank = np.random.default_rng(seed).permutation(n_folds)
     roles: dict[int, str] = {}
     for role in ["test"] * n_test + ["devel"] * n_devel:
@@ -150,12 +152,13 @@ def missing_classes(items: Sequence[Item], *, task: Task) -> list[str]:
     task : str
         No class warnings for regression.
     """
-    if task == "regression":
+    task = Task(task)
+    if not task.has_classes:
         return []
     holders: dict[str, Counter[str]] = {}
     present: dict[str, set[str]] = {}
     for item in items:
-        for label in item_labels(item, task):
+        for label in task.labels_of(item.label):
             holders.setdefault(label, Counter())[item.group or item.path.name] += 1
             present.setdefault(label, set()).add(item.partition)
     messages = []

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from dsplug.data.manifest import PARTITIONS, Item, Manifest, item_labels
+from dsplug.data.manifest import PARTITIONS, Item, Manifest
+from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
         items = manifest.partition(name)
         if not items:
             continue
-        counts = Counter(lab for item in items for lab in item_labels(item, manifest.task))
+        counts = Counter(lab for item in items for lab in manifest.task.labels_of(item.label))
         partitions[name] = {
             "files": len(items),
             "seconds": float(np.nansum([by_item[id(i)] for i in items])),
@@ -109,7 +110,7 @@ def with_skipped(summary: dict[str, Any], skipped: Sequence[tuple[Item, str]]) -
         part = partitions[item.partition]
         part["files"] -= 1
         part["skipped"] = part.get("skipped", 0) + 1
-        for label in item_labels(item, summary["task"]) if summary["classes"] else []:
+        for label in Task(summary["task"]).labels_of(item.label) if summary["classes"] else []:
             part["counts"][label] -= 1
     result["partitions"] = partitions
     result["files"] = summary["files"] - len(skipped)

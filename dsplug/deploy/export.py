@@ -160,9 +160,7 @@ def _decode(manifest: data_stage.Manifest, recipe: Recipe, *, config: ExportConf
 
 def _fit_options(manifest: data_stage.Manifest, recipe: Recipe, audio: _Audio) -> dict[str, Any]:
     """The training data and settings of the pruning and QAT fine-tunes."""
-    targets = manifest.targets(audio.train.files)
-    if recipe.data.task == "classification":
-        targets = np.eye(len(manifest.classes), dtype=np.float32)[targets]
+    targets = manifest.task.target_rows(manifest.targets(audio.train.files), n_classes=len(manifest.classes))
     devel = None
     if audio.partition == "devel":
         devel = data_stage.Split(

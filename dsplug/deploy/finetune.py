@@ -15,6 +15,7 @@ import numpy as np
 import tf_keras
 
 from dsplug.errors import ExportError
+from dsplug.task import Task
 
 
 @dataclasses.dataclass
@@ -84,15 +85,6 @@ def end_to_end(pipeline: Any, classifier: tf_keras.Model) -> tf_keras.Model:
     return tf_keras.Model(inputs, classifier(pipeline.frontend(inputs)), name=pipeline.end_to_end.name)
 
 
-def task_loss(task: str) -> tf_keras.losses.Loss:
-    """The training loss of ``task``: cross-entropy (categorical / binary) or mean squared error."""
-    if task == "classification":
-        return tf_keras.losses.CategoricalCrossentropy()
-    if task == "multilabel":
-        return tf_keras.losses.BinaryCrossentropy()
-    return tf_keras.losses.MeanSquaredError()
-
-
 class BestEpoch(tf_keras.callbacks.Callback):
     """Keep the weights of the epoch with the best devel score from epoch ``first`` on.
 
@@ -102,15 +94,15 @@ class BestEpoch(tf_keras.callbacks.Callback):
         The model whose weights are saved and restored (the classifier being fine-tuned).
     devel : dsplug.data.Split or None
         Chunks for the devel score; None keeps the last epoch.
-    task : str
-        Selects the score (:func:`dsplug.evaluate.selection_score`).
+    task : Task
+        Selects the score (:attr:`dsplug.task.Task.selection_metric`).
     batch_size : int
         Inference batch size.
     first : int
         First (0-based) epoch that may be kept.
     """
 
-    def __init__(self, wrapped: tf_keras.Model, *, devel: Any, task: str, batch_size: int, first: int) -> None:
+    def __init__(self, wrapped: tf_keras.Model, *, devel: Any, task: Task, batch_size: int, first: int) -> None:
         super().__init__()
         self.wrapped, self.devel, self.task, self.batch_size, self.first = wrapped, devel, task, batch_size, first
         self.best_epoch, self.best_score = -1, -math.inf

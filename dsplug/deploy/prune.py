@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import Task
-from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, copy_model, end_to_end, task_loss
+from dsplug.task import Task
+from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, copy_model, end_to_end
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def prune(
     audio: np.ndarray,
     targets: np.ndarray,
     sparsity: float,
-    task: Task = "classification",
+    task: Task = Task.CLASSIFICATION,
     epochs: int = 6,
     batch_size: int = 32,
     lr: float = 1e-4,
@@ -145,8 +145,8 @@ def prune(
         One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
     sparsity : float
         Target fraction of zero weights in (0, 1).
-    task : {"classification", "multilabel", "regression"}
-        Selects the loss.
+    task : Task
+        Selects the loss (:meth:`dsplug.task.Task.loss`) and the devel score.
     epochs, batch_size : int
         Fine-tuning length; at least two steps in all.
     lr : float
@@ -192,7 +192,7 @@ def prune(
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             layer.trainable = False
     trainer = end_to_end(pipeline, wrapped)
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=task_loss(task))
+    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=Task(task).loss())
     selection = BestEpoch(
         wrapped, devel=devel, task=task, batch_size=batch_size,
         first=math.ceil((end_step + 1) / steps_per_epoch) - 1,  # first epoch at the final sparsity

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.artifacts import Task
-from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, end_to_end, task_loss
+from dsplug.task import Task
+from dsplug.deploy.finetune import BestEpoch, FineTuneResult, check_training_data, end_to_end
 from dsplug.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def quantization_aware_finetune(
     *,
     audio: np.ndarray,
     targets: np.ndarray,
-    task: Task = "classification",
+    task: Task = Task.CLASSIFICATION,
     epochs: int = 3,
     batch_size: int = 32,
     lr: float = 1e-5,
@@ -222,8 +222,8 @@ def quantization_aware_finetune(
         Training chunks.
     targets : np.ndarray [shape=(n, k), dtype=float32]
         One-hot (classification), multi-hot (multilabel) or values (regression, k = 1).
-    task : {"classification", "multilabel", "regression"}
-        Selects the loss.
+    task : Task
+        Selects the loss (:meth:`dsplug.task.Task.loss`) and the devel score.
     epochs, batch_size : int
         Fine-tuning length (>= 1 epoch).
     lr : float
@@ -285,7 +285,7 @@ def quantization_aware_finetune(
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             layer.trainable = False
     trainer = end_to_end(pipeline, quantized)
-    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=task_loss(task))
+    trainer.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=lr), loss=Task(task).loss())
     _calibrate(trainer, audio, size=calibration_size, seed=seed)
     selection = BestEpoch(quantized, devel=devel, task=task, batch_size=batch_size, first=-1)
     selection.set_model(trainer)

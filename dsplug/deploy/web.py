@@ -97,7 +97,7 @@ def _version(folder: Path) -> str:
 def _model_entry(path: Path) -> dict[str, object]:
     """``models.json``'s entry of a model; refuses a model the page (MediaPipe) cannot run."""
     meta = ModelMetadata.from_tflite(path.read_bytes(), source=str(path))
-    if meta.task != "classification":
+    if not meta.task.exclusive:
         raise ExportError(
             f"{path}: the web app shows class probabilities, but this model's task is {meta.task}; export a "
             "classification run for the web"

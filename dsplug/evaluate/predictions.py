@@ -9,22 +9,45 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dsplug.artifacts import decide, output_columns, predictions_csv, write_atomic
+from dsplug.artifacts import predictions_csv, write_atomic
 from dsplug.errors import DataError
 from dsplug.evaluate.checks import check_class_indices, check_labels, check_scores, check_values
+from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
-def selection_score(task: str, split: Any, chunk_outputs: np.ndarray) -> float:
-    """Model-selection score on files: UAR (classification), mAP (multilabel), -MSE (regression).
+def _uar(targets: np.ndarray, outputs: np.ndarray) -> float:
+    from sklearn.metrics import recall_score
+
+    return float(recall_score(targets, outputs.argmax(axis=1), average="macro", labels=np.unique(targets), zero_division=0))
+
+
+def _macro_ap(targets: np.ndarray, outputs: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    keep = targets.sum(axis=0) > 0
+    return float(average_precision_score(targets[:, keep], outputs[:, keep], average="macro"))
+
+
+def _neg_mse(targets: np.ndarray, outputs: np.ndarray) -> float:
+    return -float(np.mean((outputs.reshape(-1) - targets.reshape(-1)) ** 2))
+
+
+#: The file-level score of each :attr:`dsplug.task.Task.selection_metric` (higher is better).
+SELECTION_SCORES = {"uar": _uar, "map": _macro_ap, "neg_mse": _neg_mse}
+
+
+def selection_score(task: Task, split: Any, chunk_outputs: np.ndarray) -> float:
+    """Model-selection score on files: the task's :attr:`~dsplug.task.Task.selection_metric`
+    (UAR, macro mAP or minus the MSE) of the files' mean chunk outputs.
 
     Parameters
     ----------
-    task : str
-        ``classification``, ``multilabel`` or ``regression``.
-    split : dsplug.data.Split
+    task : Task
+        The model's task.
+    split : dsplug.data.LabelledChunks
         The chunks' ``file_index`` and the ``file_targets``.
     chunk_outputs : np.ndarray [shape=(n_chunks, k)]
         Model outputs per chunk; averaged per file.
@@ -32,17 +55,7 @@ def selection_score(task: str, split: Any, chunk_outputs: np.ndarray) -> float:
     ids = [str(i) for i in split.file_index]
     order, outputs = aggregate_chunks(file_ids=ids, probs=chunk_outputs, method="mean")
     outputs = outputs[np.argsort([int(i) for i in order])]
-    if task == "classification":
-        from sklearn.metrics import recall_score
-
-        pred = outputs.argmax(axis=1)
-        return float(recall_score(split.file_targets, pred, average="macro", labels=np.unique(split.file_targets), zero_division=0))
-    if task == "multilabel":
-        from sklearn.metrics import average_precision_score
-
-        keep = split.file_targets.sum(axis=0) > 0
-        return float(average_precision_score(split.file_targets[:, keep], outputs[:, keep], average="macro"))
-    return -float(np.mean((outputs.reshape(-1) - split.file_targets.reshape(-1)) ** 2))
+    return SELECTION_SCORES[Task(task).selection_metric](split.file_targets, outputs)
 
 
 def aggregate_chunks(
@@ -125,6 +138,7 @@ def write_predictions_csv(
     y_true: np.ndarray | None = None,
     starts: Sequence[float] | np.ndarray | None = None,
     ends: Sequence[float] | np.ndarray | None = None,
+    task: Task = Task.CLASSIFICATION,
 ) -> None:
     """Write one CSV row per prediction (``predictions.csv``), atomically.
 
@@ -132,7 +146,8 @@ def write_predictions_csv(
     columns ``file, level, start, end, label, predicted, prob_<class>...`` (one ``prob_``
     column per class, in label order). ``level`` is ``chunk`` when chunk times are given and
     ``file`` otherwise; ``start``/``end`` are empty for file-level rows; ``label`` is the true
-    class, empty when the truth is unknown; ``predicted`` is the arg-max class.
+    class, empty when the truth is unknown; ``predicted`` is the task's decision
+    (:meth:`dsplug.task.Task.decide`: the arg-max class, or the classes above the threshold).
 
     Parameters
     ----------
@@ -148,6 +163,8 @@ def write_predictions_csv(
         True class index of each row.
     starts, ends : array-like [shape=(n,), seconds], optional
         Start and end time of each chunk in its file.
+    task : Task
+        Classification (``y_true`` class indices) or multilabel (no ``y_true``).
 
     Raises
     ------
@@ -178,11 +195,11 @@ def write_predictions_csv(
             "start": float(times["starts"][i]) if "starts" in times else None,
             "end": float(times["ends"][i]) if "ends" in times else None,
             "label": names[truth[i]] if truth is not None else None,
-            "predicted": decide(values[i], classes=names, task="classification"),
+            "predicted": task.decide(values[i], classes=names),
             "outputs": values[i],
         }
         for i, file_id in enumerate(ids)
     ]
-    columns = output_columns(names, task="classification", k=len(names))
+    columns = task.output_columns(names, k=len(names))
     out = write_atomic(path, predictions_csv(rows, columns=columns))
     logger.debug("wrote %d predictions to %s", len(ids), out)

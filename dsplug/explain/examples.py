@@ -311,7 +311,7 @@ def explain_examples(
         raise DataError(f"--examples must be >= 1 file per class, got {n}")
     check_method(method)
     run = open_run(run_dir)
-    if run.recipe.data.task != "classification":
+    if not run.recipe.data.task.exclusive:
         raise DataError(f"devel examples need a classification run; {run.run_dir} is {run.recipe.data.task}")
     files, labels, probs = _devel_predictions(run)
     examples: list[Example] = []
@@ -331,7 +331,7 @@ def explain_examples(
         ))
     figure = Path(out) if out is not None else run.run_dir / "explanations.png"
     plot_example_grid(figure, examples=examples, classes=run.classes, n=n, method=method, recipe=run.recipe)
-    trained_on = run.recipe.train.final_fit and run.recipe.data.task == "classification"
+    trained_on = run.recipe.train.final_fit
     text = _markdown(figure, run=run, examples=examples, n=n, method=method, trained_on=trained_on)
     markdown_path = write_atomic(figure.with_suffix(".md"), text)
     logger.info("wrote %s and %s (%d examples)", figure, markdown_path, len(examples))

@@ -131,7 +131,7 @@ def open_run(run: str | os.PathLike[str] | RunDir | TrainedRun | RunView) -> Run
 
     trained = run if isinstance(run, TrainedRun) else load_trained(run, command="explain")
     recipe, folder = trained.recipe, trained.run.path
-    if recipe.data.task == "regression" or not trained.classes:
+    if not recipe.data.task.has_classes or not trained.classes:
         raise DataError(
             f"{folder} is a {recipe.data.task} run; explanations need class outputs "
             "(data.task: classification or multilabel)"

@@ -26,17 +26,10 @@ import tensorflow as tf
 import tf_keras
 from pydantic import Field
 
-from dsplug.api import Head, Options, PluginError, Task
+from dsplug.api import Head, Options, PluginError, Task, TaskName
 from dsplug.heads.arelu import AReLU
 
 __all__ = ["LinearHead", "MLPHead", "RegressionHead"]
-
-#: Output activation per task.
-_ACTIVATIONS: dict[str, str] = {
-    "classification": "softmax",
-    "multilabel": "sigmoid",
-    "regression": "linear",
-}
 
 #: Global pooling of the backbone's feature maps (an option of every head).
 Pooling = Literal["avg", "max"]
@@ -82,7 +75,7 @@ def _hidden(x: tf.Tensor, *, units: int, dropout: float) -> tf.Tensor:
 def _output(x: tf.Tensor, *, num_outputs: int, task: str) -> tf.Tensor:
     """Dense(num_outputs) + the task's activation, computed in float32."""
     logits = tf_keras.layers.Dense(num_outputs, name="head_logits")(x)
-    return tf_keras.layers.Activation(_ACTIVATIONS[task], dtype="float32", name="head_output")(
+    return tf_keras.layers.Activation(Task(task).activation, dtype="float32", name="head_output")(
         logits
     )
 
@@ -102,7 +95,7 @@ class MLPHead(Head):
         )
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
-    tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
+    tasks: ClassVar[tuple[TaskName, ...]] = ("classification", "multilabel")
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Pool, Dense(units) + AReLU + Dropout, then the task's output layer; arguments, shapes
@@ -123,7 +116,7 @@ class LinearHead(Head):
         dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the pooled features; 0: no dropout layer.")
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
-    tasks: ClassVar[tuple[Task, ...]] = ("classification", "multilabel")
+    tasks: ClassVar[tuple[TaskName, ...]] = ("classification", "multilabel")
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Pool, optional Dropout, then the task's output layer; arguments, shapes and errors as
@@ -148,7 +141,7 @@ class RegressionHead(Head):
         dropout: float = Field(0.25, ge=0, lt=1, description="Dropout rate after the hidden layer (none without one).")
         pooling: Pooling = Field("avg", description="Global pooling of the backbone's feature maps.")
 
-    tasks: ClassVar[tuple[Task, ...]] = ("regression",)
+    tasks: ClassVar[tuple[TaskName, ...]] = ("regression",)
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Add the regression head on top of ``features``.

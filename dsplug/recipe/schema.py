@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dsplug.task import Task, TaskName
+
 #: Version of the recipe format written into every resolved recipe.
 RECIPE_VERSION = 1
 
@@ -85,7 +87,7 @@ class DataConfig(Section):
         "`group`) is the speaker/session, e.g. `^(spk\\d+)_`; for a folder, or a CSV without a group "
         "column. A file name it does not match is an error.",
     )
-    task: Literal["classification", "multilabel", "regression"] = Field(
+    task: TaskName = Field(
         "classification",
         description="classification (one label), multilabel (`;`-separated labels) or "
         "regression (a number).",
@@ -128,6 +130,11 @@ class DataConfig(Section):
         description="Sample type in the shards: float16 halves disk and reads (mean image "
         "difference 0.01 of 255, see docs/scaling.md); float32 is exact.",
     )
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, value: str) -> Task:
+        return Task(value)  # the owner of what the task means; it is its name in YAML and JSON
 
     @field_validator("group_pattern")
     @classmethod
@@ -417,11 +424,11 @@ class Recipe(Section):
                 f"frontend.window_ms ({self.frontend.window_ms:g} ms) is too short at data.sample_rate "
                 f"{rate} Hz: a window needs at least 16 samples"
             )
-        if self.train.method == "probe" and (self.model.head.name != "linear" or self.data.task != "classification"):
+        if self.train.method == "probe" and (self.model.head.name != "linear" or not self.data.task.exclusive):
             raise ValueError(
                 "train.method: probe fits a logistic-regression head for classification: it needs "
                 f"model.head.name: linear (got {self.model.head.name!r}) and data.task: classification "
-                f"(got {self.data.task!r}); use train.method: finetune otherwise"
+                f"(got '{self.data.task}'); use train.method: finetune otherwise"
             )
         layers = self.train.phase2.finetune_layers
         if layers != "all" and (layers < 0 or (layers >= 1 and layers != int(layers))):

@@ -23,6 +23,7 @@ import numpy as np
 
 from dsplug.artifacts import ModelMetadata
 from dsplug.errors import AudioError, ExportError, MetadataMissing
+from dsplug.task import Task
 from dsplug.runtime.predict import FilePrediction, predict_files, predict_signal
 from dsplug.audio import prepare_signal
 from dsplug.runtime.stream import StreamResult, Streamer
@@ -50,7 +51,7 @@ class Model:
         Class names, in output order (may be empty for regression).
     labels : tuple of str
         The same (for regression: the names of the output values).
-    task : {"classification", "multilabel", "regression"}
+    task : dsplug.task.Task
         What the outputs mean: softmax probabilities, independent probabilities, or values.
     sample_rate : int
         Sample rate in Hz the model expects.
@@ -77,7 +78,7 @@ class Model:
         self.threads = threads
         self.classes: tuple[str, ...] = tuple(metadata.classes)
         self.labels: tuple[str, ...] = tuple(metadata.labels)
-        self.task: str = metadata.task
+        self.task: Task = Task(metadata.task)
         self.sample_rate = metadata.sample_rate
         self.chunk_seconds = metadata.chunk_seconds
         self.hop_seconds = metadata.hop_seconds

@@ -25,6 +25,7 @@ from dsplug.artifacts import predictions_csv, write_atomic
 from dsplug.errors import DataError
 from dsplug.runtime.batch import BatchPrediction, SkippedFile
 from dsplug.runtime.predict import FilePrediction
+from dsplug.task import Task
 
 __all__ = [
     "check_top_k",
@@ -43,7 +44,7 @@ MAX_NAME = 60
 MAX_SKIPPED_LINES = 20
 
 
-def check_top_k(top_k: int, *, task: str) -> None:
+def check_top_k(top_k: int, *, task: Task) -> None:
     """Refuse a ``top_k`` that is not a positive whole number, or any for a regression model.
 
     Raises
@@ -53,7 +54,7 @@ def check_top_k(top_k: int, *, task: str) -> None:
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise DataError(f"top_k must be a whole number >= 1, got {top_k!r}; e.g. --top-k 3")
-    if task == "regression":
+    if not Task(task).has_classes:
         raise DataError(f"top_k={top_k} needs class probabilities; this model is a regression model: leave --top-k out")
 
 
@@ -194,14 +195,14 @@ def format_predictions(predictions: Sequence[FilePrediction], *, top_k: int = 1,
         return []
     first = predictions[0]
     k = 0
-    if first.task != "regression":
+    if first.task.has_classes:
         check_top_k(top_k, task=first.task)
         k = min(top_k, len(first.classes))
     if len(predictions) == 1:
         return [_line(first, k=k)]
-    decision = first.task != "classification"  # the decision differs from the top class
+    decision = not first.task.exclusive  # the decision differs from the top class
     headers = ["file", *(["predicted"] if decision else [])]
-    headers += ["predicted", "confidence"] if first.task == "classification" and k == 1 else [
+    headers += ["predicted", "confidence"] if first.task.exclusive and k == 1 else [
         h for i in range(1, k + 1) for h in (f"top {i}", f"p{i}")
     ]
     shown = predictions[:max_rows] if max_rows is not None else predictions
@@ -218,7 +219,7 @@ def format_predictions(predictions: Sequence[FilePrediction], *, top_k: int = 1,
 
 def _line(p: FilePrediction, *, k: int) -> str:
     top = ", ".join(f"{label} {value:.3f}" for label, value in _top(p.probabilities, classes=p.classes, k=k))
-    if p.task == "classification":
+    if p.task.exclusive:
         return f"{p.file}: {top}"
     return f"{p.file}: {p.label or '(none)'}" + (f" ({top})" if top else "")
 
@@ -228,12 +229,12 @@ def format_class_counts(predictions: Sequence[FilePrediction]) -> list[str]:
 
     A multi-label file counts once for each class it was tagged with, ``(none)`` if none.
     """
-    if not predictions or predictions[0].task == "regression":
+    if not predictions or not predictions[0].task.has_classes:
         return []
     first = predictions[0]
     counts: collections.Counter[str] = collections.Counter()
     for p in predictions:
-        labels = [label for label in p.label.split(";") if label] if first.task == "multilabel" else [p.label]
+        labels = first.task.labels_of(p.label) if p.label else []
         counts.update(labels or ["(none)"])
     names = [*first.classes, *(["(none)"] if counts["(none)"] else [])]
     total = len(predictions)

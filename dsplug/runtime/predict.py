@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import soundfile as sf
 
-from dsplug.artifacts import decide, output_columns
 from dsplug.audio import chunk_signal, load_audio, prepare_signal
 from dsplug.errors import AudioError, DataError, ExportError
+from dsplug.task import Task
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (model.py imports this module)
     from dsplug.runtime.model import Model
@@ -92,7 +92,7 @@ class FilePrediction:
         What was done to the audio (resampled, mixed to mono, padded); :attr:`notes` in words.
     classes : tuple of str
         Class names of the outputs.
-    task : str
+    task : Task
         The model's task.
     """
 
@@ -106,12 +106,15 @@ class FilePrediction:
     chunk_labels: tuple[str, ...]
     adjustments: tuple[Adjustment, ...]
     classes: tuple[str, ...]
-    task: str
+    task: Task
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))  # its name is accepted too
 
     @property
     def columns(self) -> list[str]:
-        """Names of the outputs (:func:`dsplug.artifacts.output_columns`): ``prob_<class>`` or ``value``."""
-        return output_columns(self.classes, task=self.task, k=self.probabilities.size)
+        """Names of the outputs (:meth:`dsplug.task.Task.output_columns`): ``prob_<class>`` or ``value``."""
+        return self.task.output_columns(self.classes, k=self.probabilities.size)
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -373,7 +376,7 @@ def check_aggregate(aggregate: str, *, model: Model) -> None:
     """
     if aggregate not in ("mean", "vote"):
         raise DataError(f"aggregate must be 'mean' or 'vote', got {aggregate!r}")
-    if aggregate == "vote" and model.task != "classification":
+    if aggregate == "vote" and model.task.aggregation("vote") != "vote":
         raise DataError(f"aggregate='vote' needs a classification model; this one is {model.task}: use 'mean'")
 
 
@@ -406,8 +409,8 @@ def _predict(
         ends=np.minimum(chunks.starts + model.chunk_samples / model.sample_rate, duration),
         chunk_probabilities=outputs,
         probabilities=file_outputs,
-        label=decide(file_outputs, classes=model.classes, task=model.task),
-        chunk_labels=tuple(decide(row, classes=model.classes, task=model.task) for row in outputs),
+        label=model.task.decide(file_outputs, classes=model.classes),
+        chunk_labels=tuple(model.task.decide(row, classes=model.classes) for row in outputs),
         adjustments=tuple(adjustments),
         classes=model.classes,
         task=model.task,

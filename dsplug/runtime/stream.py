@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsplug.artifacts import decide
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, install_extra
 from dsplug.runtime.predict import file_notes
@@ -210,7 +209,7 @@ class Streamer:
         raw = self.model.predict_chunks(window[None, :])[0]
         self._recent.append(raw)
         smoothed: np.ndarray = np.stack(self._recent).mean(axis=0, dtype=np.float64)
-        label = decide(smoothed, classes=self.model.classes, task=self.model.task)
+        label = self.model.task.decide(smoothed, classes=self.model.classes)
         latency_ms = (time.perf_counter() - start) * 1e3
         return StreamResult(
             time=self._received / self.model.sample_rate, label=label, confidence=float(smoothed.max()),

@@ -53,12 +53,12 @@ def check_head(
 
     assert isinstance(cls, type) and issubclass(cls, api.Head), f"{cls!r} is not a dsplug.api.Head subclass"
     check_doc(cls)
-    assert cls.tasks and set(cls.tasks) <= {"classification", "multilabel", "regression"}, f"{cls.__name__}.tasks"
+    assert cls.tasks and set(cls.tasks) <= set(api.Task), f"{cls.__name__}.tasks: names of dsplug.api.Task members"
     chosen = checked_options(cls, options)
     inputs = np.random.default_rng(1).normal(size=(batch, *features_shape)).astype(np.float32)
     parameters = {}
     with tempfile.TemporaryDirectory(prefix="dsplug_check_") as tmp:
-        for task in cls.tasks:
+        for task in map(api.Task, cls.tasks):
             features = tf_keras.Input(features_shape, name="features")
             outputs = cls(options=chosen).build(features, num_outputs=num_outputs, task=task)
             model = tf_keras.Model(features, outputs, name=f"head_{task}")
@@ -66,9 +66,9 @@ def check_head(
             assert out.dtype == "float32", f"{task}: outputs must be float32, got {out.dtype}"
             out = out.numpy()
             assert out.shape == (batch, num_outputs) and np.isfinite(out).all(), f"{task}: outputs {out.shape}"
-            if task == "classification":
+            if task.exclusive:
                 np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5, err_msg="softmax rows must sum to 1")
-            if task == "multilabel":
+            if task.multilabel:
                 assert ((out > 0) & (out < 1)).all(), "multilabel: sigmoid outputs must be in (0, 1)"
             check_tflite_builtins(model, inputs, what=f"head {cls.__name__} ({task})")
             check_round_trip(model, inputs, folder=Path(tmp), what=f"head {cls.__name__} ({task})")

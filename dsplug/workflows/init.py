@@ -27,6 +27,7 @@ from dsplug import registry
 from dsplug.data import load_manifest
 from dsplug.data.summary import durations
 from dsplug.errors import DataError, WeightsError
+from dsplug.task import LABEL_SEPARATOR, Task
 
 #: Pretrained backbones in order of preference (test UAR on the quality benchmark, then size);
 #: the first whose weights are installed wins. Image backbones only: their stage ends give the
@@ -60,15 +61,15 @@ def _yaml(value: object) -> str:
 
 
 def _task(labels: list[str]) -> Choice:
-    if any(";" in label for label in labels):
-        return Choice("multilabel", "labels hold ';'-separated classes")
+    if any(LABEL_SEPARATOR in label for label in labels):
+        return Choice(Task.MULTILABEL, f"labels hold '{LABEL_SEPARATOR}'-separated classes")
     try:
         values = [float(label) for label in labels]
     except ValueError:
-        return Choice("classification", f"{len(set(labels))} class names")
+        return Choice(Task.CLASSIFICATION, f"{len(set(labels))} class names")
     if len(set(values)) > 10:
-        return Choice("regression", "numeric labels with more than 10 values")
-    return Choice("classification", f"{len(set(values))} numeric class names")
+        return Choice(Task.REGRESSION, "numeric labels with more than 10 values")
+    return Choice(Task.CLASSIFICATION, f"{len(set(values))} numeric class names")
 
 
 def chunking(seconds: np.ndarray) -> tuple[Choice, Choice]:
@@ -159,7 +160,7 @@ def choices(data: str | os.PathLike[str]) -> dict[str, Choice]:
     """
     source = Path(data)
     task = _task_of_file(source)
-    raw = load_manifest(source, task=task.value, seed=0)  # type: ignore[arg-type]
+    raw = load_manifest(source, task=task.value, seed=0)
     chunk, hop = chunking(durations(raw.items))
     rates = _rates([item.path for item in raw.items])
     result: dict[str, Choice] = {
@@ -171,7 +172,7 @@ def choices(data: str | os.PathLike[str]) -> dict[str, Choice]:
         "data.pad_mode": Choice("zero", "short files are zero-padded, as MediaPipe and the browser pad them (and as a short sound sits in a stream's window)"),
     }
     result["frontend.fmax"] = _fmax(rate=int(result["data.sample_rate"].value), lowest=min(rates, default=None))
-    if task.value == "classification":
+    if task.value.exclusive:
         counts = Counter(item.label for item in raw.items if item.partition == "train")
         ratio = max(counts.values()) / max(1, min(counts.values()))
         result["data.balance"] = Choice(
@@ -193,7 +194,7 @@ def _task_of_file(source: Path) -> Choice:
         with source.open(newline="", encoding="utf-8-sig") as handle:
             labels = [row.get("label", "") or "" for row in csv.DictReader(handle)]
         return _task([label.strip() for label in labels if label.strip()])
-    return Choice("classification", "a folder of class folders")
+    return Choice(Task.CLASSIFICATION, "a folder of class folders")
 
 
 def initial_recipe(data: str | os.PathLike[str], *, out: str | os.PathLike[str]) -> str:
@@ -213,8 +214,8 @@ def initial_recipe(data: str | os.PathLike[str], *, out: str | os.PathLike[str])
     """
     picked = choices(data)
     manifest = Path(os.path.relpath(Path(data).resolve(), Path(out).resolve().parent))
-    task = picked["data.task"].value
-    probe = task == "classification"
+    task: Task = picked["data.task"].value
+    probe = task.exclusive  # the linear probe is a multinomial logistic regression
 
     def line(key: str, value: object, why: str, indent: int = 2) -> str:
         return f"{' ' * indent}{key}: {_yaml(value)}".ljust(40) + f"  # {why}"

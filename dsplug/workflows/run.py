@@ -24,6 +24,7 @@ from dsplug.distribute import chief_from_environment
 from dsplug.errors import DataError, RecipeError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.preflight import preflight
+from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -65,25 +66,25 @@ def _splits(manifest: Any, chunks: dict[str, Any]) -> dict[str, Any]:
     return {name: data_stage.LabelledChunks.of(source, manifest=manifest) for name, source in chunks.items()}
 
 
-def _evaluate(task: str, split: Any, outputs: np.ndarray, chunk_set: Any, classes: list[str], recipe: Any) -> tuple[dict[str, Any], np.ndarray]:
+def _evaluate(task: Task, split: Any, outputs: np.ndarray, chunk_set: Any, classes: list[str], recipe: Any) -> tuple[dict[str, Any], np.ndarray]:
     """File-level metrics of one partition (with chunk-level UAR) and the file outputs."""
     from dsplug import evaluate
 
     ev = recipe.evaluate
     ids = [str(i) for i in split.file_index]
-    order, file_outputs = evaluate.aggregate_chunks(file_ids=ids, probs=outputs, method=ev.aggregate if task == "classification" else "mean")
+    order, file_outputs = evaluate.aggregate_chunks(file_ids=ids, probs=outputs, method=task.aggregation(ev.aggregate))
     file_outputs = file_outputs[np.argsort([int(i) for i in order])]  # file-index order
-    if task == "classification" and ev.bootstrap == 0:
+    if task.exclusive and ev.bootstrap == 0:
         metrics = evaluate.classification_metrics(y_true=split.file_targets, probs=file_outputs, labels=classes)
         metrics.update(level="file", uar_ci95=None, accuracy_ci95=None)
-    elif task == "classification":
+    elif task.exclusive:
         metrics = evaluate.evaluate_partition(
             y_true=split.file_targets, probs=file_outputs, labels=classes, level="file",
             n_resamples=ev.bootstrap, confidence=ev.confidence, seed=recipe.seed,
         )
         chunk = evaluate.classification_metrics(y_true=split.targets.argmax(axis=1), probs=outputs, labels=classes)
         metrics["chunk_level"] = {"uar": chunk["uar"], "accuracy": chunk["accuracy"], "n": chunk["n"]}
-    elif task == "multilabel":
+    elif task.multilabel:
         metrics = evaluate.multilabel_metrics(y_true=split.file_targets, scores=file_outputs, labels=classes)
         metrics["level"] = "file"
     else:
@@ -372,7 +373,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     write_history(run_dir / "history.csv", result.history)
     if result.history:
         series = {k: [float(h.get(k, np.nan)) for h in result.history] for k in ("loss", "devel_loss", "devel_score")}
-        score = {"classification": "devel_uar", "multilabel": "devel_map", "regression": "devel_neg_mse"}[task]  # the selection score
+        score = f"devel_{task.selection_metric}"  # the selection score
         series = {(score if k == "devel_score" else k): v for k, v in series.items() if not all(np.isnan(v))}
         phase2_ran = result.phase2_start < len(result.history)
         figures.plot_history(
@@ -408,24 +409,24 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
             outputs = predict_batches(pipeline.end_to_end, splits[name].source, batch_size=recipe.train.batch_size, progress=update)
         metrics[name], file_outputs = _evaluate(task, splits[name], outputs, chunks[name], classes, recipe)
         rows.append((name, [str(f.path) for f in chunks[name].files], file_outputs, splits[name].file_targets))
-        if task == "classification":
+        if task.exclusive:
             m = metrics[name]
             ci = f" ({recipe.evaluate.confidence:.0%} CI {m['uar_ci95'][0]:.3f}-{m['uar_ci95'][1]:.3f})" if m["uar_ci95"] else ""
             reporter.info(f"{name}: UAR {m['uar']:.3f}{ci}, accuracy {m['accuracy']:.3f}, n={m['n']} files")
     run.write_metrics(metrics)
-    if task != "regression":
+    if task.has_classes:
         for name, files, outputs, targets in rows:
             evaluate.write_predictions_csv(
                 run.predictions_file(name, last=name == rows[-1][0]),
                 file_ids=files, probs=outputs, labels=classes,
-                y_true=targets if task == "classification" else None,
+                y_true=targets if task.exclusive else None, task=task,
             )
-        if task == "classification" and rows:
+        if task.exclusive and rows:
             last, _, outputs, targets = rows[-1]
             figures.plot_confusion(run / RunDir.CONFUSION_PLOT, confusion=metrics[last]["confusion"], labels=classes, title=f"{recipe.name}: {last} (files)")
             if len(classes) == 2:
                 figures.plot_roc(run / RunDir.ROC_PLOT, y_true=targets, scores=outputs[:, 1], positive=classes[1], title=f"{recipe.name}: {last} (files)")
-        if task == "multilabel" and rows:
+        if task.multilabel and rows:
             last, _, outputs, targets = rows[-1]
             figures.plot_pr(run / RunDir.PR_PLOT, y_true=targets, scores=outputs, labels=classes, title=f"{recipe.name}: {last} (files)")
     return metrics
@@ -465,11 +466,11 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
     return exported
 
 
-def _examples(run_dir: Path, *, recipe: Any, pipeline: Any, splits: dict[str, Any], classes: list[str], task: str) -> None:
+def _examples(run_dir: Path, *, recipe: Any, pipeline: Any, splits: dict[str, Any], classes: list[str], task: Task) -> None:
     """Draw one image per class (first devel/train file of each class), as the model sees it."""
     from dsplug.report import figures
 
-    if task != "classification" or pipeline.input_kind != "image":
+    if not task.exclusive or pipeline.input_kind != "image":
         return
     split = splits.get("devel") or splits["train"]
     labels = split.file_targets[split.file_index]  # class of each chunk
