@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from dsplug.errors import DsplugError, PluginError, RecipeError, WeightsError
+from dsplug.errors import DsplugError, PluginError, RecipeError, TaskNotSupported, WeightsError
 from dsplug.task import Task, TaskName
 
 if TYPE_CHECKING:  # pragma: no cover - imports for type checkers only
@@ -56,6 +56,7 @@ __all__ = [
     "RecipeError",
     "Task",
     "TaskName",
+    "TaskNotSupported",
     "TorchWeights",
     "WeightSource",
     "WeightsError",

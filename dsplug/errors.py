@@ -1,7 +1,11 @@
 """One error hierarchy for dsplug.
 
-Every error a user can cause derives from :class:`DsplugError`. Messages name the offending
-value (file, field, plugin name) and say how to fix it; the CLI prints the message on one line
+Every error a user can cause derives from :class:`DsplugError`, and also from the built-in
+exception of what is wrong (a bad value is a ``ValueError``, an unknown plugin a ``LookupError``,
+a plugin that fails to import an ``ImportError``, unreadable weights or a full disk an
+``OSError``, work that cannot go on a ``RuntimeError``), so ``except ValueError`` catches a bad
+recipe, manifest or audio file. Messages name the offending value (file, field, plugin name)
+and say how to fix it; the CLI prints the message on one line
 and exits with code 2. Wrap lower-level exceptions with ``raise ... from err`` so ``--debug``
 can show the cause.
 """
@@ -13,39 +17,47 @@ class DsplugError(Exception):
     """Base class of every error dsplug raises on purpose (exit code 2 in the CLI)."""
 
 
-class RecipeError(DsplugError):
+# -- a value is wrong: each is also a ValueError ------------------------------------------------
+class RecipeError(DsplugError, ValueError):
     """A recipe file, key, value or override is invalid."""
 
 
+class DataError(DsplugError, ValueError):
+    """A manifest, partition, label or class list is invalid."""
+
+
+class AudioError(DsplugError, ValueError):
+    """An audio file cannot be read, is empty, or holds invalid samples."""
+
+
+# -- a plugin is missing, broken or cannot do what the recipe asks ------------------------------
 class PluginError(DsplugError):
     """A plugin is missing, broken, duplicated or violates the plugin contract."""
 
 
-class PluginNotFound(PluginError):
+class PluginNotFound(PluginError, LookupError):
     """No installed plugin has the requested name."""
 
 
-class PluginBroken(PluginError):
+class PluginBroken(PluginError, ImportError):
     """A plugin is installed but fails to import or load."""
 
 
-class WeightsError(PluginError):
+class TaskNotSupported(RecipeError, PluginError):
+    """The recipe's plugin cannot do the recipe's task (a classification head for regression,
+    say): wherever it is found, before the run or while the model is built."""
+
+
+class WeightsError(PluginError, OSError):
     """Pretrained weights are missing or unreadable (never silently replaced by random ones)."""
 
 
-class AudioError(DsplugError):
-    """An audio file cannot be read, is empty, or holds invalid samples."""
-
-
-class DataError(DsplugError):
-    """A manifest, partition, label or class list is invalid."""
-
-
-class TrainError(DsplugError):
+# -- work cannot go on: each is also a RuntimeError ----------------------------------------------
+class TrainError(DsplugError, RuntimeError):
     """Training cannot start or continue (e.g. a bad checkpoint to resume from)."""
 
 
-class ExportError(DsplugError):
+class ExportError(DsplugError, RuntimeError):
     """A model cannot be exported, converted or loaded for inference."""
 
 
@@ -53,14 +65,15 @@ class MetadataMissing(ExportError):
     """A ``.tflite`` file carries no TFLite Model Metadata (exported before dsplug embedded it)."""
 
 
-class RunError(DsplugError):
+class RunError(DsplugError, RuntimeError):
     """A run directory is in use, belongs to another recipe, lacks files or cannot be written."""
 
 
-class SweepError(DsplugError):
+class SweepError(DsplugError, RuntimeError):
     """A sweep cannot be prepared, run, submitted or summarised."""
 
 
+# -- the machine refused ----------------------------------------------------------------------
 class DiskFullError(DsplugError, OSError):
     """The disk (or the user's quota) filled while a file was written; nothing half-written was kept."""
 

@@ -31,6 +31,7 @@ from dsplug.data import ChunkSource
 from dsplug.errors import PluginNotFound, RecipeError, RunError
 from dsplug.frontend.padding import RepeatPad, min_zeros_for  # also registers the layer for saved models
 from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
+from dsplug.recipe.preflight import check_head_task
 from dsplug.recipe.schema import Recipe
 from dsplug.weights import build_backbone
 
@@ -211,11 +212,7 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
     backbone_plugin = load_backbone(recipe)
     head = load_head(recipe)
     task = recipe.data.task
-    if task not in head.tasks:
-        raise RecipeError(
-            f"model.head.name: head {recipe.model.head.name!r} supports {', '.join(head.tasks)}, "
-            f"but data.task is {task!r}; choose another head"
-        )
+    check_head_task(type(head), name=recipe.model.head.name, task=task)
     if backbone_plugin.sample_rate and backbone_plugin.sample_rate != recipe.data.sample_rate:
         raise RecipeError(
             f"data.sample_rate: backbone {recipe.model.backbone.name!r} expects "

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras
 from pydantic import Field
 
-from dsplug.api import Head, Options, PluginError, Task, TaskName
+from dsplug.api import Head, Options, PluginError, Task, TaskName, TaskNotSupported
 from dsplug.heads.arelu import AReLU
 
 __all__ = ["LinearHead", "MLPHead", "RegressionHead"]
@@ -38,7 +38,7 @@ Pooling = Literal["avg", "max"]
 def _check_build_args(head: Head, *, num_outputs: int, task: str) -> None:
     """Raise PluginError if the head cannot build for this task or output count."""
     if task not in head.tasks:
-        raise PluginError(
+        raise TaskNotSupported(
             f"head {head.name or type(head).__name__!r} does not support task {task!r}; "
             f"it supports {', '.join(head.tasks)}. Choose another head in model.head.name "
             "(e.g. 'regression' for regression, 'mlp' for classification)."

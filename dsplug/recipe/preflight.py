@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from dsplug import registry
 from dsplug.api import Backbone
-from dsplug.errors import DsplugError, RecipeError
+from dsplug.errors import DsplugError, RecipeError, TaskNotSupported
 from dsplug.recipe.loader import plugin_options
 from dsplug.recipe.schema import Recipe
 from dsplug.weights import check_weights
@@ -38,6 +39,21 @@ def _named(source: str) -> Iterator[None]:
         yield
     except DsplugError as err:
         raise type(err)(f"{source}: {err}") from err
+
+
+def check_head_task(head: type[Any], *, name: str, task: str) -> None:
+    """Refuse a head that cannot do the recipe's task.
+
+    Raises
+    ------
+    TaskNotSupported
+        Naming the head, the tasks it supports and the recipe's task.
+    """
+    if task not in head.tasks:
+        raise TaskNotSupported(
+            f"model.head.name: head {name!r} supports {', '.join(head.tasks)}, but data.task is {task!r}; "
+            "choose another head (e.g. 'regression' for regression, 'linear' or 'mlp' for classification)"
+        )
 
 
 def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
@@ -68,11 +84,7 @@ def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
     with _named(source):
         model = recipe.model
         head = registry.load("heads", model.head.name)
-        if recipe.data.task not in head.tasks:
-            raise RecipeError(
-                f"model.head.name: head {model.head.name!r} supports {', '.join(head.tasks)}, but data.task is "
-                f"{recipe.data.task!r}; choose another head"
-            )
+        check_head_task(head, name=model.head.name, task=recipe.data.task)
         cls = registry.load("backbones", model.backbone.name)
         backbone = cls(options=plugin_options(cls, model.backbone, key="model.backbone"))
         shape = _input_shape(recipe, backbone)
