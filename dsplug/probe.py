@@ -152,19 +152,20 @@ def select_and_fit(
     *,
     features: np.ndarray,
     labels: np.ndarray,
-    files: np.ndarray,
-    groups: np.ndarray,
-    original: np.ndarray,
     fit_rows: np.ndarray,
     n_classes: int,
     cs: Sequence[float],
-    folds: int = 5,
-    seed: int = 0,
-    holdout: np.ndarray | None = None,
+    **cross_validation: Any,
 ) -> ProbeFit:
     """Choose ``C`` by grouped cross-validation (:func:`choose_c`), then fit the probe on ``fit_rows``.
 
-    Parameters are those of :func:`choose_c`.
+    Parameters
+    ----------
+    features, labels, fit_rows, n_classes, cs
+        As :func:`choose_c`.
+    **cross_validation
+        The rest of :func:`choose_c`'s arguments: ``files``, ``groups``, ``original`` (required),
+        ``folds``, ``seed``, ``holdout``.
 
     Returns
     -------
@@ -175,10 +176,7 @@ def select_and_fit(
     TrainError
         Fewer than two classes in the fitting rows, or arrays of different lengths.
     """
-    chosen, scores, selection = choose_c(
-        features=features, labels=labels, files=files, groups=groups, original=original, fit_rows=fit_rows,
-        n_classes=n_classes, cs=cs, folds=folds, seed=seed, holdout=holdout,
-    )
+    chosen, scores, selection = choose_c(features=features, labels=labels, fit_rows=fit_rows, n_classes=n_classes, cs=cs, **cross_validation)
     [(coef, intercept)] = _fit_path(features[fit_rows], labels[fit_rows], cs=[chosen], n_classes=n_classes)
     logger.info("probe: C=%g chosen by %s; fitted on %d rows", chosen, selection, int(fit_rows.sum()))
     return ProbeFit(

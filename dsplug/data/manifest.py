@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dsplug.data.folders import compile_group_pattern, group_of, scan_folder
+from dsplug.data.folders import FolderRow, compile_group_pattern, group_of, scan_folder
 from dsplug.errors import DataError
 from dsplug.recipe.schema import DataConfig
 from dsplug.task import Task, TaskName
@@ -28,27 +28,19 @@ PARTITIONS = ("train", "devel", "test")
 
 
 @dataclasses.dataclass(frozen=True)
-class Item:
-    """One manifest row.
+class Item(FolderRow):
+    """One manifest row: an audio file's fields (:class:`~dsplug.data.folders.FolderRow`) and where
+    it was listed.
 
     Attributes
     ----------
-    path : Path
-        Absolute audio file path.
-    label : str
-        The raw label text (class name, ``;``-separated names, or a number).
-    partition : str
-        ``train``, ``devel`` or ``test``.
-    group : str
-        Speaker/session id ("" if none).
+    path, label, partition, group
+        The absolute audio file path; the raw label text (class name, ``;``-separated names, or a
+        number); ``train``, ``devel`` or ``test``; the speaker/session id ("" if none).
     row : int
         Line number in the manifest (for messages).
     """
 
-    path: Path
-    label: str
-    partition: str
-    group: str
     row: int
 
 

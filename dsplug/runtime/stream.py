@@ -26,8 +26,6 @@ from dsplug.runtime.predict import file_notes
 if TYPE_CHECKING:  # pragma: no cover - typing only (model.py imports this module)
     from dsplug.runtime.model import Model
 
-logger = logging.getLogger(__name__)
-
 __all__ = [
     "StreamResult",
     "StreamSummary",
@@ -37,6 +35,8 @@ __all__ = [
     "stream_file",
     "stream_microphone",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
