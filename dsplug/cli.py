@@ -179,7 +179,7 @@ def plugins_cmd(
 @app.command("validate", cls=SetCommand)
 def validate_cmd(
     recipe: RecipeArgument,
-    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value makes a sweep.")] = [],  # noqa: B006
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. sweep.KEY=[a, b] sweeps KEY.")] = [],  # noqa: B006
     version: VersionOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -248,7 +248,7 @@ def manifest_cmd(
 @app.command("run", cls=SetCommand)
 def run_cmd(
     recipe: RecipeArgument,
-    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value sweeps: one run per value.")] = [],  # noqa: B006
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. sweep.KEY=[a, b] sweeps KEY: one run per value.")] = [],  # noqa: B006
     out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="DIR", help="Run directory (default runs/NAME).")] = None,
     version: VersionOption = None,
     debug: DebugOption = False,
@@ -295,7 +295,7 @@ def plot_cmd(
 def sweep_cmd(
     target: Annotated[str, typer.Argument(metavar="RECIPE", help="A recipe with list values, or 'summarize'.")],
     directory: Annotated[Optional[Path], typer.Argument(metavar="DIR", help="With 'summarize': the sweep directory.")] = None,
-    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. A list value sweeps.")] = [],  # noqa: B006
+    override: Annotated[list[str], _set("Set a recipe value, e.g. train.lr=0.001; repeatable. sweep.KEY=[a, b] sweeps KEY.")] = [],  # noqa: B006
     out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="DIR", help="Sweep directory (default runs/NAME-sweep).")] = None,
     executor: Annotated[str, typer.Option("--executor", metavar="local|slurm", help="local (parallel processes here) or slurm (a job array).")] = "local",
     jobs: Annotated[int, typer.Option("--jobs", metavar="N", help="local: points run at once.")] = 1,
@@ -306,7 +306,7 @@ def sweep_cmd(
 ) -> None:
     """Run every point of a sweep (finished points are skipped), or summarise a sweep directory.
 
-    dsplug sweep RECIPE --set 'train.lr=[0.01, 0.001]' [--executor local|slurm] [--jobs N];
+    dsplug sweep RECIPE --set 'sweep.train.lr=[0.01, 0.001]' [--executor local|slurm] [--jobs N];
     dsplug sweep summarize DIR
     """
     _setup(debug)
@@ -327,7 +327,7 @@ def sweep_cmd(
 
         points = load_recipe(Path(target), overrides=override)
         if len(points) < 2:
-            typer.echo("note: the recipe has no list value, so the sweep has one point", err=True)
+            typer.echo("note: the recipe has no sweep block (sweep: or --set sweep.KEY=[...]), so the sweep has one point", err=True)
         folder = out or Path("runs") / f"{points[0].recipe.name}-sweep"
         check_writable_dir(folder, what="sweep directory (--out)")
         prepared = sweep.prepare(points, out=folder)

@@ -77,7 +77,8 @@ def reference_markdown() -> str:
         "",
         "Generated from `dsplug/recipe/schema.py` by `python -m dsplug.docs`; do not edit.",
         "Unknown keys and values of the wrong type are errors. Any key can be overridden with",
-        "`--set KEY=VALUE`; a list where one value is expected makes a sweep (one run per point).",
+        "`--set KEY=VALUE`. The `sweep:` block (or `--set 'sweep.KEY=[a, b]'`) makes a sweep: one run",
+        "per point of the grid over its lists. A list anywhere else is the key's value.",
         "",
     ]
     _section(Recipe, "", lines)

@@ -143,8 +143,8 @@ def test_overrides_are_typed_and_unknown_keys_fail(recipe):
     assert point.to_dict()["augment"]["methods"][0] == {"name": "cutmix", "max_size": 40}
 
 
-def test_list_values_make_a_grid_of_points(recipe):
-    points = load_recipe(recipe("train: {lr: [0.1, 0.01]}\n"), overrides=["model.head.units=[32, 64]"])
+def test_the_sweep_block_makes_a_grid_of_points(recipe):
+    points = load_recipe(recipe("sweep: {train.lr: [0.1, 0.01]}\n"), overrides=["sweep.model.head.units=[32, 64]"])
     assert len(points) == 4
     combos = {(p.recipe.train.lr, p.to_dict()["model"]["head"]["units"]) for p in points}
     assert combos == {(0.1, 32), (0.1, 64), (0.01, 32), (0.01, 64)}
@@ -158,12 +158,25 @@ def test_duplicate_keys_are_an_error(recipe):
         load_recipe(recipe("data: {sample_rate: 8000}\n"))
 
 
-def test_list_typed_keys_are_not_sweeps(recipe):
+def test_only_the_sweep_block_sweeps(recipe):
+    """A list is a key's value wherever it stands; the schema's or a plugin's types never decide."""
     [point] = load_recipe(recipe("frontend: {image_size: [96, 96]}\n"), overrides=["data.classes=[T1, T2, T3, T4, T5_neutral]"])
-    assert point.recipe.frontend.image_size == [96, 96]
-    # ...unless they hold a list of lists
-    points = load_recipe(recipe("frontend: {image_size: [[64, 64], [96, 96]]}\n"))
+    assert point.recipe.frontend.image_size == [96, 96] and point.values == {}
+    points = load_recipe(recipe("sweep: {frontend: {image_size: [[64, 64], [96, 96]]}}\n"))  # nested or dotted keys
     assert [p.recipe.frontend.image_size for p in points] == [[64, 64], [96, 96]]
+    assert "sweep" not in points[0].to_dict()  # a point is a plain recipe; its hash is its values'
+    [plain] = load_recipe(recipe("frontend: {image_size: [64, 64]}\n"))
+    assert points[0].hash == plain.hash
+    # a list where one value is expected is an error that says how to sweep
+    with pytest.raises(RecipeError, match=r"train.lr: expected a number, got a list; to try several values, sweep them: "
+                                          r"a sweep: block or --set 'sweep.train.lr=\[...\]'"):
+        load_recipe(recipe("train: {lr: [0.1, 0.01]}\n"))
+    with pytest.raises(RecipeError, match=r"sweep.train.lr: expected the list of values to try, got 0.1"):
+        load_recipe(recipe(), overrides=["sweep.train.lr=0.1"])
+    with pytest.raises(RecipeError, match=r"sweep: expected a mapping of recipe keys to lists of values, got a list"):
+        load_recipe(recipe("sweep: [1, 2]\n"))
+    with pytest.raises(RecipeError, match=r"train.lrr: unknown key; did you mean train.lr\?"):
+        load_recipe(recipe("sweep: {train.lrr: [0.1, 0.01]}\n"))
 
 
 def test_export_section_lists_modes_without_sweeping(recipe):
@@ -174,7 +187,7 @@ def test_export_section_lists_modes_without_sweeping(recipe):
 
 
 def test_sweep_over_plugin_names(recipe):
-    points = load_recipe(recipe(), overrides=["model.backbone.name=[mobilenet_v2, squeezenet_v1]"])
+    points = load_recipe(recipe(), overrides=["sweep.model.backbone.name=[mobilenet_v2, squeezenet_v1]"])
     assert [p.recipe.model.backbone.name for p in points] == ["mobilenet_v2", "squeezenet_v1"]
 
 

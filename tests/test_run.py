@@ -261,7 +261,7 @@ def test_sweep_writes_one_flat_run_directory_per_point(tiny, tmp_path):
 
     out = tmp_path / "sweep"
     result = CliRunner().invoke(app, [
-        "run", str(tiny), "--out", str(out), "--set", "model.head.units=[8, 16]",
+        "run", str(tiny), "--out", str(out), "--set", "sweep.model.head.units=[8, 16]",
         "--set", "train.phase1.epochs=0", "--set", "train.phase2.epochs=0", "--set", "evaluate.bootstrap=0",
     ])
     assert result.exit_code == 0, result.output
@@ -451,5 +451,5 @@ def test_the_python_api_runs_a_recipe_as_the_command_line_does(tiny, tmp_path):
     again = dsplug.run(tiny, overrides=short, run_dir=tmp_path / "api")  # a finished run is a record
     assert again.reused and again.metrics == result.metrics
     with pytest.raises(RecipeError, match=r"sweeps 2 points .*dsplug sweep"):
-        dsplug.run(tiny, overrides=[*short, "seed=[1,2]"], run_dir=tmp_path / "sweep")
+        dsplug.run(tiny, overrides=[*short, "sweep.seed=[1,2]"], run_dir=tmp_path / "sweep")
     assert not (tmp_path / "sweep").exists()

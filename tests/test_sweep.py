@@ -28,7 +28,7 @@ def sweep_recipe(tmp_path_factory):
 @pytest.mark.heavy
 def test_local_sweep_runs_points_in_parallel_jobs(sweep_recipe, tmp_path):
     out = tmp_path / "sw"
-    args = ["sweep", str(sweep_recipe), "--set", "model.head.units=[8, 16]", "--executor", "local", "--jobs", "2", "--out", str(out)]
+    args = ["sweep", str(sweep_recipe), "--set", "sweep.model.head.units=[8, 16]", "--executor", "local", "--jobs", "2", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     points = sorted(p.name for p in out.iterdir() if p.is_dir())
@@ -48,7 +48,7 @@ def test_local_sweep_runs_points_in_parallel_jobs(sweep_recipe, tmp_path):
 
 def test_slurm_script_runs_each_point_of_the_array(sweep_recipe, tmp_path):
     out = tmp_path / "sl"
-    result = runner.invoke(app, ["sweep", str(sweep_recipe), "--set", "train.lr=[0.1, 0.01, 0.001]", "--executor", "slurm",
+    result = runner.invoke(app, ["sweep", str(sweep_recipe), "--set", "sweep.train.lr=[0.1, 0.01, 0.001]", "--executor", "slurm",
                                  "--out", str(out), "--sbatch", "--time=01:00:00"])
     assert result.exit_code == 0, result.output
     script = (out / "sweep.sbatch").read_text()
@@ -64,7 +64,7 @@ def test_slurm_script_runs_each_point_of_the_array(sweep_recipe, tmp_path):
 
 def test_submit_without_sbatch_is_a_clear_error(sweep_recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = runner.invoke(app, ["sweep", str(sweep_recipe), "--set", "train.lr=[0.1, 0.01]", "--executor", "slurm",
+    result = runner.invoke(app, ["sweep", str(sweep_recipe), "--set", "sweep.train.lr=[0.1, 0.01]", "--executor", "slurm",
                                  "--out", str(tmp_path / "s"), "--submit"])
     assert result.exit_code == 2 and "needs SLURM's sbatch" in result.output
 

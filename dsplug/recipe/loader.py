@@ -148,14 +148,6 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _is_list_type(annotation: Any) -> bool:
-    """True if the key accepts a list (then a list value is its value, not a sweep)."""
-    annotation = _strip_optional(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_is_list_type(member) for member in typing.get_args(annotation))
-    return typing.get_origin(annotation) in (list, tuple)
-
-
 def _model_at(path: Sequence[str | int]) -> type[BaseModel] | None:
     """The schema model class that a (dict) path points into, if any."""
     model: Any = Recipe
@@ -256,7 +248,8 @@ def _format_error(
     if kind == "missing":
         return f"{key}: required; set it in the recipe or with --set {key}=VALUE"
     if kind in _EXPECTED:
-        return f"{key}: expected {_EXPECTED[kind]}, got {_describe(value)}"
+        sweep = f"; to try several values, sweep them: a sweep: block or --set 'sweep.{key}=[...]'" if isinstance(value, list) else ""
+        return f"{key}: expected {_EXPECTED[kind]}, got {_describe(value)}{sweep}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         options = re.findall(r"'([^']*)'", expected)
@@ -417,45 +410,36 @@ def _check_colormap(name: str, source: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- sweeps
-def _sweep_axes(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], list[Any]]]:
-    """Find list values that mark a sweep: lists where the schema expects a single value."""
-    plugin_fields: dict[tuple[str | int, ...], dict[str, Any]] = {}
-    for path, group, section in _plugin_sections(raw):
-        name = section.get("name")
-        if isinstance(name, str):
-            try:
-                plugin = registry.load(group, name)
-            except DsplugError:
-                continue  # reported by validation
-            plugin_fields[path] = {n: f.annotation for n, f in plugin.Options.model_fields.items()}
+#: The recipe block that declares a sweep: recipe keys (dotted, or nested mappings) to the list of
+#: values each takes, e.g. ``sweep: {train.lr: [0.01, 0.001], seed: [0, 1]}``. A list anywhere
+#: else is the key's value; only this block sweeps.
+SWEEP_BLOCK = "sweep"
 
-    axes: list[tuple[tuple[str | int, ...], list[Any]]] = []
 
-    def expects_list(path: tuple[str | int, ...]) -> bool | None:
-        parent = _model_at(path[:-1])
-        key = str(path[-1])
-        if parent is not None and key in parent.model_fields:
-            return _is_list_type(parent.model_fields[key].annotation)
-        hints = plugin_fields.get(path[:-1])
-        if hints is not None and key in hints:
-            return _is_list_type(hints[key])
-        return None
+def _sweep_axes(raw: dict[str, Any], *, source: str = "recipe") -> list[tuple[tuple[str, ...], list[Any]]]:
+    """The swept keys (as path parts) and their values, from the recipe's ``sweep:`` block."""
+    block = raw.get(SWEEP_BLOCK)
+    if block is None:
+        return []
+    example = "e.g. sweep: {train.lr: [0.01, 0.001]} or --set 'sweep.train.lr=[0.01, 0.001]'"
+    if not isinstance(block, dict) or not block:
+        raise RecipeError(f"{source}: sweep: expected a mapping of recipe keys to lists of values, got {_describe(block)}; {example}")
+    axes: list[tuple[tuple[str, ...], list[Any]]] = []
 
-    def walk(node: Any, path: tuple[str | int, ...]) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, (*path, key))
-        elif isinstance(node, list) and path:
-            listy = expects_list(path)
-            if listy is False and node:
-                axes.append((path, node))
-            elif listy is True and node and all(isinstance(v, list) for v in node):
-                axes.append((path, node))
-            elif listy is True:
-                for i, child in enumerate(node):
-                    walk(child, (*path, i))
+    def walk(node: dict[Any, Any], path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            parts = (*path, *str(key).split("."))
+            if isinstance(value, dict) and value:
+                walk(value, parts)
+            elif isinstance(value, list) and value:
+                axes.append((parts, value))
+            else:
+                raise RecipeError(
+                    f"{source}: sweep.{'.'.join(parts)}: expected the list of values to try, got {_describe(value)}; "
+                    f"{example} (a list-valued key sweeps a list of lists, e.g. frontend.image_size: [[64, 64], [128, 128]])"
+                )
 
-    walk(raw, ())
+    walk(block, ())
     return axes
 
 
@@ -467,28 +451,32 @@ def _slug(values: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "__".join(parts))[:120]
 
 
-def expand_sweep(raw: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Expand list values into the grid of sweep points.
+def expand_sweep(raw: dict[str, Any], *, source: str = "recipe") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Expand the recipe's ``sweep:`` block (:data:`SWEEP_BLOCK`) into the grid of its points.
 
     Returns
     -------
     list of (values, raw)
         ``values`` maps each swept key (dotted) to its value at that point; ``raw`` is the
-        recipe data at that point. One entry with empty ``values`` when nothing is swept.
+        recipe data at that point, without the ``sweep`` block. One entry with empty
+        ``values`` when nothing is swept.
     """
-    axes = _sweep_axes(raw)
+    axes = _sweep_axes(raw, source=source)
+    base = {key: value for key, value in raw.items() if key != SWEEP_BLOCK}
     if not axes:
-        return [({}, raw)]
+        return [({}, base)]
     points = []
     for combo in itertools.product(*(values for _, values in axes)):
-        point = json.loads(json.dumps(raw))
+        point = json.loads(json.dumps(base))
         values: dict[str, Any] = {}
-        for (path, _), value in zip(axes, combo):
+        for (parts, _), value in zip(axes, combo):
+            key = ".".join(parts)
+            item = f"sweep.{key}"
             node = point
-            for part in path[:-1]:
-                node = node[part]
-            node[path[-1]] = value
-            values[".".join(str(p) for p in path)] = value
+            for depth, part in enumerate(parts[:-1]):
+                node = _child(node, part, list(parts[: depth + 1]), item)
+            _set(node, parts[-1], value, list(parts), item)
+            values[key] = value
         points.append((values, point))
     return points
 
@@ -501,7 +489,7 @@ def load_recipe(path: str | Path, *, overrides: Sequence[str] = ()) -> list[Reci
     path : path
         The recipe YAML file.
     overrides : sequence of str
-        ``KEY=VALUE`` strings (``-o`` on the command line); a list value makes a sweep.
+        ``KEY=VALUE`` strings (``--set`` on the command line); ``sweep.KEY=[a, b]`` sweeps KEY.
 
     Returns
     -------
@@ -516,7 +504,7 @@ def load_recipe(path: str | Path, *, overrides: Sequence[str] = ()) -> list[Reci
     path = Path(path)
     raw = apply_overrides(read_recipe_file(path), overrides)
     points = []
-    for values, point in expand_sweep(raw):
+    for values, point in expand_sweep(raw, source=str(path)):
         recipe = validate_recipe(point, base_dir=path.parent, source=str(path))
         points.append(RecipePoint(recipe=recipe, values=values, slug=_slug(values)))
     slugs = [p.slug for p in points]

@@ -201,7 +201,9 @@ for name, override, *expect in [
     ("override-bad-index", "augment.methods.7.max_size=1", "augment.methods.7: expected a list index 0..1"),
     ("override-into-scalar", "train.lr.x=1", "train.lr is not a section"),
     ("override-bad-yaml", "train.lr=[1", "override 'train.lr=[1': the value is not valid YAML"),
-    ("sweep-with-a-bad-point", "train.lr=[0.1, -1]", "train.lr: expected a value > 0, got -1"),
+    ("sweep-with-a-bad-point", "sweep.train.lr=[0.1, -1]", "train.lr: expected a value > 0, got -1"),
+    ("list-where-one-value-is-expected", "train.lr=[0.1, 0.01]", "train.lr: expected a number, got a list; to try several values, sweep them"),
+    ("sweep-key-without-a-list", "sweep.seed=3", "sweep.seed: expected the list of values to try, got 3"),
 ]:
     def build(folder: Path, override: str = override) -> list[str]:
         args = validate(*override.split("&"))(folder)

@@ -77,7 +77,7 @@ case("out-path", "run-out-is-a-file", run_out("f.txt"), "'f.txt' is a file, not 
 case("out-path", "run-out-in-proc", run_out("/proc/dsplug-run"), "/proc is not writable")
 case("out-path", "run-out-under-a-file", run_out("f.txt/sub"), "f.txt is a file, not a folder")
 case("out-path", "run-default-runs-is-a-file", lambda f: (touch(f, "runs"), ["run", str(valid(f))])[1], "runs is a file, not a folder")
-case("out-path", "sweep-point-out-is-a-file", lambda f: (touch(f, "sw"), ["run", str(valid(f)), "--set", "seed=[1,2]", "--out", "sw"])[1],
+case("out-path", "sweep-point-out-is-a-file", lambda f: (touch(f, "sw"), ["run", str(valid(f)), "--set", "sweep.seed=[1,2]", "--out", "sw"])[1],
      "'sw", "is a file, not a folder")
 for name, out, expect in [("folder", "d", "'d' is a folder; give a file name"), ("proc", "/proc/x.png", "/proc is not writable"),
                           ("under-a-file", "f.txt/x.png", "'f.txt' is a file, not a folder")]:
@@ -110,7 +110,7 @@ case("out-path", "init-existing-recipe", lambda f: ["init", str(valid(f).parent 
 case("out-path", "export-run-dir-in-proc", lambda f: ["export", "/proc"], "/proc is not writable")
 case("out-path", "export-run-dir-is-a-file", lambda f: ["export", str(touch(f))], "f.txt")
 case("out-path", "explain-out-in-proc", lambda f: ["explain", "run", str(bf.write_tone(f / "t.wav")), "-o", "/proc/x.png"], "/proc is not writable")
-case("out-path", "sweep-out-is-a-file", lambda f: (touch(f), ["sweep", str(valid(f)), "--set", "seed=[1,2]", "--out", "f.txt"])[1],
+case("out-path", "sweep-out-is-a-file", lambda f: (touch(f), ["sweep", str(valid(f)), "--set", "sweep.seed=[1,2]", "--out", "f.txt"])[1],
      "'f.txt' is a file, not a folder")
 case("out-path", "compare-out-is-a-file", lambda f: (touch(f), ["compare", str(valid(f)), "--backbones", "mobilenet_v2", "--out", "f.txt"])[1],
      "'f.txt' is a file, not a folder")
@@ -259,7 +259,7 @@ case("resume", "checkpoint-data-truncated", real_checkpoint("truncated"), "check
 def sweep_over_other_run(folder: Path) -> list[str]:
     recipe = valid(folder)
     record(folder / "sw" / "seed-1", recipe_hash="0123456789abcdef", name="other", finished=True, extra=FINISHED)
-    return ["sweep", str(recipe), "--set", "seed=[1,2]", "--out", "sw"]
+    return ["sweep", str(recipe), "--set", "sweep.seed=[1,2]", "--out", "sw"]
 
 
 case("run-dir", "sweep-point-holds-another-run", sweep_over_other_run, "seed-1 holds a run of a different recipe")
