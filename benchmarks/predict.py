@@ -138,7 +138,8 @@ def measure(model_path: Path, audio: Path, *, repeats: int) -> dict[str, object]
     """Alternate ``jobs=1`` and the default ``repeats`` times; files/s of each run and the check."""
     import numpy as np
 
-    from dsplug.runtime import default_jobs, load_model, predict_batch
+    from dsplug.runtime import load_model, predict_batch
+    from dsplug.runtime.batch import default_jobs
 
     model = load_model(model_path)
     predict_batch(model, [sorted(audio.iterdir())[0]], jobs=1)  # warm-up: libraries, caches

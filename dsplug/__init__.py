@@ -50,7 +50,7 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
     -------
     dsplug.runtime.Model
         With :meth:`~dsplug.runtime.Model.predict`, :meth:`~dsplug.runtime.Model.stream`,
-        :attr:`~dsplug.runtime.Model.labels` and :attr:`~dsplug.runtime.Model.sample_rate`.
+        :attr:`~dsplug.runtime.Model.classes` and :attr:`~dsplug.runtime.Model.sample_rate`.
 
     Raises
     ------
@@ -61,7 +61,7 @@ def load(path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
     --------
     >>> import dsplug
     >>> model = dsplug.load("runs/demo/model-int8.tflite")  # doctest: +SKIP
-    >>> model.labels, model.sample_rate  # doctest: +SKIP
+    >>> model.classes, model.sample_rate  # doctest: +SKIP
     (('T1', 'T2', 'T3', 'T4', 'T5_neutral'), 16000)
     """
     from dsplug.runtime.model import load_model

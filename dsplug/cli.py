@@ -509,33 +509,33 @@ def predict_cmd(
     _setup(debug)
     with _errors():
         from dsplug.artifacts import check_output_file
-        from dsplug import runtime
+        from dsplug.runtime import collect_audio_files, load_model, output, predict_batch
 
         if csv_out is not None:
             folders = [p for p in audio if p.is_dir()]
-            inputs = [model, *(p for p in audio if not p.is_dir()), *(runtime.collect_audio_files(folders) if folders else [])]
+            inputs = [model, *(p for p in audio if not p.is_dir()), *(collect_audio_files(folders) if folders else [])]
             check_output_file(csv_out, what="predictions CSV", option="--csv", inputs=inputs, force=force)
-        loaded = runtime.load_model(model, threads=threads)
+        loaded = load_model(model, threads=threads)
         if top_k is not None:
-            runtime.check_top_k(top_k, task=loaded.task)
-        batch = runtime.predict_batch(loaded, audio, aggregate=aggregate, jobs=jobs, progress=_CliReporter().progress)  # type: ignore[arg-type]
+            output.check_top_k(top_k, task=loaded.task)
+        batch = predict_batch(loaded, audio, aggregate=aggregate, jobs=jobs, progress=_CliReporter().progress)  # type: ignore[arg-type]
         predictions = batch.predictions
         if as_json:
-            typer.echo(runtime.predictions_json(predictions, top_k=top_k or 0, skipped=batch.skipped))
+            typer.echo(output.predictions_json(predictions, top_k=top_k or 0, skipped=batch.skipped))
         else:
             rows = PREDICT_ROWS if csv_out is not None and len(predictions) > PREDICT_ROWS else None
-            for line in runtime.format_predictions(predictions, top_k=top_k or 1, max_rows=rows):
+            for line in output.format_predictions(predictions, top_k=top_k or 1, max_rows=rows):
                 typer.echo(line + (f" (every file is in {csv_out})" if line.startswith("... and") else ""))
-            if len(predictions) > 1 and (counts := runtime.format_class_counts(predictions)):
+            if len(predictions) > 1 and (counts := output.format_class_counts(predictions)):
                 typer.echo("")
                 typer.echo("\n".join(counts))
         notes = [] if as_json else [f"note: {n}" for n in batch.notes]  # JSON holds them per file
-        for line in [*notes, *runtime.format_skipped(batch.skipped)]:
+        for line in [*notes, *output.format_skipped(batch.skipped)]:
             typer.echo(line, err=True)
         if csv_out:
-            typer.echo(f"wrote {runtime.write_predictions_csv(csv_out, predictions, top_k=top_k or 0)}", err=as_json)
+            typer.echo(f"wrote {output.write_predictions_csv(csv_out, predictions, top_k=top_k or 0)}", err=as_json)
         if len(predictions) + len(batch.skipped) > 1:
-            typer.echo(runtime.format_batch_summary(batch), err=True)
+            typer.echo(output.format_batch_summary(batch), err=True)
         if batch.skipped:
             raise typer.Exit(code=1)
 
@@ -556,7 +556,8 @@ def stream_cmd(
     """Real-time sliding-window inference with per-window latency; ends with mean/p95 latency and real-time factor."""
     _setup(debug)
     with _errors():
-        from dsplug.runtime import format_stream_result, format_stream_summary, load_model, stream_file, stream_microphone
+        from dsplug.runtime import load_model, stream_file, stream_microphone
+        from dsplug.runtime.stream import format_stream_result, format_stream_summary
 
         if (file is None) == (not mic):
             raise DsplugError("give exactly one source: --file AUDIO or --mic")
@@ -584,7 +585,7 @@ def bench_cmd(
     with _errors():
         import json
 
-        from dsplug.runtime import bench, format_bench
+        from dsplug.runtime.bench import bench, format_bench
 
         result = bench(model, threads=threads, runs=runs, warmup=warmup)
         typer.echo(json.dumps(result, indent=2, default=str) if as_json else format_bench(result))

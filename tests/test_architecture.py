@@ -107,3 +107,21 @@ def test_no_module_is_longer_than_600_lines():
     own = [p for p in SOURCES if "vendor" not in p.relative_to(PACKAGE).parts]
     long = {str(p.relative_to(ROOT)): n for p in own if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
     assert not long, f"split these modules (at most 600 lines): {long}"
+
+
+def test_the_runtime_exports_what_an_application_uses():
+    """``dsplug.runtime`` is the small surface apps import; the CLI's formatters live in their
+    modules, and the names it exported before still resolve, with a warning saying where."""
+    import warnings
+
+    from dsplug import runtime
+    from dsplug.runtime import output
+
+    assert len(runtime.__all__) <= 16 and all(hasattr(runtime, name) for name in runtime.__all__)
+    assert not [name for name in runtime.__all__ if name.startswith(("format_", "check_"))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert runtime.format_predictions is output.format_predictions
+    assert [str(w.message) for w in caught] == ["dsplug.runtime.format_predictions is dsplug.runtime.output.format_predictions now"]
+    with pytest.raises(AttributeError, match="no attribute 'format_everything'"):
+        runtime.format_everything  # noqa: B018

@@ -40,7 +40,7 @@ def test_every_exported_model_describes_itself(exported_run, alone):
         model = dsplug.load(alone / name)
         sidecar = json.loads((exported_run / name).with_suffix(".json").read_text())
         assert model.metadata.model_dump(mode="json") == sidecar  # the sidecar is derived from the same description
-        assert model.labels == ("T1", "T2", "T3", "T4", "T5_neutral") and model.sample_rate == 16000
+        assert model.classes == ("T1", "T2", "T3", "T4", "T5_neutral") and model.sample_rate == 16000
         assert model.metadata.quantize == (sidecar["quantize"])
 
 
@@ -113,7 +113,7 @@ def test_a_model_without_metadata_needs_its_sidecar(exported_run, tmp_path):
     with pytest.raises(ExportError, match="no TFLite Model Metadata inside and no metadata file .*old.json.*dsplug export"):
         dsplug.load(tmp_path / "old.tflite")
     shutil.copy(exported_run / "model.json", tmp_path / "old.json")
-    assert dsplug.load(tmp_path / "old.tflite").labels == ("T1", "T2", "T3", "T4", "T5_neutral")
+    assert dsplug.load(tmp_path / "old.tflite").classes == ("T1", "T2", "T3", "T4", "T5_neutral")
 
 
 def test_the_package_root_stays_light():

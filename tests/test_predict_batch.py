@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 
 from conftest import DRUMS, TONES
 from dsplug import runtime
+from dsplug.runtime import output as runtime_output
+from dsplug.runtime import batch as runtime_batch
 from dsplug.cli import app
 from dsplug.errors import AudioError, DataError
 from dsplug.runtime.predict import Adjustment, FilePrediction
@@ -126,7 +128,7 @@ def test_jobs_and_progress(model, folder):
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(DataError, match=r"jobs must be a positive whole number.*every core"):
             runtime.predict_batch(model, [folder], jobs=bad)
-    assert runtime.default_jobs() >= 1 and runtime.default_jobs(threads=64) == 1
+    assert runtime_batch.default_jobs() >= 1 and runtime_batch.default_jobs(threads=64) == 1
     calls = []
 
     class Progress:
@@ -168,11 +170,11 @@ def test_bad_files_are_skipped_and_the_others_predicted(model, folder):
     assert all(s.file in s.message for s in batch.skipped)
     assert batch.skipped[0].message.startswith(f"cannot decode audio file {str(folder / 'empty.wav')!r}")
 
-    lines = runtime.format_skipped(batch.skipped)
+    lines = runtime_output.format_skipped(batch.skipped)
     assert lines[0].startswith("skipped: ") and "empty.wav" in lines[0] and len(lines) == 4
     assert lines[-1].startswith("skipped 2 files of a folder whose extension is not an audio format (.txt, no extension): ")
     assert "readme.txt" in lines[-1] and "name a file to predict it anyway" in lines[-1]
-    assert runtime.format_batch_summary(batch).endswith("; skipped 5: 3 undecodable, 2 not audio")
+    assert runtime_output.format_batch_summary(batch).endswith("; skipped 5: 3 undecodable, 2 not audio")
 
 
 def test_nothing_decodable_fails_with_the_files_error(model, tmp_path):
@@ -220,22 +222,22 @@ def test_table_class_counts_and_top_k():
         prediction("in/a/much/longer/name.wav", [0.25, 0.25, 0.4, 0.1]),
         prediction("in/three.wav", [0.05, 0.9, 0.03, 0.02]),
     ]
-    assert runtime.format_predictions(predictions) == [
+    assert runtime_output.format_predictions(predictions) == [
         "file                       predicted  confidence",
         "-------------------------  ---------  ----------",
         "in/one.wav                 b               0.700",
         "in/a/much/longer/name.wav  c               0.400",
         "in/three.wav               b               0.900",
     ]
-    assert runtime.format_predictions(predictions, top_k=3, max_rows=2) == [
+    assert runtime_output.format_predictions(predictions, top_k=3, max_rows=2) == [
         "file                       top 1     p1  top 2     p2  top 3     p3",
         "-------------------------  -----  -----  -----  -----  -----  -----",
         "in/one.wav                 b      0.700  c      0.150  a      0.100",
         "in/a/much/longer/name.wav  c      0.400  a      0.250  b      0.250",  # a tie keeps the class order
         "... and 1 more files",
     ]
-    assert runtime.format_predictions(predictions, top_k=9)[0].endswith("top 4     p4")  # capped at the classes
-    assert runtime.format_class_counts(predictions) == [
+    assert runtime_output.format_predictions(predictions, top_k=9)[0].endswith("top 4     p4")  # capped at the classes
+    assert runtime_output.format_class_counts(predictions) == [
         "class  files   share",
         "-----  -----  ------",
         "a          0   0.0 %",
@@ -243,37 +245,37 @@ def test_table_class_counts_and_top_k():
         "c          1  33.3 %",
         "d          0   0.0 %",
     ]
-    assert runtime.top_labels(predictions[1], k=2) == [("c", 0.4), ("a", 0.25)]
+    assert runtime_output.top_labels(predictions[1], k=2) == [("c", 0.4), ("a", 0.25)]
     long_name = "x/" * 40 + "clip.wav"
-    table = runtime.format_predictions([prediction(long_name, [1, 0, 0, 0]), predictions[0]])
+    table = runtime_output.format_predictions([prediction(long_name, [1, 0, 0, 0]), predictions[0]])
     assert table[2].startswith("…" + long_name[-59:] + "  a")
     # one file: one line
-    assert runtime.format_predictions(predictions[:1]) == ["in/one.wav: b 0.700"]
-    assert runtime.format_predictions(predictions[:1], top_k=2) == ["in/one.wav: b 0.700, c 0.150"]
+    assert runtime_output.format_predictions(predictions[:1]) == ["in/one.wav: b 0.700"]
+    assert runtime_output.format_predictions(predictions[:1], top_k=2) == ["in/one.wav: b 0.700, c 0.150"]
 
 
 def test_multilabel_and_regression_tables():
     tags = [prediction("t1.wav", [0.9, 0.6, 0.1, 0.0], task="multilabel", label="a;b"),
             prediction("t2.wav", [0.2, 0.1, 0.3, 0.0], task="multilabel", label="")]
-    assert runtime.format_predictions(tags, top_k=2)[0] == "file    predicted  top 1     p1  top 2     p2"
-    assert runtime.format_predictions(tags)[3].split() == ["t2.wav", "(none)", "c", "0.300"]
-    assert [line.split()[:2] for line in runtime.format_class_counts(tags)[2:]] == [
+    assert runtime_output.format_predictions(tags, top_k=2)[0] == "file    predicted  top 1     p1  top 2     p2"
+    assert runtime_output.format_predictions(tags)[3].split() == ["t2.wav", "(none)", "c", "0.300"]
+    assert [line.split()[:2] for line in runtime_output.format_class_counts(tags)[2:]] == [
         ["a", "1"], ["b", "1"], ["c", "0"], ["d", "0"], ["(none)", "1"]]
-    assert runtime.format_predictions(tags[:1], top_k=2) == ["t1.wav: a;b (a 0.900, b 0.600)"]
+    assert runtime_output.format_predictions(tags[:1], top_k=2) == ["t1.wav: a;b (a 0.900, b 0.600)"]
     values = [prediction("r.wav", [0.5], task="regression", label="0.5"), prediction("s.wav", [1.25], task="regression", label="1.25")]
-    assert runtime.format_predictions(values)[2:] == ["r.wav        0.5", "s.wav       1.25"]  # numbers right-aligned
-    assert runtime.format_predictions(values[:1]) == ["r.wav: 0.5"] and runtime.format_class_counts(values) == []
+    assert runtime_output.format_predictions(values)[2:] == ["r.wav        0.5", "s.wav       1.25"]  # numbers right-aligned
+    assert runtime_output.format_predictions(values[:1]) == ["r.wav: 0.5"] and runtime_output.format_class_counts(values) == []
     with pytest.raises(DataError, match="regression model: leave --top-k out"):
-        runtime.check_top_k(2, task="regression")
+        runtime_output.check_top_k(2, task="regression")
     for bad in (0, -2, True, 1.5):
         with pytest.raises(DataError, match="top_k must be a whole number >= 1"):
-            runtime.check_top_k(bad, task="classification")
+            runtime_output.check_top_k(bad, task="classification")
 
 
 def test_csv_and_json_with_top_k_and_skipped(model, folder, tmp_path):
     (folder / "empty.wav").write_bytes(b"")
     batch = runtime.predict_batch(model, [folder])
-    out = runtime.write_predictions_csv(tmp_path / "p.csv", batch.predictions, top_k=2)
+    out = runtime_output.write_predictions_csv(tmp_path / "p.csv", batch.predictions, top_k=2)
     rows = list(csv.DictReader(open(out)))
     assert list(rows[0])[-4:] == ["top1", "top1_prob", "top2", "top2_prob"]
     for row in rows:
@@ -281,15 +283,15 @@ def test_csv_and_json_with_top_k_and_skipped(model, folder, tmp_path):
         ranked = sorted(CLASSES, key=lambda c: -probs[c])
         assert [row["top1"], row["top2"]] == ranked[:2] and float(row["top1_prob"]) == pytest.approx(probs[ranked[0]])
         assert row["level"] == "chunk" or row["top1"] == row["predicted"]
-    plain = list(csv.DictReader(open(runtime.write_predictions_csv(tmp_path / "plain.csv", batch.predictions))))
+    plain = list(csv.DictReader(open(runtime_output.write_predictions_csv(tmp_path / "plain.csv", batch.predictions))))
     assert "top1" not in plain[0]  # the format of evaluation's CSV without --top-k
 
-    document = json.loads(runtime.predictions_json(batch.predictions, top_k=3, skipped=batch.skipped))
+    document = json.loads(runtime_output.predictions_json(batch.predictions, top_k=3, skipped=batch.skipped))
     first = document["files"][0]
-    assert [t["label"] for t in first["top"]] == [c for c, _ in runtime.top_labels(batch.predictions[0], k=3)]
+    assert [t["label"] for t in first["top"]] == [c for c, _ in runtime_output.top_labels(batch.predictions[0], k=3)]
     assert document["skipped"] == [{"file": str(folder / "empty.wav"), "reason": "undecodable",
                                     "message": batch.skipped[0].message}]
-    assert "skipped" not in json.loads(runtime.predictions_json(batch.predictions))
+    assert "skipped" not in json.loads(runtime_output.predictions_json(batch.predictions))
 
 
 # ------------------------------------------------------------------------------------- CLI

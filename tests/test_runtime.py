@@ -22,6 +22,9 @@ import soundfile as sf
 
 from conftest import DRUMS, ROOT, TONES, tone_rows, write_manifest, write_recipe
 from dsplug import runtime
+from dsplug.runtime import output as runtime_output
+from dsplug.runtime import stream as runtime_stream
+from dsplug.runtime.bench import format_bench
 from dsplug.audio import chunk_signal, load_audio
 from dsplug.errors import AudioError, DataError, ExportError
 
@@ -208,7 +211,7 @@ def test_bad_audio_inputs(model, tmp_path):
 def test_csv_and_json_writers(model, tmp_path):
     predictions = runtime.predict_files(model, [LONG, SHORT])
     out = tmp_path / "out" / "predictions.csv"
-    assert runtime.write_predictions_csv(out, predictions) == out
+    assert runtime_output.write_predictions_csv(out, predictions) == out
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["file", "level", "start", "end", "label", "predicted"] + [f"prob_{c}" for c in model.classes]
@@ -224,10 +227,10 @@ def test_csv_and_json_writers(model, tmp_path):
     # a failed write leaves the previous file untouched
     before = out.read_text()
     with pytest.raises(DataError, match="no predictions"):
-        runtime.write_predictions_csv(out, [])
+        runtime_output.write_predictions_csv(out, [])
     assert out.read_text() == before and os.listdir(out.parent) == ["predictions.csv"]
 
-    data = json.loads(runtime.predictions_json(predictions))
+    data = json.loads(runtime_output.predictions_json(predictions))
     assert data["classes"] == list(model.classes) and len(data["files"]) == 2
     first = data["files"][0]
     assert first["label"] == predictions[0].label and len(first["chunks"]) == 10
@@ -295,7 +298,7 @@ def test_stream_file_summaries(model, tmp_path):
     assert summary.real_time_factor == pytest.approx(summary.processing_seconds / summary.duration)
     assert 0 < summary.real_time_factor < 1
     assert summary.notes == ("resampled from 44100 Hz to 16000 Hz",)
-    assert "window(s)" in runtime.format_stream_summary(summary)
+    assert "window(s)" in runtime_stream.format_stream_summary(summary)
     assert json.dumps(summary.as_dict())
 
     # real-time pace: a 1 s file takes 1 s of wall time, but the sleeping is not processing
@@ -430,7 +433,7 @@ def test_bench_reports_sane_numbers(run_dir):
     assert result["parameters"] == sum(int(np.prod(d["shape"])) for d in constants)
     assert result["parameters"] > 700_000  # SqueezeNet 1.1 alone has 722k weights
 
-    text = runtime.format_bench(result)
+    text = format_bench(result)
     assert f"{result['parameters']:,}" in text and "p95" in text and "peak memory" in text
     with pytest.raises(ExportError, match="runs"):
         runtime.bench(path, threads=1, runs=0)

@@ -95,8 +95,7 @@ def convert(
         :data:`dsplug.deploy.quantize.DYNAMIC_FLOAT_OPS`). The front-end's Mel projection (a
         FULLY_CONNECTED on the power spectrum) is put back to float32 weights taken from the
         float32 conversion: a hybrid kernel quantises its input per frame to 8 bits, which
-        zeroes every Mel bin more than ~48 dB below the frame's peak and ruins the dB image
-        (measured: pixel errors up to 190 of 255, top-1 agreement 0.39 on the demo); see
+        zeroes every Mel bin more than ~48 dB below the frame's peak and ruins the dB image; see
         :func:`dsplug.deploy.quantize.float_outside_scope`.
     ``int8``
         Post-training integer quantisation of the classifier (int8 weights and
@@ -106,21 +105,16 @@ def convert(
         the power spectrum spans ~13 orders of magnitude). With ``supported_ops =
         [TFLITE_BUILTINS_INT8, TFLITE_BUILTINS]`` the converter alone keeps only RFFT2D, REAL,
         IMAG, FLOOR, MINIMUM and CAST float and quantises the rest of the front-end (waveform,
-        power spectrum, Mel, LOG; measured: top-1 agreement 0.42 with Keras on the demo's devel
-        chunks). So the front-end's nodes are deny-listed with
-        ``tf.lite.experimental.QuantizationDebugger`` (TensorFlow's documented selective
-        quantisation): every node outside the ``classifier`` sub-model stays float32, one
-        QUANTIZE op enters the classifier and one DEQUANTIZE leaves it (measured on the
-        from-scratch demo's devel chunks: top-1 agreement 0.95-0.98, max |diff| 0.06-0.10).
-        Then the debugger measures every classifier op's quantisation error on the first
+        power spectrum, Mel, LOG), which loses the image. So the front-end's nodes are
+        deny-listed with ``tf.lite.experimental.QuantizationDebugger`` (TensorFlow's documented
+        selective quantisation): every node outside the ``classifier`` sub-model stays float32,
+        one QUANTIZE op enters the classifier and one DEQUANTIZE leaves it. Then the debugger
+        measures every classifier op's quantisation error on the first
         :data:`~dsplug.deploy.quantize.INT8_DEBUG_CHUNKS` representative chunks, and the ops
         whose error exceeds ``float_threshold`` quantisation steps stay float32 as well
         (:func:`dsplug.deploy.quantize.int8_classifier`;
-        :func:`dsplug.deploy.inspect.classifier_float_layers` lists them afterwards). On the
-        ImageNet EfficientNet-Lite0 demo these are the stem convolution and the first depthwise
-        convolution (errors of 2.6 and 3.7 steps; 0.2-0.7 elsewhere); keeping them float cut
-        the mean probability difference to Keras from 0.030 to 0.018 on the test chunks (test
-        UAR 0.425 -> 0.454; Keras 0.450) at the same size.
+        :func:`dsplug.deploy.inspect.classifier_float_layers` lists them afterwards; what that
+        keeps float, and its effect, is measured in docs/benchmarks.md).
     ``qat``
         ``model`` comes from :func:`dsplug.deploy.qat.quantization_aware_finetune`: its
         classifier carries learned fake-quantisation ranges, so the converter makes it int8

@@ -103,8 +103,8 @@ def _batch_ranges() -> Iterator[None]:
 
     tfmot (0.8) starts every activation range at [-6, 6] and moves it by 0.1 % per training
     step (moving average, decay 0.999), or only widens it (the input's all-values quantizer);
-    a fine-tune of a few hundred steps on a small dataset never gets near the real ranges
-    (measured on the demo: top-1 agreement 0.66 with the float model). Inside this context a
+    a fine-tune of a few hundred steps on a small dataset never gets near the real ranges, and
+    the int8 model then disagrees with the float one. Inside this context a
     training-mode forward pass sets each range to that batch's [min, max] (decay 0), which is
     post-training calibration on real audio; fine-tuning then refines from there.
     """

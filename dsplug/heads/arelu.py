@@ -103,7 +103,7 @@ class AReLU(tf_keras.layers.Layer):
         range of the minimum's output, [min, 0], so its positive half is clipped: harmless
         there, but it reads as a 45-step quantisation error and kept the preceding dense layer
         float32 in :func:`dsplug.deploy.convert.convert` (and if ``x`` also fed another op, that op
-        would get the clipped values: measured relative error 0.98 instead of 0.016).
+        would get the clipped values).
         """
         alpha = tf.clip_by_value(tf.cast(self.alpha, inputs.dtype), ALPHA_MIN, ALPHA_MAX)
         gain = 1.0 + tf.sigmoid(tf.cast(self.beta, inputs.dtype))

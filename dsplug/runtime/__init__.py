@@ -9,7 +9,7 @@ numpy, soundfile, ai-edge-litert, :mod:`dsplug.audio` and :mod:`dsplug.artifacts
 
 Examples
 --------
->>> from dsplug.runtime import bench, format_bench, load_model, predict_batch, predict_files, stream_file
+>>> from dsplug.runtime import bench, load_model, predict_batch, predict_files, stream_file
 >>> model = load_model("runs/demo/model.tflite")  # doctest: +SKIP
 >>> [p] = predict_files(model, ["data/tones/audio/spk5_0001_T3.ogg"])  # doctest: +SKIP
 >>> p.label, p.probabilities.round(2)  # doctest: +SKIP
@@ -18,45 +18,25 @@ Examples
 >>> len(batch.predictions), batch.notes  # doctest: +SKIP
 (624, ('resampled 624 files from 44.1 kHz to 16 kHz',))
 >>> summary = stream_file(model, "data/drums/audio/kick_soft01.ogg", realtime=False)  # doctest: +SKIP
->>> print(format_bench(bench("runs/demo/model.tflite", threads=1)))  # doctest: +SKIP
+>>> bench("runs/demo/model.tflite", threads=1)["latency_ms"]  # doctest: +SKIP
+
+The package exports what an application uses (:data:`__all__`); the command line's formatters
+are in :mod:`dsplug.runtime.output` (tables, CSV, JSON), :mod:`dsplug.runtime.stream` and
+:mod:`dsplug.runtime.bench`.
 """
 
-from dsplug.runtime.batch import BatchPrediction, SkippedFile, default_jobs, predict_batch
-from dsplug.runtime.bench import bench, count_parameters, format_bench
+import importlib
+import warnings
+from typing import Any
+
+from dsplug.runtime.batch import BatchPrediction, SkippedFile, predict_batch
+from dsplug.runtime.bench import bench
 from dsplug.runtime.model import Model, load_model
-from dsplug.runtime.output import (
-    check_top_k,
-    format_batch_summary,
-    format_class_counts,
-    format_skipped,
-    format_predictions,
-    predictions_json,
-    top_labels,
-    write_predictions_csv,
-)
-from dsplug.runtime.predict import (
-    AUDIO_EXTENSIONS,
-    Adjustment,
-    FilePrediction,
-    collect_audio_files,
-    find_audio_files,
-    predict_file,
-    predict_files,
-    predict_signal,
-)
-from dsplug.runtime.stream import (
-    StreamResult,
-    StreamSummary,
-    Streamer,
-    format_stream_result,
-    format_stream_summary,
-    stream_file,
-    stream_microphone,
-)
+from dsplug.runtime.predict import AUDIO_EXTENSIONS, FilePrediction, collect_audio_files, predict_files, predict_signal
+from dsplug.runtime.stream import StreamResult, StreamSummary, Streamer, stream_file, stream_microphone
 
 __all__ = [
     "AUDIO_EXTENSIONS",
-    "Adjustment",
     "BatchPrediction",
     "FilePrediction",
     "Model",
@@ -65,26 +45,30 @@ __all__ = [
     "StreamSummary",
     "Streamer",
     "bench",
-    "check_top_k",
     "collect_audio_files",
-    "count_parameters",
-    "default_jobs",
-    "find_audio_files",
-    "format_batch_summary",
-    "format_bench",
-    "format_class_counts",
-    "format_skipped",
-    "format_stream_result",
-    "format_stream_summary",
-    "format_predictions",
     "load_model",
     "predict_batch",
-    "predict_file",
     "predict_files",
     "predict_signal",
-    "predictions_json",
     "stream_file",
     "stream_microphone",
-    "top_labels",
-    "write_predictions_csv",
 ]
+
+#: Names this package exported before it kept to :data:`__all__`, and the module that has them.
+MOVED = {
+    "check_top_k": "output", "format_batch_summary": "output", "format_class_counts": "output",
+    "format_predictions": "output", "format_skipped": "output", "predictions_json": "output",
+    "top_labels": "output", "write_predictions_csv": "output", "default_jobs": "batch",
+    "count_parameters": "bench", "format_bench": "bench", "Adjustment": "predict",
+    "find_audio_files": "predict", "predict_file": "predict", "format_stream_result": "stream",
+    "format_stream_summary": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """An old name still works, with a DeprecationWarning that says where it is now."""
+    if name in MOVED:
+        module = f"dsplug.runtime.{MOVED[name]}"
+        warnings.warn(f"dsplug.runtime.{name} is {module}.{name} now", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'dsplug.runtime' has no attribute {name!r}")

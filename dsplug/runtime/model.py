@@ -7,7 +7,7 @@ Model Metadata inside the file; a ``model.json`` sidecar next to it must agree w
 read only for models exported before dsplug embedded the metadata.
 
 :class:`Model` is also the Python API (:func:`dsplug.load`): :meth:`Model.predict` on a file or
-an array, :meth:`Model.stream` on an iterator of sample blocks, :attr:`Model.labels`,
+an array, :meth:`Model.stream` on an iterator of sample blocks, :attr:`Model.classes`,
 :attr:`Model.sample_rate`.
 """
 
@@ -48,9 +48,8 @@ class Model:
     metadata : ModelMetadata
         The model's description (embedded in the ``.tflite``, or an older model's sidecar).
     classes : tuple of str
-        Class names, in output order (may be empty for regression).
-    labels : tuple of str
-        The same (for regression: the names of the output values).
+        Class names, in output order (empty for regression: a prediction's ``columns`` name its
+        values). ``labels``, its old twin, still works with a DeprecationWarning.
     task : dsplug.task.Task
         What the outputs mean: softmax probabilities, independent probabilities, or values.
     sample_rate : int
@@ -77,7 +76,6 @@ class Model:
         self.metadata = metadata
         self.threads = threads
         self.classes: tuple[str, ...] = tuple(metadata.classes)
-        self.labels: tuple[str, ...] = tuple(metadata.labels)
         self.task: Task = Task(metadata.task)
         self.sample_rate = metadata.sample_rate
         self.chunk_seconds = metadata.chunk_seconds
@@ -89,6 +87,14 @@ class Model:
         self._output = interpreter.get_output_details()[0]
         self.chunk_samples = int(self._input["shape"][1])
         self.n_outputs = int(self._output["shape"][-1])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Deprecated: :attr:`classes` (this gave the same, or the value names of a regression model)."""
+        import warnings
+
+        warnings.warn("Model.labels is Model.classes now", DeprecationWarning, stacklevel=2)
+        return tuple(self.metadata.labels)
 
     def __repr__(self) -> str:
         return (
