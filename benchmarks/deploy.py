@@ -37,7 +37,7 @@ from ai_edge_litert.interpreter import Interpreter
 from dsplug import data
 from dsplug.deploy import QUANTIZE_MODES, gzip_size
 from dsplug.deploy.convert import convert
-from dsplug.model import build_pipeline, chunk_samples
+from dsplug.pipeline import build_pipeline, chunk_samples
 from dsplug.recipe.loader import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

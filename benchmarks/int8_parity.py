@@ -23,7 +23,7 @@ from pathlib import Path
 from dsplug.artifacts import RunDir
 from dsplug.deploy import classifier_float_layers, export_config, export_run, parity_report
 from dsplug.data import decode_for, manifest_for
-from dsplug.model import load_trained
+from dsplug.pipeline import load_trained
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def build_model(path: Path) -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from dsplug import data
     from dsplug.deploy.convert import convert, model_metadata
-    from dsplug.model import build_pipeline, chunk_samples
+    from dsplug.pipeline import build_pipeline, chunk_samples
     from dsplug.recipe.loader import load_recipe
 
     [point] = load_recipe(DEMO, overrides=["model.backbone.weights=none"])

@@ -255,7 +255,7 @@ def _train_child(recipe: Path, storage: str) -> None:
     import tempfile
 
     from dsplug import data
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug.recipe.loader import load_recipe
     from dsplug.workflows.run import trainer_for
 

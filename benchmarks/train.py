@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dsplug import data as data_stage  # noqa: E402
-from dsplug.model import build_pipeline  # noqa: E402
+from dsplug.pipeline import build_pipeline  # noqa: E402
 from dsplug.recipe.loader import load_recipe  # noqa: E402
 from dsplug.workflows.run import trainer_for  # noqa: E402
 

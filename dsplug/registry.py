@@ -1,6 +1,6 @@
 """The plugin registry: entry-point groups, listing, loading by name, contract checks.
 
-Plugins are classes registered under the entry-point groups of :data:`dsplug.api.GROUPS`.
+Plugins are classes registered under the entry-point groups of :data:`dsplug.plugin.GROUPS`.
 dsplug's own built-ins register through its ``pyproject.toml`` exactly as third-party
 packages do, so there is one path for both. Discovery and loading use stevedore:
 :class:`stevedore.ExtensionManager` to list a group (a plugin whose import fails is reported as
@@ -26,7 +26,7 @@ from typing import Any, Literal
 from stevedore import DriverManager, ExtensionManager
 from stevedore.extension import Extension
 
-from dsplug import api
+from dsplug import plugin as api
 from dsplug.errors import PluginBroken, PluginError, PluginNotFound, extra_of, missing_module_hint
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _check_contract(group: str, name: str, plugin: Any) -> None:
     if not (isinstance(plugin, type) and issubclass(plugin, base)):
         raise PluginBroken(
             f"{group[:-1]} plugin {name!r} is {plugin!r}, not a subclass of "
-            f"dsplug.api.{base.__name__}; fix its entry point or its class"
+            f"dsplug.plugin.{base.__name__}; fix its entry point or its class"
         )
     major = str(getattr(plugin, "api_version", "")).split(".")[0]
     if major != api.API_VERSION.split(".")[0]:
@@ -147,7 +147,7 @@ def _check_contract(group: str, name: str, plugin: Any) -> None:
         )
     if not (isinstance(plugin.Options, type) and issubclass(plugin.Options, api.Options)):
         raise PluginBroken(
-            f"{group[:-1]} plugin {name!r}: its Options must be a dsplug.api.Options subclass "
+            f"{group[:-1]} plugin {name!r}: its Options must be a dsplug.plugin.Options subclass "
             f"(a pydantic model with defaults and bounds), got {plugin.Options!r}"
         )
 
@@ -176,7 +176,7 @@ def load(group: str, name: str) -> type[Any]:
     Returns
     -------
     type
-        The plugin class (a subclass of the group's base in :mod:`dsplug.api`), with its
+        The plugin class (a subclass of the group's base in :mod:`dsplug.plugin`), with its
         ``name`` attribute set to ``name``.
 
     Raises

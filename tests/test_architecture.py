@@ -2,14 +2,14 @@
 
 Layers, lowest first; a module may import modules of its own layer or below, never above:
 
-    records and contracts   errors, version < api < registry, audio, artifacts, weights < recipe
+    records and contracts   errors, version < plugin (api: its old path), task < registry, audio, artifacts, weights < recipe
     plugins and runtime     frontend, backbones, heads, augment, distribute, runtime
-    stages                  data < model < evaluate < probe < train < report < deploy < explain
+    stages                  data < pipeline < evaluate < train (finetune, probe) < report < deploy < explain
     orchestration           workflows, testing
     interface               cli, docs, and the package root (dsplug.load)
 
 Every import counts, also one inside a function. No module imports a private name (``_x``) of
-another module, and plugins import only ``dsplug.api`` (their tests also ``dsplug.testing``).
+another module, and plugins import only ``dsplug.plugin`` (their tests also ``dsplug.testing``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ PACKAGE = ROOT / "dsplug"
 #: (rank, names): a module's rank is that of its first dotted component under dsplug.
 RANKS: dict[str, float] = {
     "errors": 0, "version": 0,
-    "api": 1, "task": 1,
+    "api": 1, "plugin": 1, "task": 1,
     "registry": 2, "audio": 2, "artifacts": 2, "weights": 2,
     "recipe": 3,
     "frontend": 4, "backbones": 4, "heads": 4, "augment": 4, "distribute": 4, "runtime": 4,
-    "data": 5.0, "model": 5.1, "evaluate": 5.2, "probe": 5.25, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
+    "data": 5.0, "pipeline": 5.1, "evaluate": 5.2, "train": 5.3, "report": 5.4, "deploy": 5.5, "explain": 5.6,
     "workflows": 6, "testing": 6,
     "cli": 7, "command": 7, "console": 7, "docs": 7, "": 7,  # "": the package root, dsplug/__init__.py (the Python API)
 }
@@ -97,7 +97,7 @@ PLUGIN_SOURCES = sorted((ROOT / "plugins").glob("*/src/**/*.py")) + sorted((ROOT
 
 @pytest.mark.parametrize("path", PLUGIN_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_plugins_use_only_the_public_api(path):
-    allowed = {"dsplug.api"} | ({"dsplug.testing"} if "tests" in path.parts else set())
+    allowed = {"dsplug.plugin"} | ({"dsplug.testing"} if "tests" in path.parts else set())  # dsplug.api: the old path
     used = {target for _, target, _ in _imports(path) if target == "dsplug" or target.startswith("dsplug.")}
     assert used <= allowed, f"{path.relative_to(ROOT)} imports {sorted(used - allowed)}; plugins import only {sorted(allowed)}"
 

@@ -14,7 +14,7 @@ import scipy.special
 import tensorflow as tf
 
 from dsplug import registry
-from dsplug.api import Augmentation
+from dsplug.plugin import Augmentation
 from dsplug.augment.cutmix import CutMix
 from dsplug.augment.policy import SapAugmentPolicy
 from dsplug.augment.specaugment import SpecAugment

@@ -37,7 +37,7 @@ MIRRORED = textwrap.dedent(
     import numpy as np
     from dsplug import data as data_stage
     from dsplug.distribute import make_strategy
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug.recipe.loader import load_recipe
     from dsplug.workflows.run import _splits
     from dsplug.workflows.run import trainer_for

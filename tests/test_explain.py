@@ -122,7 +122,7 @@ def test_the_control_model_learned_the_task(band_run):
 
 @pytest.mark.heavy
 def test_open_run_gives_the_trained_parts(run, band_run):
-    from dsplug.model import colormap_table
+    from dsplug.frontend.colormaps import colormap_table
     from dsplug import registry
 
     folder, _ = band_run

@@ -22,7 +22,7 @@ from dsplug.data import decode_for, manifest_for
 from dsplug.deploy.export import export_config, export_run
 from dsplug.deploy.prune import prune
 from dsplug.errors import ExportError, RunError
-from dsplug.model import load_trained
+from dsplug.pipeline import load_trained
 from dsplug.recipe.loader import load_recipe
 from dsplug.recipe.schema import ExportConfig
 from dsplug.workflows.run import run_point

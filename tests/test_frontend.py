@@ -378,7 +378,7 @@ def test_repeat_pad_tiles_what_a_host_zero_pads_as_the_data_pipeline_did() -> No
 
 
 def test_repeat_pad_survives_saving_the_model(tmp_path) -> None:
-    import dsplug.model  # noqa: F401  (registers dsplug's layers, as every loader imports it)
+    import dsplug.pipeline  # noqa: F401  (registers dsplug's layers, as every loader imports it)
     from dsplug.frontend.padding import RepeatPad
 
     inputs = tf_keras.Input((8,))

@@ -14,7 +14,7 @@ import tf_keras
 from pydantic import ValidationError
 
 from dsplug import registry
-from dsplug.api import Head
+from dsplug.plugin import Head
 from dsplug.errors import PluginError, RecipeError
 from dsplug.heads.arelu import AReLU
 from dsplug.heads.builtin import LinearHead, MLPHead, RegressionHead

@@ -14,7 +14,6 @@ import soundfile as sf
 
 import dsplug
 from conftest import DRUMS, ROOT, TONES
-from dsplug import runtime
 from dsplug.audio import load_audio
 from dsplug.errors import AudioError, ExportError
 

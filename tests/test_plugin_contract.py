@@ -18,7 +18,7 @@ import tf_keras
 
 from dsplug import registry
 from dsplug.backbones import keras_apps
-from dsplug.model import BackbonePreprocess
+from dsplug.pipeline import BackbonePreprocess
 from dsplug.testing import check_augmentation, check_backbone, check_colormap, check_head
 
 BUILTIN = sorted([*keras_apps.SPECS, "squeezenet_v1"])
@@ -65,7 +65,7 @@ def test_augmentation_contract(name: str) -> None:
 GAINED = '''
 import tf_keras
 from pydantic import Field
-from dsplug.api import Backbone, Options
+from dsplug.plugin import Backbone, Options
 
 class Gained(Backbone):
     """Images times its gain option, then one convolution."""
@@ -106,7 +106,7 @@ def test_loaded_model_keeps_the_backbone_options(fake_distribution, tmp_path: Pa
 BROKEN = '''
 import numpy as np
 import tensorflow as tf
-from dsplug.api import Augmentation, Colormap
+from dsplug.plugin import Augmentation, Colormap
 
 class Leaky(Augmentation):
     """Adds noise whatever the strength."""

@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dsplug.errors import TrainError
-from dsplug.probe import ProbeFit, _fit_path, fit_streamed, select_and_fit
+from dsplug.train.probe import ProbeFit, _fit_path, fit_streamed, select_and_fit
 
 
 def _data(rng, *, n=240, d=12, k=3, groups=8, spread=1.0):
@@ -109,7 +109,7 @@ def test_a_class_smaller_than_the_folds_is_said_in_words_not_warned(caplog):
     rng = np.random.default_rng(7)
     x, y, g = _data(rng, n=120, k=3, groups=8)
     y[:4], y[4:][y[4:] == 2] = 2, 0  # class 2: 4 files, fewer than the 5 folds
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="dsplug.probe"):
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="dsplug.train.probe"):
         warnings.simplefilter("always")
         _fit(x, y, g)
     assert not [w for w in caught if "least populated" in str(w.message)]
@@ -153,7 +153,7 @@ def test_the_streamed_fit_is_the_in_memory_fit(k):
 
 
 def test_features_above_the_memory_budget_choose_c_on_a_sample_of_whole_files(monkeypatch):
-    from dsplug import probe
+    from dsplug.train import probe
 
     rng = np.random.default_rng(9)
     x, y, g = _data(rng, n=600, d=8, k=3, spread=2.0)

@@ -263,7 +263,7 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
 
 
 def test_resolve_weights_names_the_file_to_load(tmp_path):
-    from dsplug.api import Backbone, TorchWeights
+    from dsplug.plugin import Backbone, TorchWeights
     from dsplug.weights import resolve_weights
 
     source = TorchWeights(

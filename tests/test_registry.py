@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dsplug import api, registry
+from dsplug import plugin as api
+from dsplug import registry
 from dsplug.errors import PluginBroken, PluginError, PluginNotFound
 
 GOOD = '''
 import numpy as np
-from dsplug.api import Colormap
+from dsplug.plugin import Colormap
 
 class Stripes(Colormap):
     """Alternating grey levels."""
@@ -97,7 +98,7 @@ def test_plugin_of_the_wrong_base_class_is_broken(fake_distribution):
         {"dsplug.backbones": {"notacnn": "acme_wrong:Thing"}},
         {"acme_wrong": "class Thing:\n    pass\n"},
     )
-    with pytest.raises(PluginBroken, match="not a subclass of dsplug.api.Backbone"):
+    with pytest.raises(PluginBroken, match="not a subclass of dsplug.plugin.Backbone"):
         registry.load("backbones", "notacnn")
 
 
@@ -111,7 +112,7 @@ def test_plugin_for_another_api_major_version_is_broken(fake_distribution):
 def test_plugin_whose_options_are_not_api_options_is_broken(fake_distribution):
     source = GOOD + "\nimport dataclasses\n\n@dataclasses.dataclass\nclass Plain:\n    width: int = 1\n\nStripes.Options = Plain\n"
     fake_distribution("acme-plain", {"dsplug.colormaps": {"plain": "acme_plain:Stripes"}}, {"acme_plain": source})
-    with pytest.raises(PluginBroken, match="Options must be a dsplug.api.Options subclass"):
+    with pytest.raises(PluginBroken, match="Options must be a dsplug.plugin.Options subclass"):
         registry.load("colormaps", "plain")
 
 

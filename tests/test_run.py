@@ -163,7 +163,7 @@ def test_checkpoints_of_another_recipe_are_refused(finished, tiny, tmp_path):
 def test_cached_features_train_the_head_like_the_full_model(tiny, storage, tmp_path, monkeypatch):
     """Phase 1 without augmentation: training on cached backbone features equals the full path
     (in memory, and from shards on disk with shard-aligned feature files, removed after phase 1)."""
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug.workflows.run import _splits
     from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
@@ -202,7 +202,7 @@ def test_steps_per_epoch_caps_every_epoch_and_a_capped_phase_1_does_not_cache(ti
     import logging
 
     from dsplug import data as data_stage
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug.workflows.run import _splits, trainer_for
 
     [point] = load_recipe(tiny, overrides=["train.steps_per_epoch=2", "train.batch_size=2", "augment.policy=none", "train.phase2.epochs=1"])
@@ -227,7 +227,7 @@ def test_steps_per_epoch_caps_every_epoch_and_a_capped_phase_1_does_not_cache(ti
 
 def test_augmentation_is_off_at_evaluation(tiny):
     """The evaluated/exported model is deterministic: no augmentation or dropout at inference."""
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
 
     [point] = load_recipe(tiny, overrides=["model.head.dropout=0.5"])
     pipeline = build_pipeline(point.recipe, num_outputs=5)
@@ -275,7 +275,7 @@ def test_sweep_writes_one_flat_run_directory_per_point(tiny, tmp_path):
 
 
 def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
     from dsplug.workflows.run import _splits
@@ -306,7 +306,7 @@ def test_final_fit_trains_on_train_and_devel_and_tests_once(tiny, tmp_path):
 
 def test_early_stopping_ends_a_phase(tiny, tmp_path):
     from dsplug.workflows.run import trainer_for
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
     from dsplug import data as data_stage
     from dsplug.workflows.run import _splits
 
@@ -365,7 +365,7 @@ def test_regression_run_reports_ccc(tmp_path):
 
 def test_head_that_cannot_do_the_task_is_named(tiny):
     from dsplug.errors import RecipeError
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
 
     [point] = load_recipe(tiny, overrides=["model.head.name=regression"])
     with pytest.raises(RecipeError, match="head 'regression' supports regression, but data.task is 'classification'"):
@@ -417,7 +417,7 @@ def test_stage_ends_and_taps_of_a_residual_backbone():
 
     from dsplug import registry
     from dsplug.errors import RecipeError
-    from dsplug.model import stage_ends, tap_layers, tapped
+    from dsplug.pipeline import stage_ends, tap_layers, tapped
     from dsplug.weights import build_backbone
 
     plugin = registry.load("backbones", "mobilenet_v2")()

@@ -67,7 +67,7 @@ def model(run_dir):
 def keras_model(run_dir):
     import tf_keras
 
-    import dsplug.model  # noqa: F401  (registers the custom layers)
+    import dsplug.pipeline  # noqa: F401  (registers the custom layers)
 
     return tf_keras.models.load_model(run_dir / "model.keras")
 

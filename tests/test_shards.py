@@ -296,7 +296,7 @@ def test_memory_stays_flat_while_writing_shards(tmp_path_factory):
 def test_float16_storage_is_negligible_for_the_front_end(cache, items):
     """The images the model sees from float16-stored chunks equal those of float32 chunks to a small
     fraction of one colour step (0-255), also for quiet chunks (the front-end peak-normalises)."""
-    from dsplug.model import build_frontend
+    from dsplug.pipeline import build_frontend
     from dsplug.workflows.run import default_recipe
 
     layer = build_frontend(default_recipe(), size=(224, 224))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import tensorflow as tf
 from pydantic import Field
 
-from dsplug.api import Augmentation, Options
+from dsplug.plugin import Augmentation, Options
 
 __all__ = ["REFERENCE_SIZE", "CutMix"]
 
@@ -51,7 +51,7 @@ class CutMix(Augmentation):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Paste a patch from another sample onto every sample, with its own strength.
 
-        Arguments and shapes as :meth:`dsplug.api.Augmentation.apply`; ``strength`` is clipped to
+        Arguments and shapes as :meth:`dsplug.plugin.Augmentation.apply`; ``strength`` is clipped to
         [0, 1], ``fill_value`` is unused (CutMix pastes image content) and ``seed`` draws the
         partners and patch positions. The labels returned are
         ``(1 - w) * labels + w * labels[partner]`` with ``w = pasted area / (H * W)``.

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from dsplug.api import Augmentation
+from dsplug.plugin import Augmentation
 from dsplug.errors import RecipeError
 
 __all__ = ["SapAugmentPolicy"]

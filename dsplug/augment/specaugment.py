@@ -22,7 +22,7 @@ from __future__ import annotations
 import tensorflow as tf
 from pydantic import Field
 
-from dsplug.api import Augmentation, Options
+from dsplug.plugin import Augmentation, Options
 
 __all__ = ["REFERENCE_SIZE", "SpecAugment"]
 
@@ -87,7 +87,7 @@ class SpecAugment(Augmentation):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Mask one band of columns and one band of rows in every sample.
 
-        Arguments and shapes as :meth:`dsplug.api.Augmentation.apply`; ``strength`` is clipped to
+        Arguments and shapes as :meth:`dsplug.plugin.Augmentation.apply`; ``strength`` is clipped to
         [0, 1], the masks are filled with ``fill_value`` (silence), ``seed`` draws their positions
         and the labels are returned unchanged.
         """

@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, KerasWeights
+from dsplug.plugin import Backbone, KerasWeights
 from dsplug.errors import TrainError
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class KerasApplicationBackbone(Backbone):
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """Normalise RGB images in [0, 255] as the backbone's ImageNet weights expect (``spec``'s
-        preprocessing mode); shapes as :meth:`dsplug.api.Backbone.preprocess`."""
+        preprocessing mode); shapes as :meth:`dsplug.plugin.Backbone.preprocess`."""
         return preprocess_images(images, mode=self.spec.preprocessing)
 
     def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:
@@ -199,7 +199,7 @@ def unfreeze_top(model: tf_keras.Model, *, layers: int | float, freeze_batchnorm
     Parameters
     ----------
     model : tf_keras.Model
-        The backbone (as returned by :meth:`dsplug.api.Backbone.build`).
+        The backbone (as returned by :meth:`dsplug.plugin.Backbone.build`).
     layers : int or float
         An ``int`` >= 0 is a count of layers (0 freezes everything; a count larger than the
         number of layers unfreezes all, with a warning). A ``float`` in (0, 1] is a fraction of

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tf_keras
 
-from dsplug.api import KerasWeights
+from dsplug.plugin import KerasWeights
 from dsplug.backbones.base import KerasApplicationBackbone, KerasAppSpec
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone
+from dsplug.plugin import Backbone
 from dsplug.backbones.base import preprocess_images
 
 __all__ = ["SqueezeNetV1", "squeezenet_v1_1"]
@@ -93,7 +93,7 @@ class SqueezeNetV1(Backbone):
 
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """RGB -> BGR and ImageNet mean subtraction ("caffe" mode): BGR images, mean-free, roughly in
-        [-124, 152]; shapes as :meth:`dsplug.api.Backbone.preprocess`."""
+        [-124, 152]; shapes as :meth:`dsplug.plugin.Backbone.preprocess`."""
         return preprocess_images(images, mode="caffe")
 
     def build(self, *, input_shape: tuple[int, ...]) -> tf_keras.Model:

@@ -1,7 +1,7 @@
 """Export a finished run directory: quantised (and pruned) TFLite models with a parity report.
 
 :func:`export_run` is ``dsplug export RUN_DIR``: it rebuilds the trained pipeline
-(:func:`dsplug.model.load_trained`), decodes the audio it needs, fine-tunes what pruning and QAT
+(:func:`dsplug.pipeline.load_trained`), decodes the audio it needs, fine-tunes what pruning and QAT
 ask for, converts every model, measures parity against Keras and writes ``export.json`` and
 ``export.md``. :func:`export_config` is the one place where the run's recipe (its ``export:``
 section) and the command line's options become the :class:`~dsplug.recipe.schema.ExportConfig`
@@ -31,7 +31,7 @@ from dsplug.deploy.prune import PruneResult, prune
 from dsplug.deploy.qat import QatResult, quantization_aware_finetune
 from dsplug.deploy.quantize import INT8_FLOAT_THRESHOLD, QUANTIZE_MODES
 from dsplug.errors import DsplugError, ExportError
-from dsplug.model import TrainedRun, load_trained
+from dsplug.pipeline import TrainedRun, load_trained
 from dsplug.recipe.loader import load_recipe
 from dsplug.recipe.schema import ExportConfig, Recipe
 

@@ -111,7 +111,7 @@ class BestEpoch(tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         from dsplug.evaluate import selection_score
-        from dsplug.model import predict_batches
+        from dsplug.pipeline import predict_batches
 
         if self.devel is None or epoch < self.first:
             self.scores.append(None)

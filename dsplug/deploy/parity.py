@@ -79,7 +79,7 @@ def parity_report(
         bootstrap interval, :func:`dsplug.evaluate.paired_uar_difference`).
     """
     from dsplug.evaluate import paired_uar_difference
-    from dsplug.model import predict_batches as predict
+    from dsplug.pipeline import predict_batches as predict
 
     audio = np.asarray(audio, dtype=np.float32)
     reference = predict(keras_model, audio, batch_size=batch_size)

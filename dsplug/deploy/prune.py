@@ -137,7 +137,7 @@ def prune(
 
     Parameters
     ----------
-    pipeline : dsplug.model.Pipeline
+    pipeline : dsplug.pipeline.Pipeline
         The trained model parts (``frontend``, ``classifier``, ``end_to_end``).
     audio : np.ndarray [shape=(n, samples), dtype=float32]
         Training chunks.

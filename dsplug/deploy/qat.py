@@ -216,7 +216,7 @@ def quantization_aware_finetune(
 
     Parameters
     ----------
-    pipeline : dsplug.model.Pipeline
+    pipeline : dsplug.pipeline.Pipeline
         The trained model parts (``frontend``, ``classifier``, ``end_to_end``); not changed.
     audio : np.ndarray [shape=(n, samples), dtype=float32]
         Training chunks.

@@ -80,7 +80,7 @@ def check_scope(model: tf_keras.Model, quantize: str) -> None:
         raise ExportError(
             f"quantize={quantize!r} quantises only the sub-model named {QUANTIZED_SCOPE!r} (the "
             f"front-end must stay float32), but model {model.name!r} has layers {names}; export a "
-            "model built by dsplug.model.build_pipeline (its end_to_end model)"
+            "model built by dsplug.pipeline.build_pipeline (its end_to_end model)"
         )
 
 

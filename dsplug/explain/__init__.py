@@ -1,6 +1,6 @@
 """Explainability: which regions of the spectrogram image drove a trained model's prediction.
 
-A finished run directory (``dsplug run``) is loaded with :func:`dsplug.model.load_trained`: the
+A finished run directory (``dsplug run``) is loaded with :func:`dsplug.pipeline.load_trained`: the
 rebuilt pipeline with the trained weights, whose ``frontend`` maps an audio chunk to a
 normalised image and whose ``classifier`` maps that image to probabilities. Attributions are
 computed with respect to the classifier's input, the normalised image of one chunk, and summed

@@ -26,7 +26,7 @@ from dsplug.explain.view import RunView, open_run
 from dsplug.report.markdown import clip_link
 
 if TYPE_CHECKING:
-    from dsplug.model import TrainedRun
+    from dsplug.pipeline import TrainedRun
 
 logger = logging.getLogger(__name__)
 

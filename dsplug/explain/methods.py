@@ -72,7 +72,7 @@ def predict(model: Any, inputs: np.ndarray) -> np.ndarray:
     -------
     np.ndarray [shape=(n, k), dtype=float32]
     """
-    from dsplug.model import predict_batches
+    from dsplug.pipeline import predict_batches
 
     return predict_batches(model, np.asarray(inputs, np.float32), batch_size=BATCH).astype(np.float32)
 

@@ -1,6 +1,6 @@
 """A finished run as explanations see it.
 
-:func:`open_run` loads a run directory with :func:`dsplug.model.load_trained` (the one loader of
+:func:`open_run` loads a run directory with :func:`dsplug.pipeline.load_trained` (the one loader of
 trained runs) and checks that it can be explained: class outputs and a spectrogram-image
 backbone. :class:`RunView` only adapts the trained pipeline to what explanations need: colour
 and normalised images of audio chunks, probabilities and the normalised value of silence.
@@ -20,7 +20,7 @@ from dsplug.errors import DataError, ExportError
 from dsplug.explain.methods import predict
 
 if TYPE_CHECKING:
-    from dsplug.model import TrainedRun
+    from dsplug.pipeline import TrainedRun
     from dsplug.recipe.schema import Recipe
 
 __all__ = ["RunView", "open_run"]
@@ -28,7 +28,7 @@ __all__ = ["RunView", "open_run"]
 
 @dataclasses.dataclass(frozen=True)
 class RunView:
-    """A trained run as explanations see it (a view of a :class:`~dsplug.model.TrainedRun`).
+    """A trained run as explanations see it (a view of a :class:`~dsplug.pipeline.TrainedRun`).
 
     Attributes
     ----------
@@ -109,7 +109,7 @@ def open_run(run: str | os.PathLike[str] | RunDir | TrainedRun | RunView) -> Run
     Parameters
     ----------
     run : str, os.PathLike, RunDir, TrainedRun or RunView
-        A directory written by ``dsplug run`` (loaded with :func:`dsplug.model.load_trained`),
+        A directory written by ``dsplug run`` (loaded with :func:`dsplug.pipeline.load_trained`),
         or a run already loaded.
 
     Returns
@@ -127,7 +127,7 @@ def open_run(run: str | os.PathLike[str] | RunDir | TrainedRun | RunView) -> Run
     """
     if isinstance(run, RunView):
         return run
-    from dsplug.model import TrainedRun, load_trained
+    from dsplug.pipeline import TrainedRun, load_trained
 
     trained = run if isinstance(run, TrainedRun) else load_trained(run, command="explain")
     recipe, folder = trained.recipe, trained.run.path

@@ -20,7 +20,7 @@ from typing import ClassVar
 import matplotlib
 import numpy as np
 
-from dsplug import api
+from dsplug import plugin as api
 from dsplug.errors import PluginNotFound
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Plasma",
     "Viridis",
     "colormap_table",
+    "matplotlib_table",
 ]
 
 #: Number of entries of every colour-map table.
@@ -39,6 +40,34 @@ TABLE_SIZE = 256
 
 
 def colormap_table(name: str) -> np.ndarray:
+    """The 256-entry RGB table of the colour map ``name``: a ``dsplug.colormaps`` plugin of that
+    name (see ``dsplug plugins``), else matplotlib's (:func:`matplotlib_table`).
+
+    Returns
+    -------
+    table : np.ndarray [shape=(256, 3), dtype=float32]
+        RGB values in [0, 1]; row 0 colours the lowest level, row 255 the highest.
+
+    Raises
+    ------
+    PluginNotFound
+        Neither a plugin nor matplotlib has that name, or the plugin's table is not (256, 3)
+        values in [0, 1].
+    """
+    from dsplug import registry
+
+    if name in registry.names("colormaps"):
+        table = np.asarray(registry.load("colormaps", name)().table(), dtype=np.float32)
+        if table.shape != (TABLE_SIZE, 3) or not np.all((table >= 0) & (table <= 1)):
+            raise PluginNotFound(
+                f"colour map plugin {name!r} returned a table of shape {table.shape}; "
+                f"expected ({TABLE_SIZE}, 3) values in [0, 1]"
+            )
+        return table
+    return matplotlib_table(name)
+
+
+def matplotlib_table(name: str) -> np.ndarray:
     """Return the 256-entry RGB table of a matplotlib colour map.
 
     Parameters
@@ -83,7 +112,7 @@ class MatplotlibColormap(api.Colormap):
         table : np.ndarray [shape=(256, 3), dtype=float32]
             RGB values in [0, 1]; row 0 colours the lowest level.
         """
-        return colormap_table(self.cmap_name)
+        return matplotlib_table(self.cmap_name)
 
 
 class Viridis(MatplotlibColormap):

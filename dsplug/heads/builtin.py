@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras
 from pydantic import Field
 
-from dsplug.api import Head, Options, PluginError, Task, TaskName, TaskNotSupported
+from dsplug.plugin import Head, Options, PluginError, Task, TaskName, TaskNotSupported
 from dsplug.heads.arelu import AReLU
 
 __all__ = ["LinearHead", "MLPHead", "RegressionHead"]
@@ -99,7 +99,7 @@ class MLPHead(Head):
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Pool, Dense(units) + AReLU + Dropout, then the task's output layer; arguments, shapes
-        and errors as :meth:`dsplug.api.Head.build` (tasks: classification, multilabel).
+        and errors as :meth:`dsplug.plugin.Head.build` (tasks: classification, multilabel).
         """
         _check_build_args(self, num_outputs=num_outputs, task=task)
         x = _pool(features, pooling=self.options.pooling)
@@ -120,7 +120,7 @@ class LinearHead(Head):
 
     def build(self, features: tf.Tensor, *, num_outputs: int, task: Task) -> tf.Tensor:
         """Pool, optional Dropout, then the task's output layer; arguments, shapes and errors as
-        :meth:`dsplug.api.Head.build` (tasks: classification, multilabel).
+        :meth:`dsplug.plugin.Head.build` (tasks: classification, multilabel).
         """
         _check_build_args(self, num_outputs=num_outputs, task=task)
         x = _pool(features, pooling=self.options.pooling)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from dsplug import registry
-from dsplug.api import Options, Plugin
+from dsplug.plugin import Options, Plugin
 from dsplug.errors import DsplugError, RecipeError
 from dsplug.recipe.reading import check_finite, read_recipe_file
 from dsplug.recipe.schema import Recipe
@@ -288,7 +288,7 @@ def validate_options(plugin: type[Plugin], values: dict[str, Any], *, key: str, 
     Parameters
     ----------
     plugin : type
-        The plugin class (its ``Options`` is a :class:`dsplug.api.Options` subclass).
+        The plugin class (its ``Options`` is a :class:`dsplug.plugin.Options` subclass).
     values : dict
         The section's option keys (without ``name`` and the other core keys).
     key : str

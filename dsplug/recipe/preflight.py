@@ -23,7 +23,7 @@ from typing import Any
 from pathlib import Path
 
 from dsplug import registry
-from dsplug.api import Backbone
+from dsplug.plugin import Backbone
 from dsplug.errors import DsplugError, RecipeError, TaskNotSupported
 from dsplug.recipe.loader import plugin_options
 from dsplug.recipe.schema import Recipe

@@ -12,7 +12,7 @@
 suite runs them over every installed plugin (``tests/test_plugin_contract.py``), so a broken
 third-party plugin shows up there too.
 
-Common to every group: ``Options`` is a :class:`dsplug.api.Options` subclass whose defaults are
+Common to every group: ``Options`` is a :class:`dsplug.plugin.Options` subclass whose defaults are
 valid and which refuses unknown keys, and options survive their plain-data round trip (what a
 run's ``recipe.yaml`` and a saved model keep). Backbones and heads are also converted to TFLite
 with builtin ops only (outputs equal to Keras', also one input after another on one interpreter)
@@ -20,7 +20,7 @@ and saved and loaded as ``.keras`` with non-default options (identical outputs);
 declared weight sources must fail with a :class:`~dsplug.errors.WeightsError` when their files
 are nowhere, never give random weights.
 
-Plugins import only :mod:`dsplug.api`, and their tests only it and this module: so this module
+Plugins import only :mod:`dsplug.plugin`, and their tests only it and this module: so this module
 also offers what a plugin's tests need of dsplug's pipeline, the way a run uses the plugin:
 :func:`build_backbone` and :func:`resolve_weights` (pretrained weights as dsplug finds and loads
 them), :func:`installed_file` (a package source's published file), :func:`recipe_pipeline`,

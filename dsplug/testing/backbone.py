@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dsplug import api
+from dsplug import plugin as api
 from dsplug.testing.common import check_doc, check_round_trip, check_tflite_builtins, checked_options, registered_name
 
 __all__ = ["check_backbone"]
@@ -176,8 +176,8 @@ def check_backbone(
 ) -> dict[str, Any]:
     """Check a backbone plugin class against the contract, with random weights on a tiny input.
 
-    Checks: class attributes and ``Options``; :meth:`~dsplug.api.Backbone.preprocess` keeps
-    shape and dtype, is finite and deterministic; :meth:`~dsplug.api.Backbone.build` returns a
+    Checks: class attributes and ``Options``; :meth:`~dsplug.plugin.Backbone.preprocess` keeps
+    shape and dtype, is finite and deterministic; :meth:`~dsplug.plugin.Backbone.build` returns a
     ``tf_keras.Model`` with float32, finite features (4-D for image backbones); preprocessing +
     backbone convert to TFLite with builtin ops only and give Keras' outputs; they survive a
     ``.keras`` save/load with non-default options; one training step changes every kernel;
@@ -188,7 +188,7 @@ def check_backbone(
     Parameters
     ----------
     cls : type
-        A :class:`dsplug.api.Backbone` subclass, installed under ``dsplug.backbones``.
+        A :class:`dsplug.plugin.Backbone` subclass, installed under ``dsplug.backbones``.
     options : mapping, Options or None
         Options to build with (default: :func:`varied_options`, non-default values).
     input_shape : tuple of int, optional
@@ -208,9 +208,9 @@ def check_backbone(
     """
     import tf_keras
 
-    from dsplug.model import BackbonePreprocess
+    from dsplug.pipeline import BackbonePreprocess
 
-    assert isinstance(cls, type) and issubclass(cls, api.Backbone), f"{cls!r} is not a dsplug.api.Backbone subclass"
+    assert isinstance(cls, type) and issubclass(cls, api.Backbone), f"{cls!r} is not a dsplug.plugin.Backbone subclass"
     _check_backbone_class(cls)
     chosen = checked_options(cls, options)
     name = registered_name(cls, "backbones")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from dsplug import api, registry
+from dsplug import plugin as api
+from dsplug import registry
 
 __all__ = [
     "assert_close",
@@ -63,7 +64,7 @@ def varied_options(cls: type[api.Plugin]) -> api.Options:
 def checked_options(cls: type[api.Plugin], options: Mapping[str, Any] | api.Options | None) -> api.Options:
     """Check the ``Options`` contract, then return the options to test with."""
     assert isinstance(cls.Options, type) and issubclass(cls.Options, api.Options), (
-        f"{cls.__name__}.Options must subclass dsplug.api.Options, got {cls.Options!r}"
+        f"{cls.__name__}.Options must subclass dsplug.plugin.Options, got {cls.Options!r}"
     )
     try:
         defaults = cls.Options()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dsplug import api
+from dsplug import plugin as api
 from dsplug.testing.common import check_doc, check_round_trip, check_tflite_builtins, checked_options, registered_name
 
 __all__ = ["check_augmentation", "check_colormap", "check_head"]
@@ -26,7 +26,7 @@ def check_head(
 ) -> dict[str, Any]:
     """Check a head plugin class: outputs per task, TFLite builtins, ``.keras`` round trip.
 
-    For each task in :attr:`~dsplug.api.Head.tasks` the head builds on (batch, h, w, c)
+    For each task in :attr:`~dsplug.plugin.Head.tasks` the head builds on (batch, h, w, c)
     features, gives float32 (batch, num_outputs) outputs (probabilities summing to 1 for
     ``classification``, in (0, 1) for ``multilabel``, finite for ``regression``), converts to
     TFLite with builtin ops only, and survives a ``.keras`` save/load with non-default options.
@@ -34,7 +34,7 @@ def check_head(
     Parameters
     ----------
     cls : type
-        A :class:`dsplug.api.Head` subclass.
+        A :class:`dsplug.plugin.Head` subclass.
     options : mapping, Options or None
         Options to build with (default: :func:`varied_options`).
     features_shape : tuple of int
@@ -51,9 +51,9 @@ def check_head(
     """
     import tf_keras
 
-    assert isinstance(cls, type) and issubclass(cls, api.Head), f"{cls!r} is not a dsplug.api.Head subclass"
+    assert isinstance(cls, type) and issubclass(cls, api.Head), f"{cls!r} is not a dsplug.plugin.Head subclass"
     check_doc(cls)
-    assert cls.tasks and set(cls.tasks) <= set(api.Task), f"{cls.__name__}.tasks: names of dsplug.api.Task members"
+    assert cls.tasks and set(cls.tasks) <= set(api.Task), f"{cls.__name__}.tasks: names of dsplug.plugin.Task members"
     chosen = checked_options(cls, options)
     inputs = np.random.default_rng(1).normal(size=(batch, *features_shape)).astype(np.float32)
     parameters = {}
@@ -85,7 +85,7 @@ def check_colormap(cls: type[api.Colormap]) -> np.ndarray:
     np.ndarray [shape=(256, 3), dtype=float32]
         The table.
     """
-    assert isinstance(cls, type) and issubclass(cls, api.Colormap), f"{cls!r} is not a dsplug.api.Colormap subclass"
+    assert isinstance(cls, type) and issubclass(cls, api.Colormap), f"{cls!r} is not a dsplug.plugin.Colormap subclass"
     check_doc(cls)
     checked_options(cls, None)
     table = cls().table()
@@ -103,7 +103,7 @@ def _check_colormap_in_frontend(cls: type[api.Colormap], table: np.ndarray) -> N
     import tensorflow as tf
 
     from dsplug.frontend.layers import SpectrogramImage
-    from dsplug.model import colormap_table
+    from dsplug.frontend.colormaps import colormap_table
 
     name = registered_name(cls, "colormaps")
     np.testing.assert_array_equal(colormap_table(name), table, err_msg=f"colour map {name!r} resolves to another table")
@@ -136,7 +136,7 @@ def check_augmentation(
     Parameters
     ----------
     cls : type
-        A :class:`dsplug.api.Augmentation` subclass.
+        A :class:`dsplug.plugin.Augmentation` subclass.
     options : mapping, Options or None
         Options to apply with (default: :func:`varied_options`).
     image_size : tuple of int

@@ -1,4 +1,4 @@
-"""What a run does with a plugin, for the plugin's own tests (which import only ``dsplug.api``
+"""What a run does with a plugin, for the plugin's own tests (which import only ``dsplug.plugin``
 and ``dsplug.testing``): the recipe's pipeline, its TFLite model, a whole run; and where an
 installed package keeps a declared weights file.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dsplug.api import PackageWeights
+from dsplug.plugin import PackageWeights
 from dsplug.errors import RecipeError
 
 __all__ = ["installed_file", "recipe_pipeline", "run_recipe", "tflite"]
@@ -66,10 +66,10 @@ def recipe_pipeline(recipe: str | os.PathLike[str], *, overrides: Sequence[str] 
 
     Returns
     -------
-    dsplug.model.Pipeline
+    dsplug.pipeline.Pipeline
         With ``end_to_end`` (audio in, outputs out), ``frontend``, ``backbone``, ``head``.
     """
-    from dsplug.model import build_pipeline
+    from dsplug.pipeline import build_pipeline
 
     return build_pipeline(_point(recipe, overrides).recipe, num_outputs=num_outputs)
 

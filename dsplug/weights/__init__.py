@@ -1,17 +1,17 @@
 """Pretrained backbone weights: the one path that resolves and loads them.
 
-A backbone declares its sources as data (:attr:`dsplug.api.Backbone.weight_sources`) and only
+A backbone declares its sources as data (:attr:`dsplug.plugin.Backbone.weight_sources`) and only
 builds its architecture; :func:`build_backbone` resolves the recipe's ``model.backbone.weights``
 before building (so a missing file fails fast), builds, then loads:
 
 - ``None`` (``weights: none``): random initialisation, asked for explicitly;
 - a source name (``imagenet``, ``audioset``, ...): the declared file, found offline (see
-  :mod:`dsplug.weights.locate`), a :class:`~dsplug.api.KerasWeights` file downloaded if allowed
-  (:mod:`dsplug.weights.keras`), a :class:`~dsplug.api.TorchWeights` state dict converted once
-  (:mod:`dsplug.weights.torch`), a :class:`~dsplug.api.PackageWeights` read by the backbone's
-  :meth:`~dsplug.api.Backbone.load_pretrained`;
+  :mod:`dsplug.weights.locate`), a :class:`~dsplug.plugin.KerasWeights` file downloaded if allowed
+  (:mod:`dsplug.weights.keras`), a :class:`~dsplug.plugin.TorchWeights` state dict converted once
+  (:mod:`dsplug.weights.torch`), a :class:`~dsplug.plugin.PackageWeights` read by the backbone's
+  :meth:`~dsplug.plugin.Backbone.load_pretrained`;
 - a path: a ``.pth`` state dict (converted like a TorchWeights source), else a file (or folder)
-  handed to :meth:`~dsplug.api.Backbone.load_pretrained` (Keras' ``load_weights`` by default).
+  handed to :meth:`~dsplug.plugin.Backbone.load_pretrained` (Keras' ``load_weights`` by default).
 
 Requested weights are never replaced by random ones: every failure is a
 :class:`~dsplug.errors.WeightsError` naming the file, where to put it and the fix.
@@ -32,7 +32,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsplug.api import Backbone, KerasWeights, PackageWeights, TorchWeights, WeightSource
+from dsplug.plugin import Backbone, KerasWeights, PackageWeights, TorchWeights, WeightSource
 from dsplug.errors import WeightsError
 from dsplug.weights.keras import DOWNLOAD_TIMEOUT_S, offline, pick_file, resolve_keras_file
 from dsplug.weights.locate import (
@@ -97,7 +97,7 @@ def _name(plugin: Backbone) -> str:
 def declared_source(plugin: Backbone, key: str, *, input_shape: tuple[int, ...]) -> WeightSource | None:
     """The declared source called ``key`` for this input shape (``None`` if not declared).
 
-    A tuple of :class:`~dsplug.api.KerasWeights` (one file per input size) is narrowed to the
+    A tuple of :class:`~dsplug.plugin.KerasWeights` (one file per input size) is narrowed to the
     file for ``input_shape`` (see :func:`dsplug.weights.keras.pick_file`).
     """
     declared = plugin.weight_sources.get(key)

@@ -1,4 +1,4 @@
-"""Keras weight files (:class:`dsplug.api.KerasWeights`): choose, find offline, else download.
+"""Keras weight files (:class:`dsplug.plugin.KerasWeights`): choose, find offline, else download.
 
 A named source resolves to one exact file, looked for in the folders of
 :mod:`dsplug.weights.locate`. If the file is in none of them, Keras' own downloader
@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from dsplug.api import KerasWeights
+from dsplug.plugin import KerasWeights
 from dsplug.errors import WeightsError
 from dsplug.weights.locate import ENV_OFFLINE, ENV_WEIGHTS_DIR, RECIPE_KEY, find_file, keras_cache_dir, search_dirs
 

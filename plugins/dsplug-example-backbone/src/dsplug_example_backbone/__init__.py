@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras
 from pydantic import Field
 
-from dsplug.api import Backbone, Options
+from dsplug.plugin import Backbone, Options
 
 
 class TinyConv(Backbone):

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dsplug.api import Colormap
+from dsplug.plugin import Colormap
 
 
 class AnchorColormap(Colormap):

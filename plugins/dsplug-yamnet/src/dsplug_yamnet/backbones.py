@@ -43,7 +43,7 @@ import tensorflow as tf
 import tf_keras
 from pydantic import Field, model_validator
 
-from dsplug.api import Backbone, Options, PluginError, WeightSource
+from dsplug.plugin import Backbone, Options, PluginError, WeightSource
 from dsplug_yamnet.frontend import SAMPLE_RATE, WINDOW_SAMPLES, YamnetLogMelPatches, patch_count
 from dsplug_yamnet.network import CLASSIFIER_LAYER, EMBEDDING_SIZE, NUM_CLASSES, PatchFeatures, patch_model, yamnet_body
 from dsplug_yamnet.savedmodel import AUDIOSET, load_yamnet

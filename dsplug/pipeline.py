@@ -25,10 +25,11 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug import registry
-from dsplug.api import Backbone, Head
+from dsplug.plugin import Backbone, Head
 from dsplug.artifacts import RunDir
 from dsplug.data import ChunkSource
-from dsplug.errors import PluginNotFound, RecipeError, RunError
+from dsplug.errors import RecipeError, RunError
+from dsplug.frontend.colormaps import colormap_table
 from dsplug.frontend.padding import RepeatPad, min_zeros_for  # also registers the layer for saved models
 from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
 from dsplug.recipe.preflight import check_head_task
@@ -36,21 +37,6 @@ from dsplug.recipe.schema import Recipe
 from dsplug.weights import build_backbone
 
 logger = logging.getLogger(__name__)
-
-
-def colormap_table(name: str) -> np.ndarray:
-    """The (256, 3) float32 table of a colour map: a ``dsplug.colormaps`` plugin, else matplotlib's."""
-    if name in registry.names("colormaps"):
-        table = np.asarray(registry.load("colormaps", name)().table(), dtype=np.float32)
-        if table.shape != (256, 3) or not np.all((table >= 0) & (table <= 1)):
-            raise PluginNotFound(
-                f"colour map plugin {name!r} returned a table of shape {table.shape}; "
-                "expected (256, 3) values in [0, 1]"
-            )
-        return table
-    from dsplug.frontend.colormaps import colormap_table as matplotlib_table
-
-    return matplotlib_table(name)
 
 
 def load_backbone(recipe: Recipe) -> Backbone:
