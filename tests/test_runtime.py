@@ -1,8 +1,9 @@
 """The TFLite runtime (dsplug.runtime) on a real exported model and the bundled recordings.
 
-One tiny model (SqueezeNet 1.1, random weights, 32x32 images, 0.5 s chunks, 0.25 s hop) is
-trained for zero epochs and exported once per module by the real run wiring; every test runs
-that ``model.tflite`` with ai-edge-litert.
+The tests run the golden model (``tests/assets/golden/model.tflite``: a tiny dsplug model with
+0.5 s chunks and a 0.25 s hop, exported by ``scripts/make_golden_model.py``) with ai-edge-litert,
+so they need no training. One heavy test compares the TFLite outputs with the Keras model of a
+run exported here (SqueezeNet 1.1, random weights, 32x32 images, the same chunking).
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def run_dir(tmp_path_factory):
     return out
 
 
+GOLDEN = ROOT / "tests" / "assets" / "golden"
+
+
 @pytest.fixture(scope="module")
-def model(run_dir):
-    return runtime.load_model(run_dir / "model.tflite", threads=1)
+def model():
+    return runtime.load_model(GOLDEN / "model.tflite", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -81,42 +85,59 @@ def frames_of(path, model):
 
 
 # ------------------------------------------------------------------------------ model loading
-def test_load_model_reads_the_metadata(model, run_dir):
-    meta = json.loads((run_dir / "model.json").read_text())
-    assert model.classes == tuple(meta["classes"]) == ("T1", "T2", "T3", "T4", "T5_neutral")
+def sidecar(model) -> dict:
+    """The ``model.json`` dsplug export writes beside a model: its embedded description."""
+    return json.loads(model.metadata.to_json())
+
+
+def test_the_golden_models_load_in_this_version():
+    """The golden models are exported files: when the exported format changes, regenerate them."""
+    for name, mode in (("model.tflite", "none"), ("model-int8.tflite", "int8")):
+        try:
+            loaded = runtime.load_model(GOLDEN / name)
+        except ExportError as err:
+            pytest.fail(f"{GOLDEN / name} no longer loads ({err}): run python scripts/make_golden_model.py")
+        assert loaded.metadata.quantize == mode and loaded.classes == ("T1", "T2", "T3", "T4", "T5_neutral")
+
+
+def test_load_model_reads_the_metadata(model):
+    assert model.classes == tuple(model.metadata.classes) == ("T1", "T2", "T3", "T4", "T5_neutral")
     assert (model.sample_rate, model.chunk_samples, model.hop_seconds) == (16000, 8000, 0.25)
-    assert model.n_outputs == 5 and model.task == "classification"
-    # a run directory is accepted too
-    assert runtime.load_model(run_dir).path == run_dir / "model.tflite"
+    assert model.n_outputs == 5 and model.task == "classification" and model.metadata.name == "golden"
+    # a folder holding model.tflite (a run directory) is accepted too
+    assert runtime.load_model(GOLDEN).path == GOLDEN / "model.tflite"
 
 
-def test_bad_models_fail_with_clear_errors(run_dir, tmp_path):
+def test_bad_models_fail_with_clear_errors(model, tmp_path):
+    import zipfile
+
     with pytest.raises(ExportError, match="does not exist"):
         runtime.load_model(tmp_path / "nope.tflite")
 
     noise = tmp_path / "noise.tflite"
     noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    shutil.copy(run_dir / "model.json", tmp_path / "noise.json")
+    (tmp_path / "noise.json").write_text(json.dumps(sidecar(model)))
     with pytest.raises(ExportError, match="not a TFLite model.*TFL3"):
         runtime.load_model(noise)
 
-    keras_file = tmp_path / "model.keras.tflite"  # right suffix, wrong content (a zip)
-    shutil.copy(run_dir / "model.keras", keras_file)
+    keras_file = tmp_path / "model.keras.tflite"  # right suffix, wrong content (a zip, as model.keras is)
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        archive.writestr("config.json", "{}")
     with pytest.raises(ExportError, match="not a TFLite model"):
         runtime.load_model(keras_file)
 
     truncated = tmp_path / "truncated.tflite"
-    truncated.write_bytes((run_dir / "model.tflite").read_bytes()[:100_000])
-    shutil.copy(run_dir / "model.json", tmp_path / "truncated.json")
+    truncated.write_bytes((GOLDEN / "model.tflite").read_bytes()[:100_000])
+    (tmp_path / "truncated.json").write_text(json.dumps(sidecar(model)))
     with pytest.raises(ExportError, match="damaged"):
         runtime.load_model(truncated)
 
     alone = tmp_path / "alone" / "model.tflite"
     alone.parent.mkdir()
-    shutil.copy(run_dir / "model.tflite", alone)
+    shutil.copy(GOLDEN / "model.tflite", alone)
     assert runtime.load_model(alone).classes == ("T1", "T2", "T3", "T4", "T5_neutral")  # it describes itself
 
-    meta = json.loads((run_dir / "model.json").read_text())
+    meta = sidecar(model)
     # the sidecar of another model (1 s chunks; 2 classes) next to this one
     other = {**meta, "chunk_seconds": 1.0, "input": {**meta["input"], "shape": [1, 16000]}}
     (alone.parent / "model.json").write_text(json.dumps(other))
@@ -138,7 +159,9 @@ def test_bad_models_fail_with_clear_errors(run_dir, tmp_path):
 
 
 # ---------------------------------------------------------------------------------- files
-def test_predict_files_on_a_file_and_a_folder(model, keras_model, tmp_path):
+@pytest.mark.heavy
+def test_predict_files_on_a_file_and_a_folder(run_dir, keras_model, tmp_path):
+    model = runtime.load_model(run_dir / "model.tflite", threads=1)
     folder = tmp_path / "audio"
     (folder / "nested").mkdir(parents=True)
     shutil.copy(TONES / "audio" / "spk3_0002_T1.ogg", folder / "b.ogg")
@@ -395,9 +418,9 @@ TF_FREE = textwrap.dedent(
 )
 
 
-def test_runtime_needs_no_tensorflow_or_librosa(model, run_dir):
+def test_runtime_needs_no_tensorflow_or_librosa(model):
     done = subprocess.run(
-        [sys.executable, "-c", TF_FREE, str(run_dir / "model.tflite"), str(LONG)],
+        [sys.executable, "-c", TF_FREE, str(GOLDEN / "model.tflite"), str(LONG)],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -412,8 +435,8 @@ def test_runtime_needs_no_tensorflow_or_librosa(model, run_dir):
 
 
 # ---------------------------------------------------------------------------------- bench
-def test_bench_reports_sane_numbers(run_dir):
-    path = run_dir / "model.tflite"
+def test_bench_reports_sane_numbers():
+    path = GOLDEN / "model.tflite"
     result = runtime.bench(path, threads=1, runs=20, warmup=2)
     assert result["file_bytes"] == path.stat().st_size
     assert 0 < result["latency_min_ms"] <= result["latency_p50_ms"] <= result["latency_p95_ms"] < 1000
@@ -431,7 +454,7 @@ def test_bench_reports_sane_numbers(run_dir):
     constants = [d for d in interpreter.get_tensor_details() if d["index"] not in produced | inputs]
     assert result["constant_tensors"] == len(constants)
     assert result["parameters"] == sum(int(np.prod(d["shape"])) for d in constants)
-    assert result["parameters"] > 700_000  # SqueezeNet 1.1 alone has 722k weights
+    assert result["parameters"] > 24_000  # TinyConv (width 8) alone has 24k weights
 
     text = format_bench(result)
     assert f"{result['parameters']:,}" in text and "p95" in text and "peak memory" in text
@@ -480,7 +503,7 @@ def test_int8_input_and_output_tensors_are_quantised(tmp_path):
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.02)
 
 
-def test_cli_predict_stream_bench(run_dir, tmp_path):
+def test_cli_predict_stream_bench(tmp_path):
     """The runtime commands as a user runs them, on an exported model and real audio."""
     import json as json_module
 
@@ -491,22 +514,22 @@ def test_cli_predict_stream_bench(run_dir, tmp_path):
     runner = CliRunner()
     folder = ROOT / "data" / "drums" / "audio"
     out = tmp_path / "pred.csv"
-    result = runner.invoke(app, ["predict", str(run_dir), str(folder), "--csv", str(out)])
+    result = runner.invoke(app, ["predict", str(GOLDEN), str(folder), "--csv", str(out)])
     assert result.exit_code == 0, result.output
     assert "bassdrum01.ogg" in result.output and "note: resampled 62 files to 16 kHz: 61 from 44.1 kHz" in result.output
     rows = list(csv.DictReader(open(out)))
     assert sum(r["level"] == "file" for r in rows) == len(list(folder.glob("*.ogg")))
-    as_json = runner.invoke(app, ["predict", str(run_dir / "model.tflite"), str(folder / "bassdrum01.ogg"), "--json"])
+    as_json = runner.invoke(app, ["predict", str(GOLDEN / "model.tflite"), str(folder / "bassdrum01.ogg"), "--json"])
     assert as_json.exit_code == 0 and json_module.loads(as_json.output)["files"][0]["file"].endswith("bassdrum01.ogg")
-    stream = runner.invoke(app, ["stream", str(run_dir), "--file", str(folder / "crash02.ogg"), "--fast", "--smoothing", "2"])
+    stream = runner.invoke(app, ["stream", str(GOLDEN), "--file", str(folder / "crash02.ogg"), "--fast", "--smoothing", "2"])
     assert stream.exit_code == 0, stream.output
     assert "latency per window: mean" in stream.output and "real-time factor" in stream.output
-    bench = runner.invoke(app, ["bench", str(run_dir), "--runs", "5", "--json"])
+    bench = runner.invoke(app, ["bench", str(GOLDEN), "--runs", "5", "--json"])
     assert bench.exit_code == 0 and json_module.loads(bench.output)["latency_mean_ms"] > 0
     for args, message in (
-        (["stream", str(run_dir)], "exactly one source"),
+        (["stream", str(GOLDEN)], "exactly one source"),
         (["predict", str(tmp_path / "none.tflite"), str(folder)], "none.tflite"),
-        (["predict", str(run_dir), str(tmp_path)], "no audio"),
+        (["predict", str(GOLDEN), str(tmp_path)], "no audio"),
     ):
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and message in bad.output, bad.output
