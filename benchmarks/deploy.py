@@ -37,7 +37,8 @@ from ai_edge_litert.interpreter import Interpreter
 from dsplug import data
 from dsplug.deploy import QUANTIZE_MODES, gzip_size
 from dsplug.deploy.convert import convert
-from dsplug.pipeline import build_pipeline, chunk_samples
+from dsplug.pipeline import build_pipeline
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.recipe.loader import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,8 @@ def main() -> None:
             "frontend.image_size=[224, 224]", "data.chunk_seconds=3.0",
         ])
         recipe = point.recipe
-        model = build_pipeline(recipe, num_outputs=5).end_to_end
+        spec = PipelineSpec.of(recipe)
+        model = build_pipeline(spec, num_outputs=5).end_to_end
         chunks = calibration_chunks(recipe, count=args.calibration)
         chunk = chunks[:1]
         reference = None
@@ -154,7 +156,7 @@ def main() -> None:
         for mode in modes:
             start = time.perf_counter()
             content = convert(
-                model, samples=chunk_samples(recipe), quantize=mode,  # type: ignore[arg-type]
+                model, samples=spec.chunk_samples, quantize=mode,  # type: ignore[arg-type]
                 representative=chunks, float_reference=reference,
             )
             seconds = time.perf_counter() - start

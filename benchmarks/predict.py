@@ -48,15 +48,17 @@ def build_model(path: Path) -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from dsplug import data
     from dsplug.deploy.convert import convert, model_metadata
-    from dsplug.pipeline import build_pipeline, chunk_samples
+    from dsplug.pipeline import build_pipeline
+    from dsplug.recipe.spec import PipelineSpec
     from dsplug.recipe.loader import load_recipe
 
     [point] = load_recipe(DEMO, overrides=["model.backbone.weights=none"])
     recipe = point.recipe
     classes = data.load_manifest(recipe.data.manifest, task=recipe.data.task).classes
-    model = build_pipeline(recipe, num_outputs=len(classes)).end_to_end
-    content = convert(model, samples=chunk_samples(recipe))
-    meta = model_metadata(recipe, classes=classes, recipe_hash=point.hash)
+    spec = PipelineSpec.of(recipe)
+    model = build_pipeline(spec, num_outputs=len(classes)).end_to_end
+    content = convert(model, samples=spec.chunk_samples)
+    meta = model_metadata(spec, classes=classes, recipe_hash=point.hash)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(meta.to_tflite(content))
 

@@ -256,13 +256,14 @@ def _train_child(recipe: Path, storage: str) -> None:
 
     from dsplug import data
     from dsplug.pipeline import build_pipeline
+    from dsplug.recipe.spec import PipelineSpec
     from dsplug.recipe.loader import load_recipe
     from dsplug.workflows.run import trainer_for
 
     [point] = load_recipe(recipe, overrides=[f"data.storage={storage}"])
     manifest = data.load_manifest(point.recipe.data.manifest)
     train = data.LabelledChunks.of(data.decode_for(manifest.partition("train"), config=point.recipe.data, storage=storage), manifest=manifest)
-    pipeline = build_pipeline(point.recipe, num_outputs=len(manifest.classes))
+    pipeline = build_pipeline(PipelineSpec.of(point.recipe), num_outputs=len(manifest.classes))
     with tempfile.TemporaryDirectory() as run_dir:
         history = trainer_for(point.recipe, pipeline=pipeline, run_dir=run_dir).fit(train, None, recipe_hash=point.hash).history
     print("RESULT" + json.dumps({f"phase{h['phase']}": len(train) / h["seconds"] for h in history} | {"chunks": len(train), "peak_mb": _status_mb("VmHWM")}))

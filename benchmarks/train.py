@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from dsplug import data as data_stage  # noqa: E402
 from dsplug.pipeline import build_pipeline  # noqa: E402
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.recipe.loader import load_recipe  # noqa: E402
 from dsplug.workflows.run import trainer_for  # noqa: E402
 
@@ -64,7 +65,7 @@ def main() -> None:
             f"train.phase2.finetune_layers={FINETUNE.get(name, 30)}", "data.chunk_seconds=3.0",
         ])
         recipe = point.recipe
-        pipeline = build_pipeline(recipe, num_outputs=5)
+        pipeline = build_pipeline(PipelineSpec.of(recipe), num_outputs=5)
         with tempfile.TemporaryDirectory() as run_dir:
             trainer = trainer_for(recipe, pipeline=pipeline, run_dir=run_dir)
 

@@ -25,47 +25,17 @@ import tensorflow as tf
 import tf_keras
 
 from dsplug import registry
-from dsplug.plugin import Backbone, Head
 from dsplug.artifacts import RunDir
 from dsplug.data import ChunkSource
 from dsplug.errors import RecipeError, RunError
 from dsplug.frontend.colormaps import colormap_table
 from dsplug.frontend.padding import RepeatPad, min_zeros_for  # also registers the layer for saved models
-from dsplug.recipe.loader import RecipePoint, load_recipe, plugin_options
-from dsplug.recipe.preflight import check_head_task
+from dsplug.recipe.loader import RecipePoint, load_recipe
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.recipe.schema import Recipe
 from dsplug.weights import build_backbone
 
 logger = logging.getLogger(__name__)
-
-
-def load_backbone(recipe: Recipe) -> Backbone:
-    """The backbone plugin instance selected by ``model.backbone``."""
-    cls = registry.load("backbones", recipe.model.backbone.name)
-    return cls(options=plugin_options(cls, recipe.model.backbone, key="model.backbone"))
-
-
-def load_head(recipe: Recipe) -> Head:
-    """The head plugin instance selected by ``model.head``."""
-    cls = registry.load("heads", recipe.model.head.name)
-    return cls(options=plugin_options(cls, recipe.model.head, key="model.head"))
-
-
-def image_size(recipe: Recipe, backbone: Backbone) -> tuple[int, int]:
-    """(height, width): ``frontend.image_size`` if set, else the backbone's input size."""
-    size = recipe.frontend.image_size
-    return (int(size[0]), int(size[1])) if size else tuple(backbone.input_size)  # type: ignore[return-value]
-
-
-def chunk_samples(recipe: Recipe) -> int:
-    """Samples in one chunk at the recipe's sample rate."""
-    return int(round(recipe.data.chunk_seconds * recipe.data.sample_rate))
-
-
-def weights_arg(recipe: Recipe) -> str | None:
-    """``model.backbone.weights`` as the backbone's build expects it (``none`` -> None)."""
-    weights = recipe.model.backbone.weights
-    return None if weights.lower() == "none" else weights
 
 
 @tf_keras.utils.register_keras_serializable(package="dsplug")
@@ -119,10 +89,8 @@ class Pipeline:
         The backbone feature extractor inside ``classifier`` (for freezing/unfreezing).
     fill_value : np.ndarray [shape=(3,), dtype=float32]
         The normalised pixel value of silence (colour-map row 0), for masks.
-    input_kind : str
-        The backbone's input: ``image`` (spectrogram images) or ``audio`` (raw chunks).
-    image_size : tuple[int, int]
-        (height, width) of the images.
+    spec : PipelineSpec
+        What it was built from (the exporter describes the model from it).
     """
 
     frontend: tf_keras.Model
@@ -131,8 +99,17 @@ class Pipeline:
     end_to_end: tf_keras.Model
     backbone: tf_keras.Model
     fill_value: np.ndarray
-    image_size: tuple[int, int]
-    input_kind: str = "image"
+    spec: PipelineSpec
+
+    @property
+    def input_kind(self) -> str:
+        """The backbone's input: ``image`` (spectrogram images) or ``audio`` (raw chunks)."""
+        return self.spec.input_kind
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images."""
+        return self.spec.image_size
 
 
 @contextlib.contextmanager
@@ -149,13 +126,13 @@ def precision(mixed: bool) -> Iterator[None]:
         tf_keras.mixed_precision.set_global_policy(before)
 
 
-def build_frontend(recipe: Recipe, *, size: tuple[int, int]) -> tf_keras.layers.Layer:
-    """The spectrogram-image layer configured from the recipe's ``data`` and ``frontend``."""
+def build_frontend(spec: PipelineSpec) -> tf_keras.layers.Layer:
+    """The spectrogram-image layer of a spec (its ``frontend`` section, sample rate and image size)."""
     from dsplug.frontend.layers import SpectrogramImage
 
-    fe = recipe.frontend
+    fe = spec.frontend
     return SpectrogramImage(
-        sample_rate=recipe.data.sample_rate,
+        sample_rate=spec.sample_rate,
         window_ms=fe.window_ms,
         hop_ms=fe.hop_ms,
         n_mels=fe.n_mels,
@@ -163,29 +140,29 @@ def build_frontend(recipe: Recipe, *, size: tuple[int, int]) -> tf_keras.layers.
         fmax=fe.fmax,
         top_db=fe.top_db,
         colormap=colormap_table(fe.colormap),
-        image_size=size,
+        image_size=spec.image_size,
         normalize_signal=fe.normalize_signal,
         name="spectrogram_image",
         dtype="float32",  # FFT, dB and colour lookup stay float32 under mixed precision
     )
 
 
-def pad_layer(recipe: Recipe) -> tf_keras.layers.Layer:
+def pad_layer(spec: PipelineSpec) -> tf_keras.layers.Layer:
     """The model's first layer: :class:`~dsplug.frontend.padding.RepeatPad` for
     ``data.pad_mode: repeat`` (hosts feed zero-padded windows, the model tiles them), else an
     identity."""
-    if recipe.data.pad_mode == "repeat":
-        return RepeatPad(min_zeros=min_zeros_for(recipe.data.sample_rate), name="repeat_pad", dtype="float32")
+    if spec.pad_mode == "repeat":
+        return RepeatPad(min_zeros=min_zeros_for(spec.sample_rate), name="repeat_pad", dtype="float32")
     return tf_keras.layers.Identity(name="zero_pad")
 
 
-def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
-    """Build front-end, backbone and head from a recipe.
+def build_pipeline(spec: PipelineSpec, *, num_outputs: int) -> Pipeline:
+    """Build front-end, backbone and head from a spec (:meth:`PipelineSpec.of` a recipe).
 
     Parameters
     ----------
-    recipe : Recipe
-        The validated recipe.
+    spec : PipelineSpec
+        The model the recipe describes, checked.
     num_outputs : int
         Number of classes (or regression targets).
 
@@ -194,61 +171,39 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
     WeightsError
         Requested pretrained weights are missing (never replaced by random ones).
     """
-    tf_keras.utils.set_random_seed(recipe.seed)
-    backbone_plugin = load_backbone(recipe)
-    head = load_head(recipe)
-    task = recipe.data.task
-    check_head_task(type(head), name=recipe.model.head.name, task=task)
-    if backbone_plugin.sample_rate and backbone_plugin.sample_rate != recipe.data.sample_rate:
-        raise RecipeError(
-            f"data.sample_rate: backbone {recipe.model.backbone.name!r} expects "
-            f"{backbone_plugin.sample_rate} Hz audio, the recipe gives {recipe.data.sample_rate}; "
-            f"set data.sample_rate: {backbone_plugin.sample_rate}"
-        )
-    size = image_size(recipe, backbone_plugin)
-    samples = chunk_samples(recipe)
-
+    tf_keras.utils.set_random_seed(spec.seed)
+    backbone_plugin = spec.backbone
+    samples = spec.chunk_samples
     audio = tf_keras.Input((samples,), dtype="float32", name="audio")
-    window = pad_layer(recipe)(audio)  # hosts zero-pad short windows; the model fills them
-    if backbone_plugin.input_kind == "audio":  # the backbone has its own front-end
+    window = pad_layer(spec)(audio)  # hosts zero-pad short windows; the model fills them
+    if spec.input_kind == "audio":  # the backbone has its own front-end
         frontend = tf_keras.Model(audio, tf_keras.layers.Identity(name="raw_audio")(window), name="frontend")
-        input_shape: tuple[int, ...] = (samples,)
     else:
-        image = build_frontend(recipe, size=size)(window)
+        image = build_frontend(spec)(window)
         normalised = BackbonePreprocess(
-            backbone=recipe.model.backbone.name,
+            backbone=spec.backbone_name,
             options=backbone_plugin.options.model_dump(mode="json"),
             name="backbone_preprocess",
             dtype="float32",
         )(image)
         frontend = tf_keras.Model(audio, normalised, name="frontend")
-        input_shape = (size[0], size[1], 3)
+    input_shape = spec.input_shape
 
-    backbone = build_backbone(
-        backbone_plugin,
-        input_shape=input_shape,
-        weights=weights_arg(recipe),
-        weights_dir=recipe.model.backbone.weights_dir,
-    )
-    if recipe.model.taps != "last":
-        if backbone_plugin.input_kind != "image":
-            raise RecipeError(
-                f"model.taps: {recipe.model.taps!r} needs an image backbone; {recipe.model.backbone.name!r} "
-                "takes raw audio: set model.taps: last"
-            )
-        backbone = tapped(backbone, layers=tap_layers(backbone, taps=recipe.model.taps))
+    backbone = build_backbone(backbone_plugin, input_shape=input_shape, weights=spec.weights, weights_dir=spec.weights_dir)
+    if spec.taps != "last":
+        backbone = tapped(backbone, layers=tap_layers(backbone, taps=spec.taps))
     features = tf_keras.Input(backbone.output_shape[1:], dtype="float32", name="features")
     head_model = tf_keras.Model(
-        features, head.build(features, num_outputs=num_outputs, task=task), name="head"
+        features, spec.head.build(features, num_outputs=num_outputs, task=spec.task), name="head"
     )
     images = tf_keras.Input(input_shape, dtype="float32", name="image" if len(input_shape) == 3 else "samples")
     classifier = tf_keras.Model(images, head_model(backbone(images)), name="classifier")
 
     end_to_end = tf_keras.Model(audio, classifier(frontend(audio)), name="dsplug")
-    if backbone_plugin.input_kind == "audio":
+    if spec.input_kind == "audio":
         fill = np.zeros(3, np.float32)  # unused: image augmentations do not apply to raw audio
     else:
-        silence = colormap_table(recipe.frontend.colormap)[:1] * 255.0
+        silence = colormap_table(spec.frontend.colormap)[:1] * 255.0
         fill = backbone_plugin.preprocess(tf.constant(silence.reshape(1, 1, 1, 3)))
     return Pipeline(
         frontend=frontend,
@@ -257,8 +212,7 @@ def build_pipeline(recipe: Recipe, *, num_outputs: int) -> Pipeline:
         end_to_end=end_to_end,
         backbone=backbone,
         fill_value=np.asarray(fill, dtype=np.float32).reshape(3),
-        image_size=size,
-        input_kind=backbone_plugin.input_kind,
+        spec=spec,
     )
 
 
@@ -403,7 +357,7 @@ class TrainedRun:
     @property
     def samples(self) -> int:
         """Samples per chunk."""
-        return chunk_samples(self.point.recipe)
+        return self.pipeline.spec.chunk_samples
 
 
 def load_trained(run_dir: str | Path | RunDir, *, command: str) -> TrainedRun:
@@ -429,9 +383,8 @@ def load_trained(run_dir: str | Path | RunDir, *, command: str) -> TrainedRun:
     run.require([RunDir.RECIPE, RunDir.DATA, RunDir.KERAS_MODEL], command=command)
     [point] = load_recipe(run / RunDir.RECIPE)
     classes = [str(c) for c in run.data_summary().get("classes", [])]
-    build_recipe = point.recipe.model_copy(deep=True)
-    build_recipe.model.backbone.weights = "none"
-    pipeline = build_pipeline(build_recipe, num_outputs=max(len(classes), 1))
+    spec = dataclasses.replace(PipelineSpec.of(point.recipe), weights=None)
+    pipeline = build_pipeline(spec, num_outputs=max(len(classes), 1))
     try:
         pipeline.end_to_end.load_weights(str(run / RunDir.KERAS_MODEL))
     except Exception as err:  # noqa: BLE001  any load failure means the same thing here

@@ -38,6 +38,7 @@ MIRRORED = textwrap.dedent(
     from dsplug import data as data_stage
     from dsplug.distribute import make_strategy
     from dsplug.pipeline import build_pipeline
+    from dsplug.recipe.spec import PipelineSpec
     from dsplug.recipe.loader import load_recipe
     from dsplug.workflows.run import _splits
     from dsplug.workflows.run import trainer_for
@@ -52,7 +53,7 @@ MIRRORED = textwrap.dedent(
         split = _splits(manifest, chunks)["train"]
         strategy = make_strategy(name)
         with strategy.scope():
-            pipeline = build_pipeline(recipe, num_outputs=5)
+            pipeline = build_pipeline(PipelineSpec.of(recipe), num_outputs=5)
         trainer = trainer_for(recipe, pipeline=pipeline, run_dir=tempfile.mkdtemp(), strategy=strategy)
         fit = trainer.fit(split, None, recipe_hash=point.hash)
         results[name] = {"replicas": strategy.num_replicas_in_sync, "losses": [h["loss"] for h in fit.history],

@@ -206,3 +206,23 @@ def test_finetune_layers_count_fraction_or_all(recipe):
         load_recipe(recipe(), overrides=["train.phase2.finetune_layers=-3"])
     with pytest.raises(RecipeError, match="finetune_layers"):
         load_recipe(recipe(), overrides=["train.phase2.finetune_layers=most"])
+
+
+def test_the_pipeline_spec_is_derived_once_from_the_recipe(recipe):
+    """What the pre-flight checks and the model builder builds: one PipelineSpec."""
+    from dsplug.recipe.spec import PipelineSpec
+    from dsplug.task import Task
+
+    [point] = load_recipe(recipe("frontend: {image_size: [96, 128]}\n"),
+                          overrides=["data.chunk_seconds=0.75", "data.sample_rate=8000", "model.backbone.name=squeezenet_v1"])
+    spec = PipelineSpec.of(point.recipe)
+    assert spec.chunk_samples == 6000 and spec.sample_rate == 8000 and spec.hop_seconds == 0.75
+    assert spec.input_shape == (96, 128, 3) and spec.image_size == (96, 128) and spec.input_kind == "image"
+    assert spec.weights is None and spec.task is Task.CLASSIFICATION and spec.backbone_name == "squeezenet_v1"
+    assert type(spec.head).__name__ == "MLPHead" and spec.head.options.units == 64 and spec.name == "t"
+    # the backbone's own size when the recipe gives none; its smallest input is refused by name
+    [default] = load_recipe(recipe(), overrides=["model.backbone.name=squeezenet_v1"])
+    assert PipelineSpec.of(default.recipe).input_shape == (224, 224, 3)
+    [tiny] = load_recipe(recipe("frontend: {image_size: [16, 16]}\n"))
+    with pytest.raises(RecipeError, match=r"needs images of at least .* choose a larger frontend.image_size"):
+        PipelineSpec.of(tiny.recipe)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import TONES, tone_rows, write_manifest, write_recipe
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.recipe.loader import load_recipe
 from dsplug.workflows.run import run_point
 
@@ -167,7 +168,7 @@ def test_cached_features_train_the_head_like_the_full_model(tiny, storage, tmp_p
     from dsplug.workflows.run import _splits
     from dsplug.workflows.run import trainer_for
     from dsplug import data as data_stage
-    from dsplug import train as train_stage
+    from dsplug.train import finetune as train_stage
 
     cached_sources = []
 
@@ -187,7 +188,7 @@ def test_cached_features_train_the_head_like_the_full_model(tiny, storage, tmp_p
         else:
             chunks = {"train": data_stage.decode_for(manifest.partition("train"), config=recipe.data, storage="disk")}
         split = _splits(manifest, chunks)["train"]
-        pipeline = build_pipeline(recipe, num_outputs=5)
+        pipeline = build_pipeline(PipelineSpec.of(recipe), num_outputs=5)
         run_dir = tmp_path / f"run-{cache}"
         trainer_for(recipe, pipeline=pipeline, run_dir=run_dir).fit(split, None, recipe_hash=point.hash)
         assert not (run_dir / "checkpoints" / "features").exists()  # phase 1's feature files go when it ends
@@ -218,7 +219,7 @@ def test_steps_per_epoch_caps_every_epoch_and_a_capped_phase_1_does_not_cache(ti
         bars.append((description, total, done[-1]))
 
     caplog.set_level(logging.INFO, logger="dsplug.train")
-    trainer = trainer_for(recipe, pipeline=build_pipeline(recipe, num_outputs=5), run_dir=tmp_path, progress=progress)
+    trainer = trainer_for(recipe, pipeline=build_pipeline(PipelineSpec.of(recipe), num_outputs=5), run_dir=tmp_path, progress=progress)
     result = trainer.fit(train, None, recipe_hash=point.hash)
     assert len(train) > 2 * 2 * recipe.train.batch_size and trainer.steps(len(train)) == 2
     assert bars == [("phase 1 epoch 1/2", 2, 2), ("phase 1 epoch 2/2", 2, 2), ("phase 2 epoch 1/1", 2, 2)]  # no feature pass
@@ -230,7 +231,7 @@ def test_augmentation_is_off_at_evaluation(tiny):
     from dsplug.pipeline import build_pipeline
 
     [point] = load_recipe(tiny, overrides=["model.head.dropout=0.5"])
-    pipeline = build_pipeline(point.recipe, num_outputs=5)
+    pipeline = build_pipeline(PipelineSpec.of(point.recipe), num_outputs=5)
     audio = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 8000)).astype(np.float32)
     first = pipeline.end_to_end(audio, training=False).numpy()
     second = pipeline.end_to_end(audio, training=False).numpy()
@@ -287,7 +288,7 @@ def test_training_is_reproducible_with_a_seed(tiny, tmp_path):
         manifest = data_stage.load_manifest(recipe.data.manifest)
         chunks = {"train": data_stage.decode_chunks(manifest.partition("train"), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero")}
         split = _splits(manifest, chunks)["train"]
-        pipeline = build_pipeline(recipe, num_outputs=5)
+        pipeline = build_pipeline(PipelineSpec.of(recipe), num_outputs=5)
         result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / f"r{run}").fit(split, None, recipe_hash=point.hash)
         histories.append((result.history[0]["loss"], [w.copy() for w in pipeline.head.get_weights()]))
     assert histories[0][0] == pytest.approx(histories[1][0], rel=1e-5)
@@ -315,7 +316,7 @@ def test_early_stopping_ends_a_phase(tiny, tmp_path):
     manifest = data_stage.load_manifest(recipe.data.manifest)
     chunks = {p: data_stage.decode_chunks(manifest.partition(p), sample_rate=16000, chunk_seconds=0.5, hop_seconds=0.25, pad_mode="zero") for p in ("train", "devel")}
     splits = _splits(manifest, chunks)
-    pipeline = build_pipeline(recipe, num_outputs=5)
+    pipeline = build_pipeline(PipelineSpec.of(recipe), num_outputs=5)
     result = trainer_for(recipe, pipeline=pipeline, run_dir=tmp_path / "es").fit(splits["train"], splits["devel"], recipe_hash=point.hash)
     scores = [h["devel_score"] for h in result.history]
     assert len(result.history) < 6  # stopped early: a tiny lr cannot keep improving devel UAR
@@ -369,7 +370,7 @@ def test_head_that_cannot_do_the_task_is_named(tiny):
 
     [point] = load_recipe(tiny, overrides=["model.head.name=regression"])
     with pytest.raises(RecipeError, match="head 'regression' supports regression, but data.task is 'classification'"):
-        build_pipeline(point.recipe, num_outputs=5)
+        build_pipeline(PipelineSpec.of(point.recipe), num_outputs=5)
 
 
 def test_compare_writes_one_row_per_backbone(tiny, tmp_path):

@@ -297,9 +297,12 @@ def test_float16_storage_is_negligible_for_the_front_end(cache, items):
     """The images the model sees from float16-stored chunks equal those of float32 chunks to a small
     fraction of one colour step (0-255), also for quiet chunks (the front-end peak-normalises)."""
     from dsplug.pipeline import build_frontend
+    from dsplug.recipe.spec import PipelineSpec
     from dsplug.workflows.run import default_recipe
 
-    layer = build_frontend(default_recipe(), size=(224, 224))
+    recipe = default_recipe()
+    recipe.frontend.image_size = [224, 224]
+    layer = build_frontend(PipelineSpec.of(recipe))
     config = _config(chunk_seconds=1.0, hop_seconds=0.5)
     exact = data.decode_for(items, config=config).audio
     stored = data.decode_for(items, config=config, storage="disk")

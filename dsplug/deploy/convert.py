@@ -34,7 +34,7 @@ from dsplug.deploy.quantize import (
     representative_audio,
 )
 from dsplug.errors import ExportError
-from dsplug.recipe.schema import Recipe
+from dsplug.recipe.spec import PipelineSpec
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def convert(
 
 
 def model_metadata(
-    recipe: Recipe,
+    spec: PipelineSpec,
     *,
     classes: Sequence[str],
     recipe_hash: str,
@@ -196,17 +196,16 @@ def model_metadata(
     pruning: Mapping[str, Any] | None = None,
     qat: Mapping[str, Any] | None = None,
 ) -> ModelMetadata:
-    """The metadata of a model exported from a run of ``recipe``.
+    """The metadata of a model built from ``spec`` (:attr:`dsplug.pipeline.Pipeline.spec`).
 
     ``quantize`` names the mode; ``pruning`` is ``None`` or
     :meth:`dsplug.deploy.prune.PruneResult.summary`; ``qat`` is ``None`` or the
     :meth:`dsplug.deploy.qat.QatResult.summary` of a ``qat`` model.
     """
-    data = recipe.data
     return ModelMetadata.for_model(
-        name=recipe.name, task=data.task, classes=classes, sample_rate=data.sample_rate,
-        chunk_seconds=data.chunk_seconds, hop_seconds=data.hop_seconds, pad_mode=data.pad_mode,
-        backbone=recipe.model.backbone.name, recipe_hash=recipe_hash, quantize=quantize, pruning=pruning, qat=qat,
+        name=spec.name, task=spec.task, classes=classes, sample_rate=spec.sample_rate,
+        chunk_seconds=spec.chunk_seconds, hop_seconds=spec.hop_seconds, pad_mode=spec.pad_mode,
+        backbone=spec.backbone_name, recipe_hash=recipe_hash, quantize=quantize, pruning=pruning, qat=qat,
     )
 
 

@@ -211,7 +211,7 @@ def _write_models(folder: Path, trained: TrainedRun, *, sources: Sequence[_Sourc
             for mode in modes:
                 name = RunDir.model_file(mode, pruned=source.pruned)
                 meta = model_metadata(
-                    trained.recipe, classes=trained.classes, recipe_hash=trained.point.hash, quantize=mode,  # type: ignore[arg-type]
+                    trained.pipeline.spec, classes=trained.classes, recipe_hash=trained.point.hash, quantize=mode,  # type: ignore[arg-type]
                     pruning=source.pruning, qat=source.qat.summary() if mode == "qat" and source.qat is not None else None,
                 )
                 written[name] = export_model(

@@ -5,7 +5,9 @@ checks the recipe against the installed plugins and this machine, as the run wou
 decoding: the head can do the task, the backbone takes the images (``frontend.image_size``
 against its smallest input) or the audio (sample rate, no taps, no image augmentation), the
 requested weights can be resolved without downloading anything (a ``.pth`` file is read and
-checked), and named taps exist. ``dsplug validate`` and ``dsplug run`` call :func:`preflight`.
+checked), and named taps exist. The first half is deriving the model's
+:class:`~dsplug.recipe.spec.PipelineSpec`, as the model builder does. ``dsplug validate`` and
+``dsplug run`` call :func:`preflight`.
 
 Examples
 --------
@@ -19,14 +21,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
 
-from dsplug import registry
+from dsplug.errors import DsplugError, RecipeError
 from dsplug.plugin import Backbone
-from dsplug.errors import DsplugError, RecipeError, TaskNotSupported
-from dsplug.recipe.loader import plugin_options
 from dsplug.recipe.schema import Recipe
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.weights import check_weights
 
 __all__ = ["preflight"]
@@ -39,21 +39,6 @@ def _named(source: str) -> Iterator[None]:
         yield
     except DsplugError as err:
         raise type(err)(f"{source}: {err}") from err
-
-
-def check_head_task(head: type[Any], *, name: str, task: str) -> None:
-    """Refuse a head that cannot do the recipe's task.
-
-    Raises
-    ------
-    TaskNotSupported
-        Naming the head, the tasks it supports and the recipe's task.
-    """
-    if task not in head.tasks:
-        raise TaskNotSupported(
-            f"model.head.name: head {name!r} supports {', '.join(head.tasks)}, but data.task is {task!r}; "
-            "choose another head (e.g. 'regression' for regression, 'linear' or 'mlp' for classification)"
-        )
 
 
 def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
@@ -82,19 +67,10 @@ def preflight(recipe: Recipe, *, source: str = "recipe") -> list[str]:
         ``.pth`` file is damaged, oversized or refused.
     """
     with _named(source):
-        model = recipe.model
-        head = registry.load("heads", model.head.name)
-        check_head_task(head, name=model.head.name, task=recipe.data.task)
-        cls = registry.load("backbones", model.backbone.name)
-        backbone = cls(options=plugin_options(cls, model.backbone, key="model.backbone"))
-        shape = _input_shape(recipe, backbone)
-        weights = model.backbone.weights
-        note = check_weights(
-            backbone, None if weights.lower() == "none" else weights, input_shape=shape,
-            weights_dir=model.backbone.weights_dir,
-        )
-        if isinstance(model.taps, list):
-            _check_taps(backbone, model.taps, name=model.backbone.name, input_shape=shape)
+        spec = PipelineSpec.of(recipe)
+        note = check_weights(spec.backbone, spec.weights, input_shape=spec.input_shape, weights_dir=spec.weights_dir)
+        if isinstance(spec.taps, list):
+            _check_taps(spec.backbone, spec.taps, name=spec.backbone_name, input_shape=spec.input_shape)
         if recipe.data.cache_dir is not None:
             _check_cache_dir(recipe.data.cache_dir)
     return [f"model.backbone.weights: {note}"]
@@ -108,35 +84,6 @@ def _check_cache_dir(path: str) -> None:
         raise RecipeError(f"data.cache_dir: {path!r} is not a folder (a file or a device); give a folder for the decoded chunks")
     if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
         raise RecipeError(f"data.cache_dir: {path!r} cannot be created or written ({str(existing)!r}); give a writable folder")
-
-
-def _input_shape(recipe: Recipe, backbone: Backbone) -> tuple[int, ...]:
-    """What the backbone is built for: ``(samples,)`` or ``(height, width, 3)``; refuses what it cannot take."""
-    name = recipe.model.backbone.name
-    if backbone.input_kind == "audio":
-        rate = recipe.data.sample_rate
-        if backbone.sample_rate and backbone.sample_rate != rate:
-            raise RecipeError(
-                f"data.sample_rate: backbone {name!r} expects {backbone.sample_rate} Hz audio, the recipe "
-                f"gives {rate}; set data.sample_rate: {backbone.sample_rate}"
-            )
-        if recipe.model.taps != "last":
-            raise RecipeError(f"model.taps: {recipe.model.taps!r} needs an image backbone; {name!r} takes raw audio: set model.taps: last")
-        augment = recipe.augment
-        if recipe.train.method == "finetune" and augment.policy != "none" and augment.methods:
-            raise RecipeError(
-                f"augment.methods: image augmentations ({', '.join(m.name for m in augment.methods)}) do not "
-                f"apply to {name!r}, which takes raw audio; set augment.policy: none"
-            )
-        integer = [mode for mode in recipe.export.quantize if mode in ("int8", "qat")]
-        if integer:
-            raise RecipeError(
-                f"export.quantize: {integer[0]} (full-integer conversion) of the raw-audio backbone {name!r} crashes "
-                "TensorFlow 2.21's converter; use dynamic (int8 weights) or float16"
-            )
-        return (int(round(recipe.data.chunk_seconds * rate)),)
-    height, width = recipe.frontend.image_size or backbone.input_size
-    return backbone.image_shape((int(height), int(width), 3), name=name)
 
 
 def _check_taps(backbone: Backbone, taps: list[str], *, name: str, input_shape: tuple[int, ...]) -> None:

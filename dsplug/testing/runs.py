@@ -70,8 +70,9 @@ def recipe_pipeline(recipe: str | os.PathLike[str], *, overrides: Sequence[str] 
         With ``end_to_end`` (audio in, outputs out), ``frontend``, ``backbone``, ``head``.
     """
     from dsplug.pipeline import build_pipeline
+    from dsplug.recipe.spec import PipelineSpec
 
-    return build_pipeline(_point(recipe, overrides).recipe, num_outputs=num_outputs)
+    return build_pipeline(PipelineSpec.of(_point(recipe, overrides).recipe), num_outputs=num_outputs)
 
 
 def tflite(model: Any, *, samples: int) -> bytes:

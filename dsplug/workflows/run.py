@@ -24,6 +24,7 @@ from dsplug.distribute import chief_from_environment
 from dsplug.errors import DataError, RecipeError, RunError
 from dsplug.recipe.loader import RecipePoint, load_recipe
 from dsplug.recipe.preflight import preflight
+from dsplug.recipe.spec import PipelineSpec
 from dsplug.task import Task
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def trainer_for(recipe: Any, *, pipeline: Any, run_dir: str | Path, progress: An
     """
     from dsplug import registry
     from dsplug.augment.policy import SapAugmentPolicy
-    from dsplug.pipeline import plugin_options
+    from dsplug.recipe.loader import plugin_options
     from dsplug.train import Trainer
 
     aug = recipe.augment
@@ -329,10 +330,11 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
 
     recipe = point.recipe
     task = recipe.data.task
+    spec = PipelineSpec.of(recipe)
     if recipe.train.method == "probe":
         from dsplug.train import probe
 
-        pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
+        pipeline = build_pipeline(spec, num_outputs=max(len(classes), 1))
         groups = {name: np.array([item.group or str(item.path) for item in chunks[name].files]) for name in chunks}
         fit = probe.fit_head(
             pipeline, train=splits["train"], devel=splits.get("devel"), groups=groups, config=recipe.train.probe,
@@ -356,7 +358,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
     if strategy.num_replicas_in_sync > 1:
         reporter.info(f"data parallel: {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__}), global batch {recipe.train.batch_size * strategy.num_replicas_in_sync}")
     with precision(recipe.train.mixed_precision), strategy.scope():
-        pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
+        pipeline = build_pipeline(spec, num_outputs=max(len(classes), 1))
     trainer = trainer_for(recipe, pipeline=pipeline, run_dir=run_dir, progress=reporter.progress, strategy=strategy)
     with precision(recipe.train.mixed_precision):
         result = trainer.fit(train_split, devel_split, recipe_hash=point.hash)
@@ -368,7 +370,7 @@ def _fit(point: RecipePoint, *, splits: dict[str, Any], chunks: dict[str, Any], 
         if not chief_from_environment():
             reporter.info("worker done: the chief writes the run directory")
             return None
-        pipeline = build_pipeline(recipe, num_outputs=max(len(classes), 1))
+        pipeline = build_pipeline(spec, num_outputs=max(len(classes), 1))
         pipeline.end_to_end.set_weights(weights)
     write_history(run_dir / "history.csv", result.history)
     if result.history:
@@ -449,7 +451,7 @@ def _export(point: RecipePoint, *, pipeline: Any, splits: dict[str, Any], classe
         exported = deploy.export_run(run, config=wanted, progress=reporter.progress)
         reporter.info("exported " + ", ".join(f"{name} ({info['bytes'] / 1e6:.1f} MB)" for name, info in exported["models"].items()))
         return exported
-    meta = deploy.model_metadata(recipe, classes=classes, recipe_hash=point.hash)
+    meta = deploy.model_metadata(pipeline.spec, classes=classes, recipe_hash=point.hash)
     exported = deploy.export_model(pipeline.end_to_end, path=run / RunDir.TFLITE_MODEL, meta=meta)
     check = splits.get("devel") or splits["train"]
     sample = check.source.read(np.arange(min(len(check), 64)))
@@ -528,7 +530,7 @@ def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | 
     from dsplug.audio import HOST_PAD_MODE, chunk_signal, load_audio
     from dsplug.errors import AudioError
     from dsplug.frontend.plot import plot_images
-    from dsplug.pipeline import build_frontend, image_size, load_backbone, pad_layer
+    from dsplug.pipeline import build_frontend, pad_layer
 
     data = recipe.data
     signal = load_audio(audio, sample_rate=data.sample_rate)
@@ -539,8 +541,8 @@ def plot_audio(audio: str | Path, *, recipe: Any, out: str | Path, chunk: int | 
     index = list(range(len(chunks.frames))) if grid else [chunk or 0]
     if index[-1] >= len(chunks.frames) or index[0] < 0:
         raise AudioError(f"{audio}: --chunk {chunk} is out of range; the file has {len(chunks.frames)} chunk(s) (0..{len(chunks.frames) - 1})")
-    layer = build_frontend(recipe, size=image_size(recipe, load_backbone(recipe)))
-    images = layer(pad_layer(recipe)(tf.constant(chunks.frames[index]))).numpy()
+    spec = PipelineSpec.of(recipe)
+    images = build_frontend(spec)(pad_layer(spec)(tf.constant(chunks.frames[index]))).numpy()
     return plot_images(
         images, starts=chunks.starts[index], chunk_seconds=data.chunk_seconds, sample_rate=data.sample_rate,
         fmin=recipe.frontend.fmin, fmax=recipe.frontend.fmax, n_mels=recipe.frontend.n_mels,
